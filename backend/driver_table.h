@@ -1,0 +1,151 @@
+// DriverTable: the CUDA driver functions a worker executes, as pointers with
+// the exact signatures of cuda.h.
+//
+// This is the Backend interface. The `cuda` backend fills it from the real
+// driver (dlopen + cuGetProcAddress); the `sim` backend fills it with its own
+// host-memory implementations. A null entry means the backend does not
+// implement that function; the worker then answers CUDA_ERROR_NOT_SUPPORTED.
+//
+// Names are the real exported (versioned) symbols, e.g. cuMemAlloc_v2.
+// To add a function: add an X() line here, then implement it in sim/.
+#pragma once
+
+#include <cuda.h>
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+#define RGPU_DRIVER_FUNCTIONS(X)                      \
+  /* init, version, devices */                        \
+  X(cuInit)                                           \
+  X(cuDriverGetVersion)                               \
+  X(cuDeviceGet)                                      \
+  X(cuDeviceGetCount)                                 \
+  X(cuDeviceGetName)                                  \
+  X(cuDeviceGetUuid_v2)                               \
+  X(cuDeviceTotalMem_v2)                              \
+  X(cuDeviceGetAttribute)                             \
+  X(cuDeviceGetPCIBusId)                              \
+  /* contexts */                                      \
+  X(cuDevicePrimaryCtxRetain)                         \
+  X(cuDevicePrimaryCtxRelease_v2)                     \
+  X(cuDevicePrimaryCtxReset_v2)                       \
+  X(cuDevicePrimaryCtxSetFlags_v2)                    \
+  X(cuDevicePrimaryCtxGetState)                       \
+  X(cuCtxCreate_v4)                                   \
+  X(cuCtxDestroy_v2)                                  \
+  X(cuCtxSetCurrent)                                  \
+  X(cuCtxGetCurrent)                                  \
+  X(cuCtxSynchronize)                                 \
+  X(cuCtxSetLimit)                                    \
+  X(cuCtxGetLimit)                                    \
+  X(cuCtxGetStreamPriorityRange)                      \
+  X(cuCtxSetCacheConfig)                              \
+  X(cuCtxGetCacheConfig)                              \
+  X(cuCtxGetFlags)                                    \
+  /* memory */                                        \
+  X(cuMemAlloc_v2)                                    \
+  X(cuMemAllocPitch_v2)                               \
+  X(cuMemFree_v2)                                     \
+  X(cuMemGetInfo_v2)                                  \
+  X(cuMemGetAddressRange_v2)                          \
+  X(cuMemcpyHtoD_v2)                                  \
+  X(cuMemcpyDtoH_v2)                                  \
+  X(cuMemcpyDtoD_v2)                                  \
+  X(cuMemcpyHtoDAsync_v2)                             \
+  X(cuMemcpyDtoHAsync_v2)                             \
+  X(cuMemcpyDtoDAsync_v2)                             \
+  X(cuMemcpy2D_v2)                                    \
+  X(cuMemcpy2DUnaligned_v2)                           \
+  X(cuMemcpy2DAsync_v2)                               \
+  X(cuMemcpy3D_v2)                                    \
+  X(cuMemcpy3DAsync_v2)                               \
+  X(cuMemsetD8_v2)                                    \
+  X(cuMemsetD16_v2)                                   \
+  X(cuMemsetD32_v2)                                   \
+  X(cuMemsetD2D8_v2)                                  \
+  X(cuMemsetD2D16_v2)                                 \
+  X(cuMemsetD2D32_v2)                                 \
+  X(cuMemsetD8Async)                                  \
+  X(cuMemsetD16Async)                                 \
+  X(cuMemsetD32Async)                                 \
+  X(cuMemsetD2D8Async)                                \
+  X(cuMemsetD2D16Async)                               \
+  X(cuMemsetD2D32Async)                               \
+  /* streams */                                       \
+  X(cuStreamCreate)                                   \
+  X(cuStreamCreateWithPriority)                       \
+  X(cuStreamDestroy_v2)                               \
+  X(cuStreamSynchronize)                              \
+  X(cuStreamQuery)                                    \
+  X(cuStreamWaitEvent)                                \
+  X(cuStreamGetPriority)                              \
+  X(cuStreamGetFlags)                                 \
+  /* events */                                        \
+  X(cuEventCreate)                                    \
+  X(cuEventDestroy_v2)                                \
+  X(cuEventRecord)                                    \
+  X(cuEventRecordWithFlags)                           \
+  X(cuEventSynchronize)                               \
+  X(cuEventQuery)                                     \
+  X(cuEventElapsedTime_v2)                            \
+  /* modules, libraries, functions, kernels */        \
+  X(cuModuleLoadData)                                 \
+  X(cuModuleLoadDataEx)                               \
+  X(cuModuleLoadFatBinary)                            \
+  X(cuModuleUnload)                                   \
+  X(cuModuleGetFunction)                              \
+  X(cuModuleGetGlobal_v2)                             \
+  X(cuLibraryLoadData)                                \
+  X(cuLibraryUnload)                                  \
+  X(cuLibraryGetKernel)                               \
+  X(cuLibraryGetModule)                               \
+  X(cuLibraryGetGlobal)                               \
+  X(cuKernelGetFunction)                              \
+  X(cuKernelGetAttribute)                             \
+  X(cuKernelSetAttribute)                             \
+  X(cuKernelGetParamInfo)                             \
+  X(cuKernelGetName)                                  \
+  X(cuFuncGetAttribute)                               \
+  X(cuFuncSetAttribute)                               \
+  X(cuFuncSetCacheConfig)                             \
+  X(cuFuncGetParamInfo)                               \
+  X(cuFuncGetName)                                    \
+  /* launch and occupancy */                          \
+  X(cuLaunchKernel)                                   \
+  X(cuLaunchKernelEx)                                 \
+  X(cuOccupancyMaxActiveBlocksPerMultiprocessor)      \
+  X(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags) \
+  X(cuOccupancyAvailableDynamicSMemPerBlock)          \
+  /* errors */                                        \
+  X(cuGetErrorName)                                   \
+  X(cuGetErrorString)
+
+namespace rgpu::backend {
+
+struct DriverTable {
+#define RGPU_DECLARE_ENTRY(name) decltype(&::name) name = nullptr;
+  RGPU_DRIVER_FUNCTIONS(RGPU_DECLARE_ENTRY)
+#undef RGPU_DECLARE_ENTRY
+};
+
+// Number of entries and their names, in X() order (for logs and coverage).
+int DriverTableSize();
+const char* DriverTableName(int index);
+// The entry at `index` as an untyped pointer (null when not implemented).
+void* DriverTableEntry(const DriverTable& t, int index);
+
+struct BackendOptions {
+  std::string kind;         // "cuda" or "sim"
+  std::string driver_path;  // cuda: the real libcuda.so.1 (empty: search)
+  std::string profile_path; // sim: the recorded device profile (JSON)
+  int sim_gpus = 1;         // sim: how many identical devices
+};
+
+// Loads a backend into `table`. On failure the table is left empty and the
+// Status says why ("cuda: dlopen /usr/lib/libcuda.so.1: ...").
+Status LoadBackend(const BackendOptions& options, DriverTable* table);
+
+}  // namespace rgpu::backend
