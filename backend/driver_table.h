@@ -45,6 +45,7 @@
   X(cuCtxSetCacheConfig)                              \
   X(cuCtxGetCacheConfig)                              \
   X(cuCtxGetFlags)                                    \
+  X(cuCtxGetDevice)                                    \
   /* memory */                                        \
   X(cuMemAlloc_v2)                                    \
   X(cuMemAllocPitch_v2)                               \

@@ -1,0 +1,369 @@
+// Exported driver functions: copies and memsets in every direction.
+//
+// Host->device data is copied into the request at the call, so the caller
+// may reuse its buffer at once (what CUDA guarantees for pageable memory).
+// Device->host data comes back in replies; asynchronous ones are written into
+// the caller's buffer by the receiver thread before any later reply is
+// handled, so a later synchronisation sees them. Transfers above the frame
+// limit are split into kMaxChunk pieces, pipelined on the link.
+#include <cstring>
+#include <memory>
+
+#include "client/api_common.h"
+#include "client/unsupported.h"
+#include "proto/frame.h"
+
+using namespace rgpu::client;
+namespace proto = rgpu::proto;
+
+namespace {
+
+constexpr uint64_t kChunk = proto::kMaxChunk;
+
+// Resolves the stream and context a copy runs in.
+CUresult Target(ClientState* s, CUstream h, bool per_thread, CtxObj** ctx, uint64_t* stream) {
+  if (!WireStream(s, h, per_thread, stream)) return CUDA_ERROR_INVALID_HANDLE;
+  *ctx = s->Current();
+  if (StreamObj* so = s->FindStream(h)) *ctx = so->ctx;
+  return *ctx == nullptr ? CUDA_ERROR_INVALID_CONTEXT : CUDA_SUCCESS;
+}
+
+bool IsDevice(ClientState* s, CUdeviceptr p, uint64_t n) {
+  CUdeviceptr base = 0;
+  uint64_t size = 0;
+  return s->FindAllocation(p, &base, &size) && p - base <= size && n <= size - (p - base);
+}
+
+CUresult HtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdeviceptr dst,
+              const void* src, uint64_t n) {
+  if (n == 0) return CUDA_SUCCESS;
+  if (src == nullptr || !IsDevice(s, dst, n)) return CUDA_ERROR_INVALID_VALUE;
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (uint64_t off = 0; off < n; off += kChunk) {
+    uint64_t len = std::min(kChunk, n - off);
+    proto::MemcpyHtoDReq req{c->id, stream, static_cast<uint8_t>(async), dst + off,
+                             std::span<const uint8_t>(p + off, len)};
+    CUresult r = Post(s, proto::CallId::kMemcpyHtoD, req);
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return CUDA_SUCCESS;
+}
+
+// Shared by the chunks of one device->host copy: the first failure wins.
+struct DtoHState {
+  std::atomic<int> error{0};
+};
+
+CUresult DtoH(ClientState* s, CtxObj* c, uint64_t stream, bool async, void* dst, CUdeviceptr src,
+              uint64_t n) {
+  if (n == 0) return CUDA_SUCCESS;
+  if (dst == nullptr || !IsDevice(s, src, n)) return CUDA_ERROR_INVALID_VALUE;
+  auto* out = static_cast<uint8_t*>(dst);
+  auto state = std::make_shared<DtoHState>();
+  for (uint64_t off = 0; off < n; off += kChunk) {
+    uint64_t len = std::min(kChunk, n - off);
+    proto::MemcpyDtoHReq req{c->id, stream, static_cast<uint8_t>(async), src + off, len};
+    bool last = off + len >= n;
+    if (last && !async) {
+      proto::MemcpyDtoHRep rep;
+      CUresult r = Sync(s, proto::CallId::kMemcpyDtoH, req, &rep);
+      if (r == CUDA_SUCCESS && rep.data.size() != len) r = CUDA_ERROR_UNKNOWN;
+      if (r == CUDA_SUCCESS) memcpy(out + off, rep.data.data(), len);
+      int earlier = state->error.load();
+      return earlier != 0 ? static_cast<CUresult>(earlier) : r;
+    }
+    auto done = [s, state, target = out + off, len](const Reply& reply) {
+      proto::Reader r(reply.payload);
+      proto::MemcpyDtoHRep rep;
+      int err = reply.cu;
+      if (err == 0 && (!proto::Decode(r, &rep).ok() || rep.data.size() != len)) err = CUDA_ERROR_UNKNOWN;
+      if (err == 0) {
+        memcpy(target, rep.data.data(), len);
+      } else {
+        int expected = 0;
+        state->error.compare_exchange_strong(expected, err);
+        s->RecordAsyncError(err, "cuMemcpyDtoHAsync");
+      }
+    };
+    CUresult r = ToCu(s->conn().Post(proto::CallId::kMemcpyDtoH, req, done));
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult DtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdeviceptr dst,
+              CUdeviceptr src, uint64_t n) {
+  if (n == 0) return CUDA_SUCCESS;
+  if (!IsDevice(s, dst, n) || !IsDevice(s, src, n)) return CUDA_ERROR_INVALID_VALUE;
+  return Post(s, proto::CallId::kMemcpyDtoD,
+              proto::MemcpyDtoDReq{c->id, stream, static_cast<uint8_t>(async), dst, src, n});
+}
+
+// cuMemcpy / cuMemcpyAsync: the direction comes from which side this client
+// allocated on the device (unified addressing).
+CUresult Unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h, bool async, bool per_thread) {
+  RGPU_STATE_OR_RETURN(s);
+  CtxObj* c = nullptr;
+  uint64_t stream = 0;
+  CUresult r = Target(s, h, per_thread, &c, &stream);
+  if (r != CUDA_SUCCESS) return r;
+  bool d_dev = IsDevice(s, dst, n), s_dev = IsDevice(s, src, n);
+  if (d_dev && s_dev) return DtoD(s, c, stream, async, dst, src, n);
+  if (d_dev) return HtoD(s, c, stream, async, dst, reinterpret_cast<const void*>(src), n);
+  if (s_dev) return DtoH(s, c, stream, async, reinterpret_cast<void*>(dst), src, n);
+  if (n == 0) return CUDA_SUCCESS;
+  // Host to host: the driver does it with a CPU copy, ordered on the stream.
+  if (async) {
+    r = Sync(s, proto::CallId::kStreamSynchronize, proto::StreamSynchronizeReq{c->id, stream});
+    if (r != CUDA_SUCCESS) return r;
+  }
+  memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), n);
+  return CUDA_SUCCESS;
+}
+
+CUresult Memset(CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem, size_t width,
+                size_t height, CUstream h, bool async, bool per_thread) {
+  RGPU_STATE_OR_RETURN(s);
+  CtxObj* c = nullptr;
+  uint64_t stream = 0;
+  CUresult r = Target(s, h, per_thread, &c, &stream);
+  if (r != CUDA_SUCCESS) return r;
+  if (width == 0 || height == 0) return CUDA_SUCCESS;
+  uint64_t extent = height > 1 ? pitch * (height - 1) + width * elem : width * elem;
+  if ((height > 1 && pitch < width * elem) || !IsDevice(s, dst, extent)) return CUDA_ERROR_INVALID_VALUE;
+  if (dst % elem != 0) return CUDA_ERROR_INVALID_VALUE;
+  return Post(s, proto::CallId::kMemset,
+              proto::MemsetReq{c->id, stream, static_cast<uint8_t>(async), dst, pitch, value, elem,
+                               width, height});
+}
+
+// One side of a 3D copy, as the driver describes it.
+struct Side {
+  CUmemorytype type;
+  const uint8_t* host;
+  CUdeviceptr dev;
+  size_t x, y, z, pitch, height;
+};
+
+CUresult Copy3D(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread) {
+  RGPU_STATE_OR_RETURN(s);
+  CtxObj* ctx = nullptr;
+  uint64_t stream = 0;
+  CUresult r = Target(s, h, per_thread, &ctx, &stream);
+  if (r != CUDA_SUCCESS) return r;
+  if (c.srcMemoryType == CU_MEMORYTYPE_ARRAY || c.dstMemoryType == CU_MEMORYTYPE_ARRAY)
+    return ReportUnsupported("cuMemcpy2D/3D with CUDA arrays");
+  Side src{c.srcMemoryType, static_cast<const uint8_t*>(c.srcHost), c.srcDevice, c.srcXInBytes,
+           c.srcY, c.srcZ, c.srcPitch, c.srcHeight};
+  Side dst{c.dstMemoryType, static_cast<uint8_t*>(c.dstHost), c.dstDevice, c.dstXInBytes,
+           c.dstY, c.dstZ, c.dstPitch, c.dstHeight};
+  for (Side* side : {&src, &dst}) {
+    if (side->type == CU_MEMORYTYPE_UNIFIED) {
+      bool dev = IsDevice(s, side->dev, 1);
+      side->type = dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+      if (!dev) side->host = reinterpret_cast<const uint8_t*>(side->dev);
+    }
+    if (side->type != CU_MEMORYTYPE_HOST && side->type != CU_MEMORYTYPE_DEVICE)
+      return CUDA_ERROR_INVALID_VALUE;
+    if (side->type == CU_MEMORYTYPE_HOST && side->host == nullptr) return CUDA_ERROR_INVALID_VALUE;
+    if (side->height == 0) side->height = c.Height;
+    if (c.Height > 1 && side->pitch < c.WidthInBytes + side->x) return CUDA_ERROR_INVALID_VALUE;
+    if (c.Height <= 1 && side->pitch == 0) side->pitch = c.WidthInBytes + side->x;
+  }
+  size_t width = c.WidthInBytes, height = c.Height ? c.Height : 1, depth = c.Depth ? c.Depth : 1;
+  if (width == 0) return CUDA_SUCCESS;
+  auto host_row = [&](const Side& sd, size_t y, size_t z) {
+    return sd.host + (sd.z + z) * sd.pitch * sd.height + (sd.y + y) * sd.pitch + sd.x;
+  };
+  if (src.type == CU_MEMORYTYPE_HOST && dst.type == CU_MEMORYTYPE_HOST) {
+    for (size_t z = 0; z < depth; ++z)
+      for (size_t y = 0; y < height; ++y)
+        memmove(const_cast<uint8_t*>(host_row(dst, y, z)), host_row(src, y, z), width);
+    return CUDA_SUCCESS;
+  }
+  size_t rows_per_chunk = std::max<size_t>(1, kChunk / width);
+  if (width > kChunk) return ReportUnsupported("cuMemcpy2D/3D rows over 64 MiB");
+  std::vector<uint8_t> packed;
+  for (size_t z = 0; z < depth; ++z) {
+    for (size_t y0 = 0; y0 < height; y0 += rows_per_chunk) {
+      size_t rows = std::min(rows_per_chunk, height - y0);
+      proto::Memcpy3DReq req{};
+      req.ctx = ctx->id;
+      req.stream = stream;
+      req.is_async = async;
+      req.width_bytes = width;
+      req.height = rows;
+      req.depth = 1;
+      req.src_type = src.type;
+      req.dst_type = dst.type;
+      if (src.type == CU_MEMORYTYPE_DEVICE) {
+        req.src_dev = src.dev;
+        req.src_x = src.x;
+        req.src_y = src.y + y0;
+        req.src_z = src.z + z;
+        req.src_pitch = src.pitch;
+        req.src_height = src.height;
+      } else {
+        packed.resize(rows * width);
+        for (size_t y = 0; y < rows; ++y) memcpy(&packed[y * width], host_row(src, y0 + y, z), width);
+        req.data = packed;
+      }
+      if (dst.type == CU_MEMORYTYPE_DEVICE) {
+        req.dst_dev = dst.dev;
+        req.dst_x = dst.x;
+        req.dst_y = dst.y + y0;
+        req.dst_z = dst.z + z;
+        req.dst_pitch = dst.pitch;
+        req.dst_height = dst.height;
+        r = Post(s, proto::CallId::kMemcpy3D, req);
+        // Memcpy3D is a sync call on the wire (it may return data); posting
+        // with a completion keeps it ordered without waiting here.
+      } else {
+        proto::Memcpy3DRep rep;
+        r = Sync(s, proto::CallId::kMemcpy3D, req, &rep);
+        if (r == CUDA_SUCCESS && rep.data.size() != rows * width) r = CUDA_ERROR_UNKNOWN;
+        if (r == CUDA_SUCCESS)
+          for (size_t y = 0; y < rows; ++y)
+            memcpy(const_cast<uint8_t*>(host_row(dst, y0 + y, z)), &rep.data[y * width], width);
+      }
+      if (r != CUDA_SUCCESS) return r;
+    }
+  }
+  return CUDA_SUCCESS;
+}
+
+CUDA_MEMCPY3D From2D(const CUDA_MEMCPY2D& p) {
+  CUDA_MEMCPY3D c{};
+  c.srcXInBytes = p.srcXInBytes;
+  c.srcY = p.srcY;
+  c.srcMemoryType = p.srcMemoryType;
+  c.srcHost = p.srcHost;
+  c.srcDevice = p.srcDevice;
+  c.srcArray = p.srcArray;
+  c.srcPitch = p.srcPitch;
+  c.dstXInBytes = p.dstXInBytes;
+  c.dstY = p.dstY;
+  c.dstMemoryType = p.dstMemoryType;
+  c.dstHost = p.dstHost;
+  c.dstDevice = p.dstDevice;
+  c.dstArray = p.dstArray;
+  c.dstPitch = p.dstPitch;
+  c.WidthInBytes = p.WidthInBytes;
+  c.Height = p.Height;
+  c.Depth = 1;
+  c.srcHeight = p.Height;
+  c.dstHeight = p.Height;
+  return c;
+}
+
+CUresult Copy2D(const CUDA_MEMCPY2D* p, CUstream h, bool async, bool per_thread) {
+  if (p == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  return Copy3D(From2D(*p), h, async, per_thread);
+}
+
+#define RGPU_RESOLVE(s, h, pt, c, stream)                      \
+  RGPU_STATE_OR_RETURN(s);                                     \
+  CtxObj* c = nullptr;                                         \
+  uint64_t stream = 0;                                         \
+  if (CUresult _r = Target(s, h, pt, &c, &stream); _r != CUDA_SUCCESS) return _r
+
+}  // namespace
+
+extern "C" {
+
+// Host <-> device, device <-> device. Synchronous forms run on the legacy
+// stream (_ptds: the per-thread one).
+#define RGPU_COPY_FAMILY(SUFFIX, PT)                                                                 \
+  CUresult cuMemcpyHtoD_v2##SUFFIX(CUdeviceptr dst, const void* src, size_t n) {                     \
+    RGPU_RESOLVE(s, nullptr, PT, c, stream);                                                         \
+    return HtoD(s, c, stream, false, dst, src, n);                                                   \
+  }                                                                                                  \
+  CUresult cuMemcpyDtoH_v2##SUFFIX(void* dst, CUdeviceptr src, size_t n) {                           \
+    RGPU_RESOLVE(s, nullptr, PT, c, stream);                                                         \
+    return DtoH(s, c, stream, false, dst, src, n);                                                   \
+  }                                                                                                  \
+  CUresult cuMemcpyDtoD_v2##SUFFIX(CUdeviceptr dst, CUdeviceptr src, size_t n) {                     \
+    RGPU_RESOLVE(s, nullptr, PT, c, stream);                                                         \
+    return DtoD(s, c, stream, false, dst, src, n);                                                   \
+  }                                                                                                  \
+  CUresult cuMemcpy##SUFFIX(CUdeviceptr dst, CUdeviceptr src, size_t n) {                            \
+    return Unified(dst, src, n, nullptr, false, PT);                                                 \
+  }                                                                                                  \
+  CUresult cuMemcpy2D_v2##SUFFIX(const CUDA_MEMCPY2D* p) { return Copy2D(p, nullptr, false, PT); }   \
+  CUresult cuMemcpy2DUnaligned_v2##SUFFIX(const CUDA_MEMCPY2D* p) {                                  \
+    return Copy2D(p, nullptr, false, PT);                                                            \
+  }                                                                                                  \
+  CUresult cuMemcpy3D_v2##SUFFIX(const CUDA_MEMCPY3D* p) {                                           \
+    if (p == nullptr) return CUDA_ERROR_INVALID_VALUE;                                               \
+    return Copy3D(*p, nullptr, false, PT);                                                           \
+  }                                                                                                  \
+  CUresult cuMemsetD8_v2##SUFFIX(CUdeviceptr d, unsigned char v, size_t n) {                        \
+    return Memset(d, 0, v, 1, n, 1, nullptr, false, PT);                                             \
+  }                                                                                                  \
+  CUresult cuMemsetD16_v2##SUFFIX(CUdeviceptr d, unsigned short v, size_t n) {                      \
+    return Memset(d, 0, v, 2, n, 1, nullptr, false, PT);                                             \
+  }                                                                                                  \
+  CUresult cuMemsetD32_v2##SUFFIX(CUdeviceptr d, unsigned int v, size_t n) {                        \
+    return Memset(d, 0, v, 4, n, 1, nullptr, false, PT);                                             \
+  }                                                                                                  \
+  CUresult cuMemsetD2D8_v2##SUFFIX(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h) {  \
+    return Memset(d, p, v, 1, w, h, nullptr, false, PT);                                             \
+  }                                                                                                  \
+  CUresult cuMemsetD2D16_v2##SUFFIX(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h) { \
+    return Memset(d, p, v, 2, w, h, nullptr, false, PT);                                             \
+  }                                                                                                  \
+  CUresult cuMemsetD2D32_v2##SUFFIX(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h) {  \
+    return Memset(d, p, v, 4, w, h, nullptr, false, PT);                                             \
+  }
+
+#define RGPU_ASYNC_FAMILY(SUFFIX, PT)                                                                \
+  CUresult cuMemcpyHtoDAsync_v2##SUFFIX(CUdeviceptr dst, const void* src, size_t n, CUstream h) {    \
+    RGPU_RESOLVE(s, h, PT, c, stream);                                                               \
+    return HtoD(s, c, stream, true, dst, src, n);                                                    \
+  }                                                                                                  \
+  CUresult cuMemcpyDtoHAsync_v2##SUFFIX(void* dst, CUdeviceptr src, size_t n, CUstream h) {          \
+    RGPU_RESOLVE(s, h, PT, c, stream);                                                               \
+    return DtoH(s, c, stream, true, dst, src, n);                                                    \
+  }                                                                                                  \
+  CUresult cuMemcpyDtoDAsync_v2##SUFFIX(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {    \
+    RGPU_RESOLVE(s, h, PT, c, stream);                                                               \
+    return DtoD(s, c, stream, true, dst, src, n);                                                    \
+  }                                                                                                  \
+  CUresult cuMemcpyAsync##SUFFIX(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {           \
+    return Unified(dst, src, n, h, true, PT);                                                        \
+  }                                                                                                  \
+  CUresult cuMemcpy2DAsync_v2##SUFFIX(const CUDA_MEMCPY2D* p, CUstream h) {                          \
+    return Copy2D(p, h, true, PT);                                                                   \
+  }                                                                                                  \
+  CUresult cuMemcpy3DAsync_v2##SUFFIX(const CUDA_MEMCPY3D* p, CUstream h) {                          \
+    if (p == nullptr) return CUDA_ERROR_INVALID_VALUE;                                               \
+    return Copy3D(*p, h, true, PT);                                                                  \
+  }                                                                                                  \
+  CUresult cuMemsetD8Async##SUFFIX(CUdeviceptr d, unsigned char v, size_t n, CUstream h) {          \
+    return Memset(d, 0, v, 1, n, 1, h, true, PT);                                                    \
+  }                                                                                                  \
+  CUresult cuMemsetD16Async##SUFFIX(CUdeviceptr d, unsigned short v, size_t n, CUstream h) {        \
+    return Memset(d, 0, v, 2, n, 1, h, true, PT);                                                    \
+  }                                                                                                  \
+  CUresult cuMemsetD32Async##SUFFIX(CUdeviceptr d, unsigned int v, size_t n, CUstream h) {          \
+    return Memset(d, 0, v, 4, n, 1, h, true, PT);                                                    \
+  }                                                                                                  \
+  CUresult cuMemsetD2D8Async##SUFFIX(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t hh, \
+                                     CUstream h) {                                                   \
+    return Memset(d, p, v, 1, w, hh, h, true, PT);                                                   \
+  }                                                                                                  \
+  CUresult cuMemsetD2D16Async##SUFFIX(CUdeviceptr d, size_t p, unsigned short v, size_t w,          \
+                                      size_t hh, CUstream h) {                                       \
+    return Memset(d, p, v, 2, w, hh, h, true, PT);                                                   \
+  }                                                                                                  \
+  CUresult cuMemsetD2D32Async##SUFFIX(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t hh, \
+                                      CUstream h) {                                                  \
+    return Memset(d, p, v, 4, w, hh, h, true, PT);                                                   \
+  }
+
+RGPU_COPY_FAMILY(, false)
+RGPU_COPY_FAMILY(_ptds, true)
+RGPU_ASYNC_FAMILY(, false)
+RGPU_ASYNC_FAMILY(_ptsz, true)
+
+}  // extern "C"

@@ -1,0 +1,214 @@
+// Exported driver functions: kernel launches and occupancy.
+//
+// A launch is packed from the function's parameter layout (fetched once when
+// the function was resolved) and sent without waiting (DESIGN.md rule 2).
+// With CUDA_LAUNCH_BLOCKING=1 every launch waits for its stream and reports
+// its error at the launch, as the local driver does.
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "client/api_common.h"
+#include "client/unsupported.h"
+
+using namespace rgpu::client;
+namespace proto = rgpu::proto;
+
+namespace {
+
+bool LaunchBlocking() {
+  static const bool v = [] {
+    const char* e = getenv("CUDA_LAUNCH_BLOCKING");
+    return e != nullptr && strcmp(e, "1") == 0;
+  }();
+  return v;
+}
+
+// Packs kernelParams (or the `extra` buffer) at the layout's offsets.
+CUresult PackParams(const FuncObj* f, void** params, void** extra, std::vector<uint8_t>* out) {
+  out->assign(f->params_bytes, 0);
+  if (params != nullptr) {
+    for (size_t i = 0; i < f->params.size(); ++i) {
+      if (params[i] == nullptr) return CUDA_ERROR_INVALID_VALUE;
+      memcpy(out->data() + f->params[i].first, params[i], f->params[i].second);
+    }
+    return CUDA_SUCCESS;
+  }
+  if (extra != nullptr) {
+    const void* buf = nullptr;
+    size_t size = 0;
+    for (size_t i = 0; extra[i] != CU_LAUNCH_PARAM_END; i += 2) {
+      if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) buf = extra[i + 1];
+      else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) size = *static_cast<size_t*>(extra[i + 1]);
+      else return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (buf == nullptr || size < f->params_bytes) return CUDA_ERROR_INVALID_VALUE;
+    memcpy(out->data(), buf, f->params_bytes);
+    return CUDA_SUCCESS;
+  }
+  return f->params.empty() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                unsigned bz, unsigned shmem, CUstream h, void** params, void** extra,
+                const CUlaunchAttribute* attrs, unsigned nattrs, bool per_thread) {
+  RGPU_STATE_OR_RETURN(s);
+  FuncObj* f = s->FindFunc(fn);
+  if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  uint64_t stream = 0;
+  if (!WireStream(s, h, per_thread, &stream)) return CUDA_ERROR_INVALID_HANDLE;
+  CtxObj* c = s->Current();
+  if (StreamObj* so = s->FindStream(h)) c = so->ctx;
+  if (c == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
+  // Checks the driver makes at the call, so errors come back at once.
+  if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0) return CUDA_ERROR_INVALID_VALUE;
+  const auto& dev = s->device(c->device).attributes;
+  auto attr = [&](CUdevice_attribute a) { return static_cast<size_t>(a) < dev.size() ? dev[a] : 0; };
+  uint64_t threads = static_cast<uint64_t>(bx) * by * bz;
+  int max_threads = f->attrs.size() > CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK
+                        ? f->attrs[CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK]
+                        : attr(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK);
+  if (max_threads > 0 && threads > static_cast<uint64_t>(max_threads)) return CUDA_ERROR_INVALID_VALUE;
+  if ((attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X) > 0 && gx > static_cast<unsigned>(attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X))) ||
+      (attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y) > 0 && gy > static_cast<unsigned>(attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y))) ||
+      (attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z) > 0 && gz > static_cast<unsigned>(attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z))))
+    return CUDA_ERROR_INVALID_VALUE;
+
+  std::vector<uint8_t> packed;
+  CUresult r = PackParams(f, params, extra, &packed);
+  if (r != CUDA_SUCCESS) return r;
+  std::vector<uint8_t> attr_bytes;
+  if (nattrs > 0) {
+    if (attrs == nullptr || nattrs > 32) return CUDA_ERROR_INVALID_VALUE;
+    proto::Writer w(&attr_bytes);
+    w.U32(nattrs);
+    for (unsigned i = 0; i < nattrs; ++i) {
+      CUlaunchAttributeValue v = attrs[i].value;
+      if (attrs[i].id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT ||
+          attrs[i].id == CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT) {
+        // The worker knows events by id: put ours where the CUevent was.
+        CUevent e = attrs[i].id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT
+                        ? v.programmaticEvent.event
+                        : v.launchCompletionEvent.event;
+        EventObj* ev = s->FindEvent(e);
+        if (ev == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+        uint64_t id = ev->id;
+        memcpy(&v, &id, sizeof id);
+      }
+      w.U32(attrs[i].id);
+      w.Raw(&v, sizeof v);  // CUlaunchAttributeValue: same x86-64 layout on both ends
+    }
+  }
+  proto::LaunchKernelReq req{c->id, f->id, gx, gy, gz, bx, by, bz, shmem, stream, packed, attr_bytes};
+  r = Post(s, proto::CallId::kLaunchKernel, req);
+  if (r != CUDA_SUCCESS || !LaunchBlocking()) return r;
+  return Sync(s, proto::CallId::kStreamSynchronize, proto::StreamSynchronizeReq{c->id, stream});
+}
+
+CUresult LaunchEx(const CUlaunchConfig* config, CUfunction f, void** params, void** extra, bool pt) {
+  if (config == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  return Launch(f, config->gridDimX, config->gridDimY, config->gridDimZ, config->blockDimX,
+                config->blockDimY, config->blockDimZ, config->sharedMemBytes, config->hStream,
+                params, extra, config->attrs, config->numAttrs, pt);
+}
+
+// Occupancy answers depend only on (function, block size, shared memory,
+// flags): ask once, remember.
+CUresult MaxActiveBlocks(int* blocks, CUfunction fn, int block_size, size_t smem, unsigned flags) {
+  if (blocks == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  FuncObj* f = s->FindFunc(fn);
+  if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  static std::mutex mu;
+  static auto* cache = new std::map<std::tuple<uint64_t, int, size_t, unsigned>, int>;
+  auto key = std::make_tuple(f->id, block_size, smem, flags);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache->find(key);
+    if (it != cache->end()) {
+      *blocks = it->second;
+      return CUDA_SUCCESS;
+    }
+  }
+  CtxObj* c = s->Current() ? s->Current() : f->module->ctx;
+  proto::OccupancyMaxActiveBlocksRep rep;
+  CUresult r = Sync(s, proto::CallId::kOccupancyMaxActiveBlocks,
+                    proto::OccupancyMaxActiveBlocksReq{c->id, f->id, block_size, smem, flags}, &rep);
+  if (r != CUDA_SUCCESS) return r;
+  std::lock_guard<std::mutex> lock(mu);
+  (*cache)[key] = rep.blocks;
+  *blocks = rep.blocks;
+  return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" {
+
+CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                        unsigned int by, unsigned int bz, unsigned int shmem, CUstream h, void** params,
+                        void** extra) {
+  return Launch(f, gx, gy, gz, bx, by, bz, shmem, h, params, extra, nullptr, 0, false);
+}
+CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                             unsigned int bx, unsigned int by, unsigned int bz, unsigned int shmem,
+                             CUstream h, void** params, void** extra) {
+  return Launch(f, gx, gy, gz, bx, by, bz, shmem, h, params, extra, nullptr, 0, true);
+}
+CUresult cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction f, void** params, void** extra) {
+  return LaunchEx(config, f, params, extra, false);
+}
+CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig* config, CUfunction f, void** params, void** extra) {
+  return LaunchEx(config, f, params, extra, true);
+}
+
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int* n, CUfunction f, int bs, size_t smem) {
+  return MaxActiveBlocks(n, f, bs, smem, 0);
+}
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int* n, CUfunction f, int bs,
+                                                              size_t smem, unsigned int flags) {
+  return MaxActiveBlocks(n, f, bs, smem, flags);
+}
+
+// The driver's search, done here with cached occupancy answers: the largest
+// multiple of the warp size giving the most resident threads per SM.
+CUresult cuOccupancyMaxPotentialBlockSizeWithFlags(int* minGridSize, int* blockSize, CUfunction func,
+                                                   CUoccupancyB2DSize b2s, size_t dynSmem,
+                                                   int blockSizeLimit, unsigned int flags) {
+  if (minGridSize == nullptr || blockSize == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  FuncObj* f = s->FindFunc(func);
+  if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  CtxObj* c = s->Current() ? s->Current() : f->module->ctx;
+  const auto& dev = s->device(c->device).attributes;
+  int warp = dev[CU_DEVICE_ATTRIBUTE_WARP_SIZE] > 0 ? dev[CU_DEVICE_ATTRIBUTE_WARP_SIZE] : 32;
+  int sms = dev[CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT];
+  int limit = f->attrs.size() > CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK
+                  ? f->attrs[CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK]
+                  : dev[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK];
+  if (blockSizeLimit > 0 && blockSizeLimit < limit) limit = blockSizeLimit;
+  int best_threads = -1, best_bs = 0, best_blocks = 0;
+  for (int bs = (limit / warp) * warp; bs > 0; bs -= warp) {
+    size_t smem = b2s ? b2s(bs) : dynSmem;
+    int blocks = 0;
+    CUresult r = MaxActiveBlocks(&blocks, func, bs, smem, flags);
+    if (r != CUDA_SUCCESS) return r;
+    if (blocks * bs > best_threads) {
+      best_threads = blocks * bs;
+      best_bs = bs;
+      best_blocks = blocks;
+    }
+  }
+  *blockSize = best_bs;
+  *minGridSize = best_blocks * sms;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuOccupancyMaxPotentialBlockSize(int* minGridSize, int* blockSize, CUfunction func,
+                                          CUoccupancyB2DSize b2s, size_t dynSmem, int blockSizeLimit) {
+  return cuOccupancyMaxPotentialBlockSizeWithFlags(minGridSize, blockSize, func, b2s, dynSmem,
+                                                   blockSizeLimit, 0);
+}
+
+}  // extern "C"

@@ -1,0 +1,204 @@
+// Exported driver functions: device and host memory, pointer attributes.
+// Copies are in api_copy.cc.
+#include <cstdlib>
+#include <cstring>
+
+#include "client/api_common.h"
+#include "client/unsupported.h"
+
+using namespace rgpu::client;
+namespace proto = rgpu::proto;
+
+extern "C" {
+
+CUresult cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytesize) {
+  if (dptr == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  RGPU_CTX_OR_RETURN(s, c);
+  if (bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
+  proto::MemAllocRep rep;
+  CUresult r = Sync(s, proto::CallId::kMemAlloc, proto::MemAllocReq{c->id, bytesize}, &rep);
+  if (r != CUDA_SUCCESS) return r;
+  s->AddAllocation(rep.dptr, bytesize, c);
+  *dptr = rep.dptr;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pitch, size_t width, size_t height,
+                            unsigned int elem) {
+  if (dptr == nullptr || pitch == nullptr || width == 0 || height == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (elem != 4 && elem != 8 && elem != 16) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  RGPU_CTX_OR_RETURN(s, c);
+  proto::MemAllocPitchRep rep;
+  CUresult r = Sync(s, proto::CallId::kMemAllocPitch,
+                    proto::MemAllocPitchReq{c->id, width, height, elem}, &rep);
+  if (r != CUDA_SUCCESS) return r;
+  s->AddAllocation(rep.dptr, rep.pitch * height, c);
+  *dptr = rep.dptr;
+  *pitch = rep.pitch;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemFree_v2(CUdeviceptr dptr) {
+  RGPU_STATE_OR_RETURN(s);
+  if (dptr == 0) return CUDA_SUCCESS;
+  CtxObj* ctx = nullptr;
+  CUdeviceptr base = 0;
+  if (!s->FindAllocation(dptr, &base, nullptr, &ctx) || base != dptr) return CUDA_ERROR_INVALID_VALUE;
+  s->RemoveAllocation(dptr);
+  // Ordered after all earlier work by the worker; failures surface later.
+  return Post(s, proto::CallId::kMemFree, proto::MemFreeReq{ctx->id, dptr});
+}
+
+CUresult cuMemGetInfo_v2(size_t* free, size_t* total) {
+  if (free == nullptr || total == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  RGPU_CTX_OR_RETURN(s, c);
+  proto::MemGetInfoRep rep;
+  CUresult r = Sync(s, proto::CallId::kMemGetInfo, proto::MemGetInfoReq{c->id}, &rep);
+  if (r == CUDA_SUCCESS) {
+    *free = rep.free;
+    *total = rep.total;
+  }
+  return r;
+}
+
+CUresult cuMemGetAddressRange_v2(CUdeviceptr* pbase, size_t* psize, CUdeviceptr dptr) {
+  RGPU_STATE_OR_RETURN(s);
+  CUdeviceptr base = 0;
+  uint64_t size = 0;
+  if (!s->FindAllocation(dptr, &base, &size)) return CUDA_ERROR_NOT_FOUND;
+  if (pbase) *pbase = base;
+  if (psize) *psize = size;
+  return CUDA_SUCCESS;
+}
+
+// Pinned host memory is emulated with ordinary host memory: the bytes still
+// cross the network, so page-locking here would buy nothing.
+CUresult cuMemHostAlloc(void** pp, size_t bytesize, unsigned int flags) {
+  if (pp == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  RGPU_CTX_OR_RETURN(s, c);
+  if (flags & ~(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED))
+    return CUDA_ERROR_INVALID_VALUE;
+  void* p = nullptr;
+  if (posix_memalign(&p, 4096, bytesize ? bytesize : 1) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+  s->AddHostRange(p, bytesize, flags, /*owned=*/true);
+  *pp = p;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemAllocHost_v2(void** pp, size_t bytesize) { return cuMemHostAlloc(pp, bytesize, 0); }
+
+CUresult cuMemFreeHost(void* p) {
+  RGPU_STATE_OR_RETURN(s);
+  bool owned = false;
+  if (!s->RemoveHostRange(p, &owned) || !owned) return CUDA_ERROR_INVALID_VALUE;
+  free(p);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemHostRegister_v2(void* p, size_t bytesize, unsigned int flags) {
+  if (p == nullptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  RGPU_CTX_OR_RETURN(s, c);
+  if (s->IsHostRange(p)) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+  s->AddHostRange(p, bytesize, flags, /*owned=*/false);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemHostUnregister(void* p) {
+  RGPU_STATE_OR_RETURN(s);
+  bool owned = false;
+  if (!s->RemoveHostRange(p, &owned)) return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemHostGetFlags(unsigned int* flags, void* p) {
+  if (flags == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  if (!s->IsHostRange(p, nullptr, flags)) return CUDA_ERROR_INVALID_VALUE;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribute, CUdeviceptr ptr) {
+  if (data == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  CUdeviceptr base = 0;
+  uint64_t size = 0;
+  CtxObj* ctx = nullptr;
+  bool device = s->FindAllocation(ptr, &base, &size, &ctx);
+  uint64_t host_size = 0;
+  unsigned host_flags = 0;
+  bool host = !device && s->IsHostRange(reinterpret_cast<void*>(ptr), &host_size, &host_flags);
+  if (!device && !host) return CUDA_ERROR_INVALID_VALUE;
+  switch (attribute) {
+    case CU_POINTER_ATTRIBUTE_CONTEXT:
+      *static_cast<CUcontext*>(data) = reinterpret_cast<CUcontext>(device ? ctx : s->Current());
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+      *static_cast<unsigned*>(data) = device ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+      if (!device) return CUDA_ERROR_INVALID_VALUE;  // host memory is not mapped for the GPU
+      *static_cast<CUdeviceptr*>(data) = ptr;
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+      if (device) return CUDA_ERROR_INVALID_VALUE;
+      *static_cast<void**>(data) = reinterpret_cast<void*>(ptr);
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+    case CU_POINTER_ATTRIBUTE_MAPPED:
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
+      *static_cast<int*>(data) = attribute == CU_POINTER_ATTRIBUTE_MAPPED ? 1 : 0;
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+      *static_cast<int*>(data) = device ? ctx->device : (s->Current() ? s->Current()->device : 0);
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+      *static_cast<CUdeviceptr*>(data) = device ? base : ptr;
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+      *static_cast<size_t*>(data) = device ? size : host_size;
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+      *static_cast<unsigned long long*>(data) = device ? base : ptr;
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS:
+      *static_cast<int*>(data) = 1;
+      return CUDA_SUCCESS;
+    default:
+      return ReportUnsupported("cuPointerGetAttribute (this attribute)");
+  }
+}
+
+CUresult cuPointerGetAttributes(unsigned int n, CUpointer_attribute* attrs, void** data, CUdeviceptr ptr) {
+  if (attrs == nullptr || data == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  bool known = s->FindAllocation(ptr, nullptr, nullptr) ||
+               s->IsHostRange(reinterpret_cast<void*>(ptr));
+  for (unsigned i = 0; i < n; ++i) {
+    if (data[i] == nullptr) continue;
+    if (!known) {
+      // As the driver does for memory it does not know: zero / unregistered.
+      switch (attrs[i]) {
+        case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *static_cast<unsigned*>(data[i]) = 0; break;
+        case CU_POINTER_ATTRIBUTE_CONTEXT: *static_cast<CUcontext*>(data[i]) = nullptr; break;
+        case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data[i]) = -2; break;
+        case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+        case CU_POINTER_ATTRIBUTE_HOST_POINTER: *static_cast<void**>(data[i]) = nullptr; break;
+        default: *static_cast<int*>(data[i]) = 0; break;
+      }
+      continue;
+    }
+    CUresult r = cuPointerGetAttribute(data[i], attrs[i], ptr);
+    if (r != CUDA_SUCCESS && attrs[i] != CU_POINTER_ATTRIBUTE_DEVICE_POINTER &&
+        attrs[i] != CU_POINTER_ATTRIBUTE_HOST_POINTER)
+      return r;
+    if (r != CUDA_SUCCESS) *static_cast<void**>(data[i]) = nullptr;
+  }
+  return CUDA_SUCCESS;
+}
+
+}  // extern "C"

@@ -1,0 +1,315 @@
+#include "client/client_state.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/log.h"
+
+namespace rgpu::client {
+namespace {
+
+std::mutex g_init_mu;
+ClientState* g_state = nullptr;  // the one ClientState; leaked at exit on purpose
+CUresult g_init_result = CUDA_ERROR_NOT_INITIALIZED;
+bool g_init_done = false;
+
+std::string Env(const char* name, const char* dflt = "") {
+  const char* v = getenv(name);
+  return v ? v : dflt;
+}
+
+std::string ReadTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string t = ss.str();
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
+std::string Identity() {
+  char host[256] = "?";
+  gethostname(host, sizeof host - 1);
+  char exe[1024] = "?";
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) exe[n] = 0;
+  const char* user = getenv("USER");
+  return std::string(user ? user : "?") + "@" + host + " pid=" + std::to_string(getpid()) +
+         " exe=" + exe;
+}
+
+std::string UuidString(const std::array<uint8_t, 16>& u) {
+  char b[64];
+  snprintf(b, sizeof b, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+           u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+           u[14], u[15]);
+  return b;
+}
+
+// CUDA_VISIBLE_DEVICES as the driver reads it: a comma-separated list of
+// ordinals or (prefixes of) UUIDs; parsing stops at the first invalid entry;
+// set but empty hides every device.
+std::vector<int> VisibleDevices(const proto::DeviceInfo& info) {
+  std::vector<int> all;
+  for (int i = 0; i < static_cast<int>(info.devices.size()); ++i) all.push_back(i);
+  const char* env = getenv("CUDA_VISIBLE_DEVICES");
+  if (env == nullptr) return all;
+  std::vector<int> out;
+  std::stringstream ss(env);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (item.empty()) break;
+    int found = -1;
+    if (item.rfind("GPU-", 0) == 0) {
+      for (int i : all)
+        if (UuidString(info.devices[i].uuid).rfind(item, 0) == 0) found = i;
+    } else {
+      char* end = nullptr;
+      long v = strtol(item.c_str(), &end, 10);
+      if (*end == 0 && v >= 0 && v < static_cast<long>(all.size())) found = static_cast<int>(v);
+    }
+    if (found < 0) break;
+    bool dup = false;
+    for (int d : out) dup |= d == found;
+    if (dup) break;
+    out.push_back(found);
+  }
+  return out;
+}
+
+void AtForkChild() {
+  if (g_state != nullptr) g_state->OnForkChild();
+}
+
+}  // namespace
+
+ClientState* ClientState::Get() {
+  std::lock_guard<std::mutex> lock(g_init_mu);
+  return g_init_done && g_init_result == CUDA_SUCCESS ? g_state : nullptr;
+}
+
+CUresult ClientState::Init(unsigned flags) {
+  std::lock_guard<std::mutex> lock(g_init_mu);
+  if (g_init_done) return g_init_result;
+  if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  auto* s = new ClientState();
+  g_init_result = s->Start(flags);
+  g_init_done = true;
+  if (g_init_result == CUDA_SUCCESS) {
+    g_state = s;
+    pthread_atfork(nullptr, nullptr, AtForkChild);
+  } else {
+    delete s;
+  }
+  return g_init_result;
+}
+
+CUresult ClientState::Start(unsigned) {
+  SetLogTag("rgpu");
+  ConnectOptions opt;
+  opt.server = Env("RGPU_SERVER", "127.0.0.1:7070");
+  opt.token = Env("RGPU_TOKEN");
+  if (opt.token.empty() && !Env("RGPU_TOKEN_FILE").empty())
+    opt.token = ReadTokenFile(Env("RGPU_TOKEN_FILE"));
+  opt.identity = Identity();
+  auto sink = [this](int cu, const std::string& msg) { RecordAsyncError(cu, msg); };
+  Result<std::unique_ptr<Connection>> c = Connection::Open(opt, sink);
+  if (!c.ok()) {
+    RGPU_LOG_ERROR("cuInit: cannot reach a GPU: %s", c.status().message().c_str());
+    return c.status().code() == Code::kAuth ? CUDA_ERROR_NOT_INITIALIZED : CUDA_ERROR_NO_DEVICE;
+  }
+  conn_ = std::move(*c);
+  Reply reply;
+  Status st = conn_->Call(proto::CallId::kGetDeviceInfo, proto::GetDeviceInfoReq{}, &reply);
+  if (st.ok() && reply.cu != 0) st = Status::Cuda(reply.cu, "GetDeviceInfo");
+  if (st.ok()) {
+    proto::Reader r(reply.payload);
+    proto::GetDeviceInfoRep rep;
+    st = proto::Decode(r, &rep);
+    if (st.ok()) st = proto::DecodeDeviceInfo(rep.info, &info_);
+  }
+  if (!st.ok()) {
+    RGPU_LOG_ERROR("cuInit: device info from the server: %s", st.message().c_str());
+    conn_.reset();
+    return CUDA_ERROR_NO_DEVICE;
+  }
+  visible_ = VisibleDevices(info_);
+  for (size_t i = 0; i < visible_.size(); ++i) {
+    auto p = std::make_unique<CtxObj>();
+    p->id = NewId();
+    p->device = static_cast<int>(i);
+    p->primary = true;
+    primaries_.push_back(std::move(p));
+  }
+  if (visible_.empty()) return CUDA_ERROR_NO_DEVICE;
+  RGPU_LOG_INFO("connected: session %llu, %d device(s), backend %s",
+                (unsigned long long)conn_->session_id(), device_count(), info_.backend.c_str());
+  return CUDA_SUCCESS;
+}
+
+CtxObj* ClientState::Primary(int dev) { return primaries_[dev].get(); }
+
+CtxObj* ClientState::NewContext(int dev, unsigned flags) {
+  auto c = std::make_unique<CtxObj>();
+  c->id = NewId();
+  c->device = dev;
+  c->flags = flags;
+  c->active = true;
+  CtxObj* raw = c.get();
+  std::lock_guard<std::mutex> lock(mu_);
+  contexts_[raw] = std::move(c);
+  return raw;
+}
+
+bool ClientState::IsContext(CUcontext c) {
+  for (auto& p : primaries_)
+    if (reinterpret_cast<CUcontext>(p.get()) == c) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  return contexts_.count(c) != 0;
+}
+
+void ClientState::DropContext(CtxObj* c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  contexts_.erase(c);
+}
+
+std::vector<CtxObj*>& ClientState::Stack() {
+  static thread_local std::vector<CtxObj*> stack;
+  return stack;
+}
+
+CtxObj* ClientState::Current() {
+  auto& s = Stack();
+  return s.empty() ? nullptr : s.back();
+}
+
+#define RGPU_REGISTRY(Type, Name, map)                                   \
+  Type* ClientState::Add##Name(std::unique_ptr<Type> o) {                \
+    Type* raw = o.get();                                                 \
+    std::lock_guard<std::mutex> lock(mu_);                               \
+    map[raw] = std::move(o);                                             \
+    return raw;                                                          \
+  }
+
+RGPU_REGISTRY(StreamObj, Stream, streams_)
+RGPU_REGISTRY(EventObj, Event, events_)
+RGPU_REGISTRY(ModuleObj, Module, modules_)
+RGPU_REGISTRY(FuncObj, Func, funcs_)
+#undef RGPU_REGISTRY
+
+StreamObj* ClientState::FindStream(CUstream s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = streams_.find(s);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+void ClientState::DropStream(StreamObj* s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  streams_.erase(s);
+}
+EventObj* ClientState::FindEvent(CUevent e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = events_.find(e);
+  return it == events_.end() ? nullptr : it->second.get();
+}
+void ClientState::DropEvent(EventObj* e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  events_.erase(e);
+}
+ModuleObj* ClientState::FindModule(const void* m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = modules_.find(m);
+  return it == modules_.end() ? nullptr : it->second.get();
+}
+void ClientState::DropModule(ModuleObj* m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = funcs_.begin(); it != funcs_.end();) {
+    if (it->second->module == m) it = funcs_.erase(it);
+    else ++it;
+  }
+  modules_.erase(m);
+}
+FuncObj* ClientState::FindFunc(const void* f) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = funcs_.find(f);
+  return it == funcs_.end() ? nullptr : it->second.get();
+}
+
+void ClientState::AddAllocation(CUdeviceptr p, uint64_t size, CtxObj* ctx) {
+  std::lock_guard<std::mutex> lock(mu_);
+  allocations_[p] = Allocation{size, ctx};
+}
+
+bool ClientState::RemoveAllocation(CUdeviceptr p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return allocations_.erase(p) != 0;
+}
+
+bool ClientState::FindAllocation(CUdeviceptr p, CUdeviceptr* base, uint64_t* size, CtxObj** ctx) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = allocations_.upper_bound(p);
+  if (it == allocations_.begin()) return false;
+  --it;
+  // A zero-size query at the end is still "inside" for pointer arithmetic.
+  if (p - it->first >= std::max<uint64_t>(it->second.size, 1)) return false;
+  if (base) *base = it->first;
+  if (size) *size = it->second.size;
+  if (ctx) *ctx = it->second.ctx;
+  return true;
+}
+
+void ClientState::AddHostRange(const void* p, uint64_t size, unsigned flags, bool owned) {
+  std::lock_guard<std::mutex> lock(mu_);
+  host_ranges_[reinterpret_cast<uintptr_t>(p)] = {size, flags};
+  host_owned_[reinterpret_cast<uintptr_t>(p)] = owned;
+}
+
+bool ClientState::RemoveHostRange(const void* p, bool* owned) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto key = reinterpret_cast<uintptr_t>(p);
+  if (host_ranges_.erase(key) == 0) return false;
+  *owned = host_owned_[key];
+  host_owned_.erase(key);
+  return true;
+}
+
+bool ClientState::IsHostRange(const void* p, uint64_t* base_size, unsigned* flags) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto key = reinterpret_cast<uintptr_t>(p);
+  auto it = host_ranges_.upper_bound(key);
+  if (it == host_ranges_.begin()) return false;
+  --it;
+  if (key - it->first >= std::max<uint64_t>(it->second.first, 1)) return false;
+  if (base_size) *base_size = it->second.first;
+  if (flags) *flags = it->second.second;
+  return true;
+}
+
+void ClientState::RecordAsyncError(int cu, const std::string& msg) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RGPU_LOG_WARN("asynchronous error %d: %s", cu, msg.c_str());
+  if (async_error_ == 0) {
+    async_error_ = cu;
+    async_error_msg_ = msg;
+  }
+}
+
+CUresult ClientState::TakeAsyncError() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int e = async_error_;
+  async_error_ = 0;
+  return static_cast<CUresult>(e);
+}
+
+void ClientState::OnForkChild() {
+  forked_ = true;
+  if (conn_) conn_->AbandonAfterFork();
+}
+
+}  // namespace rgpu::client

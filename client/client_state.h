@@ -1,0 +1,161 @@
+// ClientState: all mutable state of the client library, in one place.
+//
+// Created by the first cuInit (no thread or socket exists before), it holds
+// the link to the worker, the device facts fetched once at init, and the
+// local mirror of everything this client created: contexts, streams, events,
+// modules, functions, allocations. Handles given to the application are
+// pointers to objects owned here; every handle the application passes back is
+// looked up before use. Thread-safe (one mutex for the registries; the
+// current-context stack is per thread).
+#pragma once
+
+#include <cuda.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "client/connection.h"
+#include "proto/device_info.h"
+
+namespace rgpu::client {
+
+struct CtxObj {
+  uint64_t id = 0;
+  int device = 0;
+  bool primary = false;
+  unsigned flags = 0;
+  int retains = 0;       // primary: cuDevicePrimaryCtxRetain count
+  bool active = false;   // primary: retained on the worker
+};
+
+struct StreamObj {
+  uint64_t id = 0;
+  CtxObj* ctx = nullptr;
+  unsigned flags = 0;
+  int priority = 0;
+};
+
+struct EventObj {
+  uint64_t id = 0;
+  CtxObj* ctx = nullptr;
+  unsigned flags = 0;
+};
+
+struct ModuleObj {
+  uint64_t id = 0;
+  CtxObj* ctx = nullptr;       // modules: the context loaded in
+  bool is_library = false;
+  std::vector<uint8_t> image;  // kept for lazy loads and re-resolution
+  uint64_t hash = 0;
+  bool loaded = false;         // sent to the worker
+};
+
+struct FuncObj {
+  uint64_t id = 0;
+  ModuleObj* module = nullptr;
+  bool is_kernel = false;  // CUkernel (library) vs CUfunction
+  std::string name;
+  bool resolved = false;   // GetFunction done
+  std::vector<std::pair<uint32_t, uint32_t>> params;  // (offset, size)
+  std::vector<int32_t> attrs;                         // by CUfunction_attribute
+  uint32_t params_bytes = 0;
+};
+
+struct Allocation {
+  uint64_t size = 0;
+  CtxObj* ctx = nullptr;
+};
+
+class ClientState {
+ public:
+  // The state, or nullptr before a successful cuInit.
+  static ClientState* Get();
+  // Runs the first time: connects, fetches device facts. Later calls return
+  // the first outcome (an init failure is remembered, like the driver's).
+  static CUresult Init(unsigned flags);
+
+  Connection& conn() { return *conn_; }
+  const proto::DeviceInfo& info() const { return info_; }
+  int device_count() const { return static_cast<int>(visible_.size()); }
+  // Maps a visible ordinal (after CUDA_VISIBLE_DEVICES) to the worker's.
+  int RemoteOrdinal(int dev) const { return visible_[dev]; }
+  const proto::DeviceFacts& device(int dev) const { return info_.devices[visible_[dev]]; }
+
+  uint64_t NewId() { return next_id_.fetch_add(1); }
+
+  // Contexts. The primary context object of a device lives forever.
+  CtxObj* Primary(int dev);
+  CtxObj* NewContext(int dev, unsigned flags);
+  bool IsContext(CUcontext c);
+  void DropContext(CtxObj* c);
+  // Per-thread current-context stack.
+  static std::vector<CtxObj*>& Stack();
+  CtxObj* Current();
+
+  // Registries: Add returns the handle; Find returns nullptr for unknown.
+  StreamObj* AddStream(std::unique_ptr<StreamObj> s);
+  StreamObj* FindStream(CUstream s);
+  void DropStream(StreamObj* s);
+  EventObj* AddEvent(std::unique_ptr<EventObj> e);
+  EventObj* FindEvent(CUevent e);
+  void DropEvent(EventObj* e);
+  ModuleObj* AddModule(std::unique_ptr<ModuleObj> m);
+  ModuleObj* FindModule(const void* m);
+  void DropModule(ModuleObj* m);
+  FuncObj* AddFunc(std::unique_ptr<FuncObj> f);
+  FuncObj* FindFunc(const void* f);
+
+  void AddAllocation(CUdeviceptr p, uint64_t size, CtxObj* ctx);
+  bool RemoveAllocation(CUdeviceptr p);
+  // The allocation containing p, if any: base and size.
+  bool FindAllocation(CUdeviceptr p, CUdeviceptr* base, uint64_t* size, CtxObj** ctx = nullptr);
+  // Host memory from cuMemAllocHost / cuMemHostAlloc / cuMemHostRegister.
+  void AddHostRange(const void* p, uint64_t size, unsigned flags, bool owned);
+  bool RemoveHostRange(const void* p, bool* owned);
+  bool IsHostRange(const void* p, uint64_t* base_size = nullptr, unsigned* flags = nullptr);
+
+  // Async failures reported by the worker; surfaced at the next sync call.
+  void RecordAsyncError(int cu, const std::string& msg);
+  CUresult TakeAsyncError();
+
+  // Marks the state unusable in a forked child (its link is the parent's).
+  void OnForkChild();
+  bool forked() const { return forked_; }
+
+ private:
+  ClientState() = default;
+  CUresult Start(unsigned flags);
+
+  std::unique_ptr<Connection> conn_;
+  proto::DeviceInfo info_;
+  std::vector<int> visible_;
+  std::atomic<uint64_t> next_id_{0x1000};
+  bool forked_ = false;
+
+  std::mutex mu_;
+  std::vector<std::unique_ptr<CtxObj>> primaries_;
+  std::unordered_map<const void*, std::unique_ptr<CtxObj>> contexts_;
+  std::unordered_map<const void*, std::unique_ptr<StreamObj>> streams_;
+  std::unordered_map<const void*, std::unique_ptr<EventObj>> events_;
+  std::unordered_map<const void*, std::unique_ptr<ModuleObj>> modules_;
+  std::unordered_map<const void*, std::unique_ptr<FuncObj>> funcs_;
+  std::map<CUdeviceptr, Allocation> allocations_;
+  std::map<uintptr_t, std::pair<uint64_t, unsigned>> host_ranges_;  // base -> (size, flags)
+  std::map<uintptr_t, bool> host_owned_;
+  int async_error_ = 0;
+  std::string async_error_msg_;
+};
+
+// Wire ids with fixed meaning (see server/worker/session.h).
+constexpr uint64_t kWireStreamLegacyDefault = 0;
+constexpr uint64_t kWireStreamLegacy = 1;
+constexpr uint64_t kWireStreamPerThread = 2;
+
+}  // namespace rgpu::client

@@ -1,0 +1,195 @@
+#include "client/connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/net.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+#include "proto/version.h"
+
+namespace rgpu::client {
+
+Result<std::unique_ptr<Connection>> Connection::Open(const ConnectOptions& options,
+                                                     AsyncErrorSink on_async_error) {
+  Result<net::HostPort> hp = net::ParseHostPort(options.server, 7070);
+  if (!hp.ok()) return hp.take_status();
+  Result<int> fd = net::Connect(*hp, options.connect_timeout_ms);
+  if (!fd.ok()) return fd.take_status();
+  std::unique_ptr<Connection> c(new Connection(*fd));
+  c->on_async_error_ = std::move(on_async_error);
+  int one = 1;
+  setsockopt(*fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+
+  proto::Hello hello{proto::kHelloMagic, proto::kProtocolVersion, options.token, options.identity, 1};
+  std::vector<uint8_t> frame = proto::EncodeHelloFrame(hello);
+  RGPU_RETURN_IF_ERROR(net::WriteAll(*fd, frame.data(), frame.size()));
+  if (!net::WaitReadable(*fd, options.handshake_timeout_ms))
+    return Status::Transport("server " + options.server + " did not answer the handshake within " +
+                             std::to_string(options.handshake_timeout_ms) + " ms");
+  uint8_t hb[proto::kFrameHeaderSize];
+  Status st = net::ReadExact(*fd, hb, sizeof hb);
+  if (!st.ok()) return std::move(st).With("handshake with " + options.server);
+  proto::FrameHeader h;
+  RGPU_RETURN_IF_ERROR(proto::DecodeFrameHeader(hb, 8192, &h));
+  std::vector<uint8_t> body(h.length);
+  RGPU_RETURN_IF_ERROR(net::ReadExact(*fd, body.data(), body.size()));
+  proto::HelloReply reply;
+  RGPU_RETURN_IF_ERROR(proto::DecodeHelloReply(body, &reply));
+  if (reply.status != proto::HelloStatus::kAccepted)
+    return Status::Auth("server " + options.server + " refused the session: " + reply.message);
+  c->session_id_ = reply.session_id;
+  c->receiver_ = std::thread([raw = c.get()] { raw->ReceiveLoop(); });
+  return c;
+}
+
+Connection::~Connection() {
+  if (abandoned_) {
+    if (receiver_.joinable()) receiver_.detach();
+    return;
+  }
+  shutdown(fd_, SHUT_RDWR);
+  if (receiver_.joinable()) receiver_.join();
+  close(fd_);
+}
+
+void Connection::AbandonAfterFork() {
+  abandoned_ = true;
+  // The receiver thread does not exist in the child; the fd is the parent's.
+  std::thread t;
+  std::swap(t, receiver_);
+  if (t.joinable()) t.detach();
+  fd_ = -1;
+  std::lock_guard<std::mutex> lock(mu_);
+  failed_ = Status::Transport("the CUDA session belongs to the parent process (fork)");
+}
+
+Status Connection::health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failed_;
+}
+
+Status Connection::Enqueue(proto::CallId id, uint16_t flags, uint64_t request_id,
+                           std::span<const uint8_t> payload) {
+  if (payload.size() > proto::kMaxFramePayload)
+    return Status::Invalid("request of " + std::to_string(payload.size()) + " bytes over frame limit");
+  proto::AppendFrame({0, static_cast<uint16_t>(id), flags, request_id}, payload, &out_);
+  return {};
+}
+
+// Called with mu_ held; writes while there is something to write. Other
+// threads append meanwhile and their frames go out in the next write.
+Status Connection::Flush(std::unique_lock<std::mutex>& lock) {
+  if (flushing_) return {};
+  flushing_ = true;
+  std::vector<uint8_t> batch;
+  while (!out_.empty() && failed_.ok()) {
+    batch.swap(out_);
+    out_.clear();
+    lock.unlock();
+    Status st = net::WriteAll(fd_, batch.data(), batch.size());
+    lock.lock();
+    bytes_sent_ += batch.size();
+    batch.clear();
+    if (!st.ok() && failed_.ok()) failed_ = std::move(st).With("send");
+  }
+  flushing_ = false;
+  return failed_;
+}
+
+Status Connection::CallRaw(proto::CallId id, std::span<const uint8_t> payload, Reply* reply) {
+  auto waiter = std::make_shared<Waiter>();
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!failed_.ok()) return failed_;
+  uint64_t rid = next_request_id_++;
+  RGPU_RETURN_IF_ERROR(Enqueue(id, 0, rid, payload));
+  waiters_[rid] = waiter;
+  Status st = Flush(lock);
+  if (!st.ok()) {
+    waiters_.erase(rid);
+    return st;
+  }
+  cv_.wait(lock, [&] { return waiter->done; });
+  if (!waiter->status.ok()) return waiter->status;
+  *reply = std::move(waiter->reply);
+  return {};
+}
+
+Status Connection::PostRaw(proto::CallId id, std::span<const uint8_t> payload, Completion done) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!failed_.ok()) return failed_;
+  uint64_t rid = next_request_id_++;
+  uint16_t flags = 0;
+  if (done) {
+    auto w = std::make_shared<Waiter>();
+    w->completion = std::move(done);
+    waiters_[rid] = std::move(w);
+  } else {
+    flags = proto::kNoReply;
+  }
+  RGPU_RETURN_IF_ERROR(Enqueue(id, flags, rid, payload));
+  return Flush(lock);
+}
+
+void Connection::Fail(Status why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failed_.ok()) {
+    failed_ = std::move(why);
+    RGPU_LOG_ERROR("lost the link to the GPU server: %s", failed_.message().c_str());
+  }
+  for (auto& [rid, w] : waiters_) {
+    w->done = true;
+    w->status = failed_;
+  }
+  waiters_.clear();
+  cv_.notify_all();
+}
+
+void Connection::ReceiveLoop() {
+  std::vector<uint8_t> body;
+  for (;;) {
+    uint8_t hb[proto::kFrameHeaderSize];
+    Status st = net::ReadExact(fd_, hb, sizeof hb);
+    proto::FrameHeader h;
+    if (st.ok()) st = proto::DecodeFrameHeader(hb, proto::kMaxFramePayload, &h);
+    if (st.ok()) {
+      body.resize(h.length);
+      st = net::ReadExact(fd_, body.data(), body.size());
+    }
+    if (!st.ok()) return Fail(std::move(st));
+    proto::Reader r(body);
+    int32_t cu = 0;
+    if (!r.I32(&cu).ok()) return Fail(Status::Protocol("reply without a result code"));
+    if (h.flags & proto::kAsyncError) {
+      std::string msg;
+      (void)r.Str(4096, &msg);
+      if (on_async_error_) on_async_error_(cu, msg);
+      continue;
+    }
+    if (!(h.flags & proto::kReply)) return Fail(Status::Protocol("unexpected frame from server"));
+    std::shared_ptr<Waiter> w;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = waiters_.find(h.request_id);
+      if (it != waiters_.end()) {
+        w = it->second;
+        waiters_.erase(it);
+      }
+    }
+    if (!w) return Fail(Status::Protocol("reply to unknown request " + std::to_string(h.request_id)));
+    Reply reply;
+    reply.cu = cu;
+    reply.payload.assign(r.rest().begin(), r.rest().end());
+    if (w->completion) {
+      w->completion(reply);
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    w->reply = std::move(reply);
+    w->done = true;
+    cv_.notify_all();
+  }
+}
+
+}  // namespace rgpu::client

@@ -1,0 +1,118 @@
+// Connection: the client's one TCP link to its worker.
+//
+// Calls are framed and appended to an output buffer; the thread that finds
+// the link idle becomes the flusher and writes until the buffer is empty, so
+// one message goes out at once on an idle link and many coalesce into one
+// write when it is busy (DESIGN.md rule 3) -- without a sender thread.
+// A receiver thread (started after the handshake, i.e. inside cuInit) reads
+// replies and hands them to the waiting caller, runs completion callbacks for
+// asynchronous device-to-host copies, and records async errors.
+//
+// When the link fails, every waiter is woken with the failure, and every
+// later call fails at once: nothing hangs on a dead link.
+// Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "proto/calls.gen.h"
+
+namespace rgpu::client {
+
+struct ConnectOptions {
+  std::string server;      // HOST:PORT
+  std::string token;
+  std::string identity;
+  int connect_timeout_ms = 10000;
+  int handshake_timeout_ms = 30000;
+};
+
+// A received reply: CUresult and the reply fields that follow it.
+struct Reply {
+  int cu = 0;
+  std::vector<uint8_t> payload;  // after the i32 CUresult
+};
+
+// Runs on the receiver thread when an async call's reply arrives; must not
+// block or call back into the connection.
+using Completion = std::function<void(const Reply&)>;
+// Records an async failure (CUresult, message).
+using AsyncErrorSink = std::function<void(int cu, const std::string& msg)>;
+
+class Connection {
+ public:
+  ~Connection();
+  // Connects and performs the handshake; on failure says why (refused,
+  // wrong token, version mismatch, no server).
+  static Result<std::unique_ptr<Connection>> Open(const ConnectOptions& options,
+                                                  AsyncErrorSink on_async_error);
+
+  // Sends a request and waits for its reply.
+  template <class Req>
+  Status Call(proto::CallId id, const Req& req, Reply* reply) {
+    std::vector<uint8_t> payload;
+    proto::Writer w(&payload);
+    proto::Encode(w, req);
+    return CallRaw(id, payload, reply);
+  }
+  // Sends a request whose reply is not waited for: `done` (if any) runs when
+  // it arrives; with no `done` the worker answers only failures.
+  template <class Req>
+  Status Post(proto::CallId id, const Req& req, Completion done = nullptr) {
+    std::vector<uint8_t> payload;
+    proto::Writer w(&payload);
+    proto::Encode(w, req);
+    return PostRaw(id, payload, std::move(done));
+  }
+  Status CallRaw(proto::CallId id, std::span<const uint8_t> payload, Reply* reply);
+  Status PostRaw(proto::CallId id, std::span<const uint8_t> payload, Completion done);
+
+  // Non-OK once the link has failed.
+  Status health() const;
+  uint64_t session_id() const { return session_id_; }
+  uint64_t bytes_sent() const { return bytes_sent_; }
+  // Closes the link without touching the socket's other owners (after fork,
+  // the child must not write to its parent's link).
+  void AbandonAfterFork();
+
+ private:
+  struct Waiter {
+    bool done = false;
+    Status status;
+    Reply reply;
+    Completion completion;  // async replies
+  };
+  explicit Connection(int fd) : fd_(fd) {}
+  Status Enqueue(proto::CallId id, uint16_t flags, uint64_t request_id,
+                 std::span<const uint8_t> payload);
+  Status Flush(std::unique_lock<std::mutex>& lock);
+  void ReceiveLoop();
+  void Fail(Status why);
+
+  int fd_ = -1;
+  uint64_t session_id_ = 0;
+  AsyncErrorSink on_async_error_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Status failed_;                       // GUARDED_BY(mu_)
+  uint64_t next_request_id_ = 1;        // GUARDED_BY(mu_)
+  std::vector<uint8_t> out_;            // GUARDED_BY(mu_): frames not yet written
+  bool flushing_ = false;               // GUARDED_BY(mu_)
+  std::unordered_map<uint64_t, std::shared_ptr<Waiter>> waiters_;  // GUARDED_BY(mu_)
+  uint64_t bytes_sent_ = 0;
+  std::thread receiver_;
+  bool abandoned_ = false;
+};
+
+}  // namespace rgpu::client

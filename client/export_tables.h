@@ -1,0 +1,61 @@
+// cuGetExportTable: the driver's private interfaces ("dark API"), tables of
+// function pointers keyed by UUID that cudart, cuBLAS, cuDNN and tools ask for.
+// Function pointers can't be forwarded over a socket, so the client implements
+// them itself, on top of its own public driver functions.
+//
+// What we serve, with sizes and null slots exactly as the real 580.159 driver
+// (measured on an H200 host; slot 0 holds the table's size in bytes, except in
+// CONTEXT_LOCAL_STORAGE, whose slot 3 is the driver's null terminator):
+//   6bd5fb6c CUDART_INTERFACE    13 slots  [1][6][8] module from fatbin, [2] primary ctx,
+//                                          [7] no-op, [12] load compilers (no-op); [10] null
+//   42d85a81 TOOLS_TLS            3 slots  [2] current context
+//   a094798c RUNTIME_CALLBACK_HOOKS 7 slots [2][6] hand out static buffers
+//   c693336e CONTEXT_LOCAL_STORAGE 4 slots [0] put [1] delete [2] get, [3] null
+//   d4082055 INTEGRITY_CHECK      3 slots  [1] the hash (integrity_hash.h)
+//   263e8860 CONTEXT_CHECKS      15 slots  [2] context check, [3] returns 0
+//   f8cff951 (cudart, first ask)  3 slots
+//   0ca50b8c CTX_CREATE_BYPASS    2 slots
+//   b10541e1 DEVICE_EXTENDED_RT  31 slots  [30] null
+//   21318c60 TOOLS_CONTEXT       93 slots  [4] context id (cuCtxGetId); [91] null  (cuBLAS, cudart)
+//   69a28e9f (torch, unknown)    34 slots
+//   6e163fbe TOOLS_MODULE        99 slots  [93] null
+//   bfdb432d TOOLS_MEMORY        60 slots
+//   a6b1ff99 TOOLS_PUSHBUFFER    32 slots
+// Every other slot points to a function that logs "<table>[<slot>] is not
+// supported by rgpu" once and returns CUDA_ERROR_NOT_SUPPORTED: nothing a caller
+// can reach is null unless the real driver's slot is null too.
+//
+// An unknown UUID (the real driver refuses some, e.g. 195bcbf4 HEAP_ACCESS)
+// gets CUDA_ERROR_INVALID_VALUE with *ppExportTable = NULL, and a log line once.
+//
+// Thread-safety: tables are immutable once built (on first use, thread-safe);
+// context-local storage is guarded by its own mutex. Nothing here opens a
+// connection by itself; the slots call the client's public driver functions,
+// which may.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstddef>
+
+namespace rgpu::client {
+
+// Runs, then forgets, every CONTEXT_LOCAL_STORAGE destructor registered for
+// `ctx` (cudart keeps its per-context state there). The lead's context code
+// must call it when the real driver would: cuDevicePrimaryCtxReset (and a
+// release that resets the primary context) and cuCtxDestroy. Destructors are
+// called as dtor(ctx, key, value) without any lock held, so they may call back
+// into the driver. A plain delete (slot 1) never runs a destructor, as in the
+// real driver. Thread-safe.
+void RunContextStorageDestructors(CUcontext ctx);
+
+// For tests and diagnostics: the table served for `id`, its slot count and
+// name, or nullptr if the UUID is unknown.
+struct ExportTableView {
+  const char* name;
+  const void* const* slots;
+  size_t slot_count;
+};
+bool FindExportTable(const CUuuid& id, ExportTableView* view);
+
+}  // namespace rgpu::client

@@ -1,0 +1,68 @@
+#include "proto/handshake.h"
+
+#include "proto/coding.h"
+#include "proto/frame.h"
+#include "proto/version.h"
+
+namespace rgpu::proto {
+
+std::vector<uint8_t> EncodeHelloFrame(const Hello& h) {
+  std::vector<uint8_t> payload;
+  Writer w(&payload);
+  w.U32(h.magic);
+  w.U32(h.version);
+  w.Str(h.token);
+  w.Str(h.identity);
+  w.U32(h.gpus_wanted);
+  std::vector<uint8_t> frame;
+  AppendFrame(FrameHeader{0, 0, 0, 0}, payload, &frame);
+  return frame;
+}
+
+std::vector<uint8_t> EncodeHelloReplyFrame(const HelloReply& r) {
+  std::vector<uint8_t> payload;
+  Writer w(&payload);
+  w.I32(static_cast<int32_t>(r.status));
+  w.Str(r.message);
+  w.U64(r.session_id);
+  std::vector<uint8_t> frame;
+  AppendFrame(FrameHeader{0, 0, kReply, 0}, payload, &frame);
+  return frame;
+}
+
+Status DecodeHello(std::span<const uint8_t> payload, Hello* h) {
+  Reader r(payload);
+  RGPU_RETURN_IF_ERROR(r.U32(&h->magic));
+  if (h->magic != kHelloMagic) return Status::Protocol("hello: bad magic (not an rgpu client)");
+  RGPU_RETURN_IF_ERROR(r.U32(&h->version));
+  RGPU_RETURN_IF_ERROR(r.Str(kMaxTokenLength, &h->token));
+  RGPU_RETURN_IF_ERROR(r.Str(kMaxIdentityLength, &h->identity));
+  RGPU_RETURN_IF_ERROR(r.U32(&h->gpus_wanted));
+  return r.Finish();
+}
+
+Status DecodeHelloReply(std::span<const uint8_t> payload, HelloReply* out) {
+  Reader r(payload);
+  int32_t st = 0;
+  RGPU_RETURN_IF_ERROR(r.I32(&st));
+  if (st < 0 || st > static_cast<int32_t>(HelloStatus::kMalformed))
+    return Status::Protocol("hello reply: unknown status " + std::to_string(st));
+  out->status = static_cast<HelloStatus>(st);
+  RGPU_RETURN_IF_ERROR(r.Str(4096, &out->message));
+  RGPU_RETURN_IF_ERROR(r.U64(&out->session_id));
+  return r.Finish();
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  // Length leaks, content does not: compare over the longer length.
+  size_t n = a.size() > b.size() ? a.size() : b.size();
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char x = i < a.size() ? a[i] : 0;
+    unsigned char y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+}  // namespace rgpu::proto

@@ -1,0 +1,109 @@
+#include "server/server_main.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "common/log.h"
+#include "server/supervisor/supervisor.h"
+#include "server/worker/worker.h"
+
+namespace rgpu::server {
+namespace {
+
+Result<std::string> ReadToken(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::Invalid("token file " + path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string t = ss.str();
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  if (t.size() < 16) return Status::Invalid("token file " + path + ": token shorter than 16 bytes");
+  if (t.size() > 4096) return Status::Invalid("token file " + path + ": token longer than 4096 bytes");
+  return t;
+}
+
+// The profile shipped next to the binary (build tree or install), if any.
+std::string DefaultProfile() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  std::string exe(buf, n);
+  std::string dir = exe.substr(0, exe.rfind('/'));
+  for (const char* rel : {"/../share/rgpu/h200-device-profile.json",
+                          "/../../data/driver/h200-device-profile.json"}) {
+    std::string p = dir + rel;
+    if (access(p.c_str(), R_OK) == 0) return p;
+  }
+  return "";
+}
+
+}  // namespace
+
+int ServerMain(int argc, char** argv) {
+  CLI::App app{"rgpu-server: serves CUDA sessions to rgpu clients over TCP"};
+  SupervisorOptions opt;
+  std::string token_file;
+  int worker_fd = -1;
+  uint64_t session_id = 0;
+  app.add_option("--listen", opt.listen, "HOST:PORT to listen on")->capture_default_str();
+  app.add_option("--backend", opt.backend, "cuda (real GPU) or sim (host memory, tests)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cuda", "sim"}));
+  app.add_option("--driver", opt.driver_path, "cuda backend: path of the real libcuda.so.1");
+  app.add_option("--profile", opt.profile_path, "sim backend: device profile JSON");
+  app.add_option("--sim-gpus", opt.sim_gpus, "sim backend: number of simulated GPUs")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--token-file", token_file, "file holding the clients' shared token");
+  app.add_option("--max-sessions", opt.max_sessions, "concurrent sessions")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--handshake-timeout-ms", opt.handshake_timeout_ms,
+                 "close connections that do not finish the handshake in time")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 600000));
+  // Internal: how the supervisor starts a worker process.
+  app.add_option("--worker-fd", worker_fd)->group("");
+  app.add_option("--session-id", session_id)->group("");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (opt.backend == "sim" && opt.profile_path.empty()) opt.profile_path = DefaultProfile();
+
+  if (worker_fd >= 0) {
+    worker::WorkerOptions w;
+    w.fd = worker_fd;
+    w.session_id = session_id;
+    w.backend.kind = opt.backend;
+    w.backend.driver_path = opt.driver_path;
+    w.backend.profile_path = opt.profile_path;
+    w.backend.sim_gpus = opt.sim_gpus;
+    return worker::RunWorker(w);
+  }
+
+  SetLogTag("rgpu-server");
+  if (!token_file.empty()) {
+    Result<std::string> t = ReadToken(token_file);
+    if (!t.ok()) {
+      fprintf(stderr, "rgpu-server: %s\n", t.status().message().c_str());
+      return 2;
+    }
+    opt.token = *t;
+  }
+  Supervisor sup(opt);
+  if (Status st = sup.Start(); !st.ok()) {
+    fprintf(stderr, "rgpu-server: %s\n", st.message().c_str());
+    return 2;
+  }
+  fprintf(stderr, "rgpu-server: listening on %s (port %u), backend %s\n", opt.listen.c_str(),
+          sup.port(), opt.backend.c_str());
+  return sup.Run();
+}
+
+}  // namespace rgpu::server

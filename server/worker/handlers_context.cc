@@ -1,0 +1,164 @@
+// Handlers: device info, contexts.
+#include <cstring>
+
+#include "proto/device_info.h"
+#include "server/worker/handlers.gen.h"
+#include "server/worker/session.h"
+
+namespace rgpu::worker {
+namespace {
+// The last CUdevice_attribute value we ask for (exclusive). cuda.h does not
+// define a MAX for device attributes; values past the driver's list answer
+// CUDA_ERROR_INVALID_VALUE and are stored as 0.
+constexpr int kAttributeLimit = 160;
+
+Result<CUdevice> Device(Session& s, int32_t ordinal) {
+  CUdevice dev = 0;
+  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuDeviceGet(&dev, ordinal), "cuDeviceGet"));
+  return dev;
+}
+}  // namespace
+
+Status HandlePing(Session&, const proto::PingReq&, proto::PingRep*) { return {}; }
+
+Status HandleGetDeviceInfo(Session& s, const proto::GetDeviceInfoReq&,
+                           proto::GetDeviceInfoRep* rep) {
+  // The encoded info must outlive the reply encoding: keep it in a static
+  // buffer owned by this (single-threaded) worker.
+  static std::vector<uint8_t> encoded;
+  const backend::DriverTable& d = s.driver();
+  proto::DeviceInfo info;
+  RGPU_RETURN_IF_ERROR(CuStatus(d.cuDriverGetVersion(&info.driver_version), "cuDriverGetVersion"));
+  int count = 0;
+  RGPU_RETURN_IF_ERROR(CuStatus(d.cuDeviceGetCount(&count), "cuDeviceGetCount"));
+  for (int i = 0; i < count && i < static_cast<int>(proto::kMaxDevices); ++i) {
+    Result<CUdevice> dev = Device(s, i);
+    if (!dev.ok()) return dev.take_status();
+    proto::DeviceFacts f;
+    char name[256] = {};
+    RGPU_RETURN_IF_ERROR(CuStatus(d.cuDeviceGetName(name, sizeof name - 1, *dev), "cuDeviceGetName"));
+    f.name = name;
+    CUuuid uuid{};
+    RGPU_RETURN_IF_ERROR(CuStatus(d.cuDeviceGetUuid_v2(&uuid, *dev), "cuDeviceGetUuid"));
+    memcpy(f.uuid.data(), uuid.bytes, 16);
+    size_t total = 0;
+    RGPU_RETURN_IF_ERROR(CuStatus(d.cuDeviceTotalMem_v2(&total, *dev), "cuDeviceTotalMem"));
+    f.total_mem = total;
+    char bus[64] = {};
+    if (d.cuDeviceGetPCIBusId && d.cuDeviceGetPCIBusId(bus, sizeof bus - 1, *dev) == CUDA_SUCCESS)
+      f.pci_bus_id = bus;
+    f.attributes.assign(kAttributeLimit, 0);
+    for (int a = 1; a < kAttributeLimit; ++a) {
+      int v = 0;
+      if (d.cuDeviceGetAttribute(&v, static_cast<CUdevice_attribute>(a), *dev) == CUDA_SUCCESS)
+        f.attributes[a] = v;
+    }
+    info.devices.push_back(std::move(f));
+  }
+  encoded = proto::EncodeDeviceInfo(info);
+  rep->info = encoded;
+  return {};
+}
+
+Status HandlePrimaryCtxRetain(Session& s, const proto::PrimaryCtxRetainReq& req,
+                              proto::PrimaryCtxRetainRep*) {
+  Result<CUdevice> dev = Device(s, req.dev);
+  if (!dev.ok()) return dev.take_status();
+  CUcontext ctx = nullptr;
+  RGPU_RETURN_IF_ERROR(
+      CuStatus(s.driver().cuDevicePrimaryCtxRetain(&ctx, *dev), "cuDevicePrimaryCtxRetain"));
+  return s.AddContext(req.ctx, ctx, /*primary=*/true, req.dev);
+}
+
+Status HandlePrimaryCtxRelease(Session& s, const proto::PrimaryCtxReleaseReq& req,
+                               proto::PrimaryCtxReleaseRep*) {
+  Result<CUdevice> dev = Device(s, req.dev);
+  if (!dev.ok()) return dev.take_status();
+  RGPU_RETURN_IF_ERROR(s.RemoveContext(req.ctx));
+  return CuStatus(s.driver().cuDevicePrimaryCtxRelease_v2(*dev), "cuDevicePrimaryCtxRelease");
+}
+
+Status HandlePrimaryCtxReset(Session& s, const proto::PrimaryCtxResetReq& req,
+                             proto::PrimaryCtxResetRep*) {
+  Result<CUdevice> dev = Device(s, req.dev);
+  if (!dev.ok()) return dev.take_status();
+  // The client resets only its own retained primary context: release our
+  // retain and retain again, which gives a fresh context state. The driver's
+  // reset would also destroy allocations, which the client forgets too.
+  (void)s.RemoveContext(req.ctx);
+  RGPU_RETURN_IF_ERROR(
+      CuStatus(s.driver().cuDevicePrimaryCtxReset_v2(*dev), "cuDevicePrimaryCtxReset"));
+  return {};
+}
+
+Status HandlePrimaryCtxSetFlags(Session& s, const proto::PrimaryCtxSetFlagsReq& req,
+                                proto::PrimaryCtxSetFlagsRep*) {
+  Result<CUdevice> dev = Device(s, req.dev);
+  if (!dev.ok()) return dev.take_status();
+  return CuStatus(s.driver().cuDevicePrimaryCtxSetFlags_v2(*dev, req.flags),
+                  "cuDevicePrimaryCtxSetFlags");
+}
+
+Status HandleCtxCreate(Session& s, const proto::CtxCreateReq& req, proto::CtxCreateRep*) {
+  Result<CUdevice> dev = Device(s, req.dev);
+  if (!dev.ok()) return dev.take_status();
+  CUcontext ctx = nullptr;
+  RGPU_RETURN_IF_ERROR(
+      CuStatus(s.driver().cuCtxCreate_v4(&ctx, nullptr, req.flags, *dev), "cuCtxCreate"));
+  return s.AddContext(req.ctx, ctx, /*primary=*/false, req.dev);
+}
+
+Status HandleCtxDestroy(Session& s, const proto::CtxDestroyReq& req, proto::CtxDestroyRep*) {
+  Result<CUcontext> ctx = s.FindContext(req.ctx);
+  if (!ctx.ok()) return ctx.take_status();
+  RGPU_RETURN_IF_ERROR(s.RemoveContext(req.ctx));
+  return CuStatus(s.driver().cuCtxDestroy_v2(*ctx), "cuCtxDestroy");
+}
+
+Status HandleCtxSynchronize(Session& s, const proto::CtxSynchronizeReq& req,
+                            proto::CtxSynchronizeRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  return CuStatus(s.driver().cuCtxSynchronize(), "cuCtxSynchronize");
+}
+
+Status HandleCtxSetLimit(Session& s, const proto::CtxSetLimitReq& req, proto::CtxSetLimitRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  return CuStatus(s.driver().cuCtxSetLimit(static_cast<CUlimit>(req.limit), req.value),
+                  "cuCtxSetLimit");
+}
+
+Status HandleCtxGetLimit(Session& s, const proto::CtxGetLimitReq& req, proto::CtxGetLimitRep* rep) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  size_t v = 0;
+  Status st = CuStatus(s.driver().cuCtxGetLimit(&v, static_cast<CUlimit>(req.limit)), "cuCtxGetLimit");
+  rep->value = v;
+  return st;
+}
+
+Status HandleCtxSetCacheConfig(Session& s, const proto::CtxSetCacheConfigReq& req,
+                               proto::CtxSetCacheConfigRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  return CuStatus(s.driver().cuCtxSetCacheConfig(static_cast<CUfunc_cache>(req.config)),
+                  "cuCtxSetCacheConfig");
+}
+
+Status HandleCtxGetStreamPriorityRange(Session& s, const proto::CtxGetStreamPriorityRangeReq& req,
+                                       proto::CtxGetStreamPriorityRangeRep* rep) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  int least = 0, greatest = 0;
+  Status st = CuStatus(s.driver().cuCtxGetStreamPriorityRange(&least, &greatest),
+                       "cuCtxGetStreamPriorityRange");
+  rep->least = least;
+  rep->greatest = greatest;
+  return st;
+}
+
+Status HandleCtxGetFlags(Session& s, const proto::CtxGetFlagsReq& req, proto::CtxGetFlagsRep* rep) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  unsigned flags = 0;
+  Status st = CuStatus(s.driver().cuCtxGetFlags(&flags), "cuCtxGetFlags");
+  rep->flags = flags;
+  return st;
+}
+
+}  // namespace rgpu::worker

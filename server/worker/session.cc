@@ -1,0 +1,200 @@
+#include "server/worker/session.h"
+
+#include "common/log.h"
+
+namespace rgpu::worker {
+
+Status CuStatus(CUresult r, const char* what) {
+  if (r == CUDA_SUCCESS) return {};
+  return Status::Cuda(r, std::string(what) + " failed with CUresult " + std::to_string(r));
+}
+
+namespace {
+Status BadHandle(const char* kind, uint64_t id) {
+  return Status::Cuda(CUDA_ERROR_INVALID_HANDLE, std::string("unknown ") + kind + " id " +
+                                                     std::to_string(id));
+}
+}  // namespace
+
+Session::Session(const backend::DriverTable& driver, uint64_t session_id)
+    : driver_(driver), session_id_(session_id) {}
+
+Session::~Session() { ReleaseAll(); }
+
+Status Session::UseContext(uint64_t ctx_id) {
+  if (ctx_id == current_ctx_id_ && ctx_id != 0) return {};
+  auto it = contexts_.find(ctx_id);
+  if (it == contexts_.end())
+    return Status::Cuda(CUDA_ERROR_INVALID_CONTEXT, "no context with id " + std::to_string(ctx_id));
+  RGPU_RETURN_IF_ERROR(CuStatus(driver_.cuCtxSetCurrent(it->second.ctx), "cuCtxSetCurrent"));
+  current_ctx_id_ = ctx_id;
+  return {};
+}
+
+Status Session::AddContext(uint64_t ctx_id, CUcontext ctx, bool primary, int dev) {
+  if (ctx_id == 0) return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "context id 0 is reserved");
+  contexts_[ctx_id] = ContextEntry{ctx, primary, dev};
+  return {};
+}
+
+Status Session::RemoveContext(uint64_t ctx_id) {
+  if (contexts_.erase(ctx_id) == 0) return BadHandle("context", ctx_id);
+  if (current_ctx_id_ == ctx_id) current_ctx_id_ = 0;
+  return {};
+}
+
+Result<CUcontext> Session::FindContext(uint64_t ctx_id) const {
+  auto it = contexts_.find(ctx_id);
+  if (it == contexts_.end())
+    return Status::Cuda(CUDA_ERROR_INVALID_CONTEXT, "no context with id " + std::to_string(ctx_id));
+  return it->second.ctx;
+}
+
+Result<CUstream> Session::FindStream(uint64_t id) const {
+  if (id == kStreamLegacyDefault) return static_cast<CUstream>(nullptr);
+  if (id == kStreamLegacy) return CU_STREAM_LEGACY;
+  if (id == kStreamPerThread) return CU_STREAM_PER_THREAD;
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return BadHandle("stream", id);
+  return it->second;
+}
+
+Status Session::AddStream(uint64_t id, CUstream s) {
+  if (id <= kStreamPerThread || streams_.count(id))
+    return Status::Protocol("stream id " + std::to_string(id) + " reserved or in use");
+  streams_[id] = s;
+  return {};
+}
+
+Result<CUstream> Session::TakeStream(uint64_t id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return BadHandle("stream", id);
+  CUstream s = it->second;
+  streams_.erase(it);
+  return s;
+}
+
+Result<CUevent> Session::FindEvent(uint64_t id) const {
+  auto it = events_.find(id);
+  if (it == events_.end()) return BadHandle("event", id);
+  return it->second;
+}
+
+Status Session::AddEvent(uint64_t id, CUevent e) {
+  if (id == 0 || events_.count(id))
+    return Status::Protocol("event id " + std::to_string(id) + " reserved or in use");
+  events_[id] = e;
+  return {};
+}
+
+Result<CUevent> Session::TakeEvent(uint64_t id) {
+  auto it = events_.find(id);
+  if (it == events_.end()) return BadHandle("event", id);
+  CUevent e = it->second;
+  events_.erase(it);
+  return e;
+}
+
+Status Session::AddModule(uint64_t id, ModuleEntry m) {
+  if (id == 0 || modules_.count(id))
+    return Status::Protocol("module id " + std::to_string(id) + " reserved or in use");
+  modules_[id] = m;
+  return {};
+}
+
+Result<ModuleEntry*> Session::FindModule(uint64_t id) {
+  auto it = modules_.find(id);
+  if (it == modules_.end()) return BadHandle("module", id);
+  return &it->second;
+}
+
+Status Session::RemoveModule(uint64_t id) {
+  if (modules_.erase(id) == 0) return BadHandle("module", id);
+  for (auto it = functions_.begin(); it != functions_.end();) {
+    if (it->second.module == id) it = functions_.erase(it);
+    else ++it;
+  }
+  return {};
+}
+
+Status Session::AddFunction(uint64_t id, FunctionEntry f) {
+  if (id == 0) return Status::Protocol("function id 0 is reserved");
+  functions_[id] = std::move(f);  // re-resolving the same id is allowed
+  return {};
+}
+
+Result<FunctionEntry*> Session::FindFunction(uint64_t id) {
+  auto it = functions_.find(id);
+  if (it == functions_.end()) return BadHandle("function", id);
+  return &it->second;
+}
+
+void Session::AddAllocation(CUdeviceptr ptr, uint64_t size) {
+  allocations_[ptr] = size;
+  bytes_allocated_ += size;
+}
+
+bool Session::RemoveAllocation(CUdeviceptr ptr) {
+  auto it = allocations_.find(ptr);
+  if (it == allocations_.end()) return false;
+  bytes_allocated_ -= it->second;
+  allocations_.erase(it);
+  return true;
+}
+
+Status Session::CheckRange(CUdeviceptr ptr, uint64_t size, const char* what) const {
+  auto it = allocations_.upper_bound(ptr);
+  if (it != allocations_.begin()) {
+    --it;
+    uint64_t base = it->first, len = it->second;
+    if (ptr >= base && ptr - base <= len && size <= len - (ptr - base)) return {};
+  }
+  return Status::Cuda(CUDA_ERROR_INVALID_VALUE,
+                      std::string(what) + ": range 0x" + [&] {
+                        char b[64];
+                        snprintf(b, sizeof b, "%llx+%llu", (unsigned long long)ptr,
+                                 (unsigned long long)size);
+                        return std::string(b);
+                      }() + " is outside this session's allocations");
+}
+
+void Session::ReleaseAll() {
+  // Work may still run: wait for it before freeing what it uses.
+  for (auto& [id, c] : contexts_) {
+    if (driver_.cuCtxSetCurrent && driver_.cuCtxSynchronize) {
+      driver_.cuCtxSetCurrent(c.ctx);
+      driver_.cuCtxSynchronize();
+    }
+  }
+  for (auto& [id, m] : modules_) {
+    if (m.is_library && driver_.cuLibraryUnload) driver_.cuLibraryUnload(m.library);
+    if (!m.is_library && driver_.cuModuleUnload) driver_.cuModuleUnload(m.module);
+  }
+  modules_.clear();
+  functions_.clear();
+  for (auto& [id, s] : streams_)
+    if (driver_.cuStreamDestroy_v2) driver_.cuStreamDestroy_v2(s);
+  streams_.clear();
+  for (auto& [id, e] : events_)
+    if (driver_.cuEventDestroy_v2) driver_.cuEventDestroy_v2(e);
+  events_.clear();
+  for (auto& [ptr, size] : allocations_)
+    if (driver_.cuMemFree_v2) driver_.cuMemFree_v2(ptr);
+  allocations_.clear();
+  bytes_allocated_ = 0;
+  for (auto& [id, c] : contexts_) {
+    if (c.primary) {
+      if (driver_.cuDevicePrimaryCtxRelease_v2) {
+        CUdevice dev = 0;
+        if (driver_.cuDeviceGet) driver_.cuDeviceGet(&dev, c.dev);
+        driver_.cuDevicePrimaryCtxRelease_v2(dev);
+      }
+    } else if (driver_.cuCtxDestroy_v2) {
+      driver_.cuCtxDestroy_v2(c.ctx);
+    }
+  }
+  contexts_.clear();
+  current_ctx_id_ = 0;
+}
+
+}  // namespace rgpu::worker

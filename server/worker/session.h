@@ -1,0 +1,107 @@
+// Session: the state of one client's CUDA session inside its worker process.
+//
+// Maps the client's handle ids (contexts, streams, events, modules,
+// functions) to real driver handles, and records every device allocation so
+// that copies and memsets can be checked to fall inside memory this session
+// owns. One Session per worker process; used only from the worker's thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/driver_table.h"
+#include "common/status.h"
+
+namespace rgpu::worker {
+
+// Stream ids with fixed meaning (the client names all others).
+constexpr uint64_t kStreamLegacyDefault = 0;  // the NULL stream
+constexpr uint64_t kStreamLegacy = 1;         // CU_STREAM_LEGACY
+constexpr uint64_t kStreamPerThread = 2;      // CU_STREAM_PER_THREAD
+
+struct ParamSlot {
+  uint32_t offset = 0;
+  uint32_t size = 0;
+};
+
+struct FunctionEntry {
+  CUfunction fn = nullptr;  // for library kernels: the function in fn_ctx
+  CUkernel kernel = nullptr;
+  CUcontext fn_ctx = nullptr;
+  std::vector<ParamSlot> params;
+  uint64_t module = 0;
+};
+
+struct ModuleEntry {
+  bool is_library = false;
+  CUmodule module = nullptr;
+  CUlibrary library = nullptr;
+  CUcontext ctx = nullptr;  // the context a module was loaded in
+};
+
+class Session {
+ public:
+  Session(const backend::DriverTable& driver, uint64_t session_id);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const backend::DriverTable& driver() const { return driver_; }
+  uint64_t id() const { return session_id_; }
+
+  // Makes the client's context `ctx_id` current on this thread. 0 is refused
+  // with CUDA_ERROR_INVALID_CONTEXT, as the driver does without a context.
+  Status UseContext(uint64_t ctx_id);
+  Status AddContext(uint64_t ctx_id, CUcontext ctx, bool primary, int dev);
+  Status RemoveContext(uint64_t ctx_id);
+  Result<CUcontext> FindContext(uint64_t ctx_id) const;
+
+  Result<CUstream> FindStream(uint64_t id) const;
+  Status AddStream(uint64_t id, CUstream s);
+  Result<CUstream> TakeStream(uint64_t id);
+  Result<CUevent> FindEvent(uint64_t id) const;
+  Status AddEvent(uint64_t id, CUevent e);
+  Result<CUevent> TakeEvent(uint64_t id);
+
+  Status AddModule(uint64_t id, ModuleEntry m);
+  Result<ModuleEntry*> FindModule(uint64_t id);
+  Status RemoveModule(uint64_t id);  // also drops its functions
+  Status AddFunction(uint64_t id, FunctionEntry f);
+  Result<FunctionEntry*> FindFunction(uint64_t id);
+
+  // Device memory owned by this session. CheckRange fails with
+  // CUDA_ERROR_INVALID_VALUE unless [ptr, ptr+size) lies in one allocation.
+  void AddAllocation(CUdeviceptr ptr, uint64_t size);
+  bool RemoveAllocation(CUdeviceptr ptr);
+  Status CheckRange(CUdeviceptr ptr, uint64_t size, const char* what) const;
+  uint64_t bytes_allocated() const { return bytes_allocated_; }
+
+  // Frees everything the session still holds (modules, streams, events,
+  // memory, contexts), in dependency order. Called at session end.
+  void ReleaseAll();
+
+ private:
+  struct ContextEntry {
+    CUcontext ctx = nullptr;
+    bool primary = false;
+    int dev = 0;
+  };
+  const backend::DriverTable& driver_;
+  const uint64_t session_id_;
+  uint64_t current_ctx_id_ = 0;
+  std::unordered_map<uint64_t, ContextEntry> contexts_;
+  std::unordered_map<uint64_t, CUstream> streams_;
+  std::unordered_map<uint64_t, CUevent> events_;
+  std::unordered_map<uint64_t, ModuleEntry> modules_;
+  std::unordered_map<uint64_t, FunctionEntry> functions_;
+  std::map<CUdeviceptr, uint64_t> allocations_;  // base -> size
+  uint64_t bytes_allocated_ = 0;
+};
+
+// A kCuda Status carrying `r` (OK when r == CUDA_SUCCESS).
+Status CuStatus(CUresult r, const char* what);
+
+}  // namespace rgpu::worker

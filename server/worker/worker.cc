@@ -1,0 +1,126 @@
+#include "server/worker/worker.h"
+
+#include <unistd.h>
+
+#include <vector>
+
+#include "common/log.h"
+#include "common/net.h"
+#include "proto/calls.gen.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+#include "server/worker/handlers.gen.h"
+#include "server/worker/session.h"
+
+namespace rgpu::worker {
+namespace {
+
+Status SendReply(int fd, const proto::FrameHeader& req, uint16_t flags,
+                 std::vector<uint8_t>* payload, std::vector<uint8_t>* out) {
+  out->clear();
+  proto::AppendFrame({0, req.call, flags, req.request_id}, *payload, out);
+  return net::WriteAll(fd, out->data(), out->size());
+}
+
+// Answers an async call's failure: i32 CUresult, then the reason.
+Status SendAsyncError(int fd, const proto::FrameHeader& req, int cu, const std::string& msg,
+                      std::vector<uint8_t>* out) {
+  std::vector<uint8_t> payload;
+  proto::Writer w(&payload);
+  w.I32(cu);
+  w.Str(msg.substr(0, 1024));
+  return SendReply(fd, req, proto::kAsyncError, &payload, out);
+}
+
+// One request: decode, run, answer. Returns non-OK only when the session
+// must end (transport failure or protocol violation).
+Status ServeOne(Session& session, int fd, const proto::FrameHeader& h,
+                std::span<const uint8_t> body, std::vector<uint8_t>* reply,
+                std::vector<uint8_t>* out) {
+  const HandlerEntry* handler = FindHandler(h.call);
+  bool async = (h.flags & proto::kNoReply) != 0;
+  if (handler == nullptr) {
+    LogOnce(LogLevel::kWarn, "call" + std::to_string(h.call), "unsupported call id %u", h.call);
+    std::string msg = "call id " + std::to_string(h.call) + " is not supported by this worker";
+    if (async) return SendAsyncError(fd, h, CUDA_ERROR_NOT_SUPPORTED, msg, out);
+    reply->clear();
+    proto::Writer w(reply);
+    w.I32(CUDA_ERROR_NOT_SUPPORTED);
+    return SendReply(fd, h, proto::kReply, reply, out);
+  }
+  proto::Reader in(body);
+  reply->clear();
+  proto::Writer w(reply);
+  w.I32(0);  // patched below
+  Status st = handler->fn(session, in, &w);
+  if (!st.ok() && st.code() != Code::kCuda) {
+    RGPU_LOG_ERROR("session %llu: %s: %s; closing", (unsigned long long)session.id(),
+                   handler->name, st.ToString().c_str());
+    return std::move(st).With(handler->name);
+  }
+  int cu = st.ok() ? 0 : st.cu_result();
+  if (!st.ok()) RGPU_LOG_DEBUG("%s -> %d: %s", handler->name, cu, st.message().c_str());
+  if (async) {
+    if (cu == 0) return {};
+    return SendAsyncError(fd, h, cu, std::string(handler->name) + ": " + st.message(), out);
+  }
+  for (int i = 0; i < 4; ++i) (*reply)[i] = static_cast<uint8_t>(static_cast<uint32_t>(cu) >> (8 * i));
+  return SendReply(fd, h, proto::kReply, reply, out);
+}
+
+}  // namespace
+
+int RunWorker(const WorkerOptions& options) {
+  SetLogTag("rgpu-worker[" + std::to_string(getpid()) + "]");
+  backend::DriverTable driver;
+  Status loaded = backend::LoadBackend(options.backend, &driver);
+  if (loaded.ok() && (driver.cuInit == nullptr || driver.cuInit(0) != CUDA_SUCCESS))
+    loaded = Status::Internal("backend " + options.backend.kind + ": cuInit failed");
+  // The worker, not the supervisor, accepts the session: only now is it
+  // known that the backend works, and the client gets the reason if not.
+  proto::HelloReply hello;
+  hello.session_id = options.session_id;
+  if (!loaded.ok()) {
+    RGPU_LOG_ERROR("backend: %s", loaded.ToString().c_str());
+    hello.status = proto::HelloStatus::kNoCapacity;
+    hello.message = "GPU host cannot start a session: " + loaded.message();
+  }
+  std::vector<uint8_t> hello_frame = proto::EncodeHelloReplyFrame(hello);
+  Status sent = net::WriteAll(options.fd, hello_frame.data(), hello_frame.size());
+  if (!loaded.ok() || !sent.ok()) {
+    close(options.fd);
+    return loaded.ok() ? 0 : 1;
+  }
+  int rc = 0;
+  {
+    Session session(driver, options.session_id);
+    std::vector<uint8_t> body, reply, out;
+    for (;;) {
+      uint8_t hb[proto::kFrameHeaderSize];
+      Status st = net::ReadExact(options.fd, hb, sizeof hb);
+      if (!st.ok()) break;  // client gone: a normal end
+      proto::FrameHeader h;
+      st = proto::DecodeFrameHeader(hb, proto::kMaxFramePayload, &h);
+      if (st.ok() && (h.flags & (proto::kReply | proto::kAsyncError | proto::kEvent)))
+        st = Status::Protocol("client sent a reply-only frame flag");
+      if (!st.ok()) {
+        RGPU_LOG_ERROR("session %llu: %s; closing", (unsigned long long)options.session_id,
+                       st.ToString().c_str());
+        rc = 2;
+        break;
+      }
+      body.resize(h.length);
+      if (!net::ReadExact(options.fd, body.data(), h.length).ok()) break;
+      st = ServeOne(session, options.fd, h, body, &reply, &out);
+      if (!st.ok()) {
+        rc = st.code() == Code::kTransport ? 0 : 2;
+        break;
+      }
+    }
+    session.ReleaseAll();
+  }
+  close(options.fd);
+  return rc;
+}
+
+}  // namespace rgpu::worker
