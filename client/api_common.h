@@ -28,12 +28,21 @@ inline CUresult ToCu(const Status& st) {
 // Waits for the reply. On success decodes it into *rep and returns the
 // worker's CUresult; a pending async error from earlier calls is returned
 // instead when this call itself succeeded.
+// Logs a call the worker refused (RGPU_LOG=debug).
+inline CUresult Refused(proto::CallId id, int cu) {
+  const proto::CallInfo* c = proto::FindCall(static_cast<uint16_t>(id));
+  RGPU_LOG_DEBUG("%s -> CUresult %d", c ? c->name : "?", cu);
+  return static_cast<CUresult>(cu);
+}
+
+// Spans and views in *rep point into a per-thread buffer that stays valid
+// until this thread's next Sync().
 template <class Req, class Rep>
 CUresult Sync(ClientState* s, proto::CallId id, const Req& req, Rep* rep) {
-  Reply reply;
+  static thread_local Reply reply;
   Status st = s->conn().Call(id, req, &reply);
   if (!st.ok()) return ToCu(st);
-  if (reply.cu != 0) return static_cast<CUresult>(reply.cu);
+  if (reply.cu != 0) return Refused(id, reply.cu);
   proto::Reader r(reply.payload);
   if (Status d = proto::Decode(r, rep); !d.ok()) return ToCu(d);
   return s->TakeAsyncError();
@@ -45,7 +54,7 @@ CUresult Sync(ClientState* s, proto::CallId id, const Req& req) {
   Reply reply;
   Status st = s->conn().Call(id, req, &reply);
   if (!st.ok()) return ToCu(st);
-  if (reply.cu != 0) return static_cast<CUresult>(reply.cu);
+  if (reply.cu != 0) return Refused(id, reply.cu);
   return s->TakeAsyncError();
 }
 

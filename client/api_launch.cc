@@ -54,8 +54,12 @@ CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned b
                 unsigned bz, unsigned shmem, CUstream h, void** params, void** extra,
                 const CUlaunchAttribute* attrs, unsigned nattrs, bool per_thread) {
   RGPU_STATE_OR_RETURN(s);
+  RGPU_LOG_DEBUG("launch %p grid %u,%u,%u block %u,%u,%u", static_cast<void*>(fn), gx, gy, gz, bx, by, bz);
   FuncObj* f = s->FindFunc(fn);
-  if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  if (f == nullptr) {
+    RGPU_LOG_DEBUG("launch: unknown function handle %p", static_cast<void*>(fn));
+    return CUDA_ERROR_INVALID_HANDLE;
+  }
   uint64_t stream = 0;
   if (!WireStream(s, h, per_thread, &stream)) return CUDA_ERROR_INVALID_HANDLE;
   CtxObj* c = s->Current();

@@ -46,6 +46,8 @@ CUresult CopyImage(const void* img, std::vector<uint8_t>* out) {
 }
 
 CUresult Load(ClientState* s, const void* img, bool library, ModuleObj** out) {
+  RGPU_LOG_DEBUG("%s(%p, kind %s)", library ? "cuLibraryLoadData" : "cuModuleLoadData", img,
+                 image::ImageKindName(image::DetectImageKind(img)));
   CtxObj* c = s->Current();
   if (c == nullptr) {
     if (!library) return CUDA_ERROR_INVALID_CONTEXT;
@@ -90,6 +92,7 @@ CUresult EnsureLoaded(ClientState* s, ModuleObj* m) {
 
 CUresult Resolve(ClientState* s, ModuleObj* m, const char* name, bool kernel, FuncObj** out) {
   if (name == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_LOG_DEBUG("resolve %s in module %llu", name, (unsigned long long)m->id);
   CUresult r = EnsureLoaded(s, m);
   if (r != CUDA_SUCCESS) return r;
   auto f = std::make_unique<FuncObj>();
@@ -225,6 +228,7 @@ CUresult cuLibraryGetKernel(CUkernel* pKernel, CUlibrary library, const char* na
 }
 
 CUresult cuLibraryGetModule(CUmodule* pMod, CUlibrary library) {
+  RGPU_LOG_DEBUG("cuLibraryGetModule");
   if (pMod == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   ModuleObj* m = s->FindModule(library);
@@ -241,6 +245,7 @@ CUresult cuLibraryGetGlobal(CUdeviceptr* dptr, size_t* bytes, CUlibrary library,
 }
 
 CUresult cuKernelGetFunction(CUfunction* pFunc, CUkernel kernel) {
+  RGPU_LOG_DEBUG("cuKernelGetFunction");
   if (pFunc == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   FuncObj* f = s->FindFunc(kernel);
@@ -253,6 +258,7 @@ CUresult cuKernelGetFunction(CUfunction* pFunc, CUkernel kernel) {
 }
 
 CUresult cuKernelGetLibrary(CUlibrary* pLib, CUkernel kernel) {
+  RGPU_LOG_DEBUG("cuKernelGetLibrary");
   if (pLib == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   FuncObj* f = s->FindFunc(kernel);
@@ -262,6 +268,7 @@ CUresult cuKernelGetLibrary(CUlibrary* pLib, CUkernel kernel) {
 }
 
 CUresult cuFuncGetModule(CUmodule* hmod, CUfunction hfunc) {
+  RGPU_LOG_DEBUG("cuFuncGetModule");
   if (hmod == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   FuncObj* f = s->FindFunc(hfunc);
@@ -271,6 +278,7 @@ CUresult cuFuncGetModule(CUmodule* hmod, CUfunction hfunc) {
 }
 
 CUresult cuFuncGetAttribute(int* pi, CUfunction_attribute attrib, CUfunction hfunc) {
+  RGPU_LOG_DEBUG("cuFuncGetAttribute");
   if (pi == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   FuncObj* f = s->FindFunc(hfunc);
@@ -281,10 +289,12 @@ CUresult cuFuncGetAttribute(int* pi, CUfunction_attribute attrib, CUfunction hfu
 }
 
 CUresult cuKernelGetAttribute(int* pi, CUfunction_attribute attrib, CUkernel kernel, CUdevice) {
+  RGPU_LOG_DEBUG("cuKernelGetAttribute");
   return cuFuncGetAttribute(pi, attrib, reinterpret_cast<CUfunction>(kernel));
 }
 
 CUresult cuFuncSetAttribute(CUfunction hfunc, CUfunction_attribute attrib, int value) {
+  RGPU_LOG_DEBUG("cuFuncSetAttribute");
   RGPU_STATE_OR_RETURN(s);
   FuncObj* f = s->FindFunc(hfunc);
   if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
@@ -296,10 +306,12 @@ CUresult cuFuncSetAttribute(CUfunction hfunc, CUfunction_attribute attrib, int v
 }
 
 CUresult cuKernelSetAttribute(CUfunction_attribute attrib, int value, CUkernel kernel, CUdevice) {
+  RGPU_LOG_DEBUG("cuKernelSetAttribute");
   return cuFuncSetAttribute(reinterpret_cast<CUfunction>(kernel), attrib, value);
 }
 
 CUresult cuFuncSetCacheConfig(CUfunction hfunc, CUfunc_cache config) {
+  RGPU_LOG_DEBUG("cuFuncSetCacheConfig");
   RGPU_STATE_OR_RETURN(s);
   FuncObj* f = s->FindFunc(hfunc);
   if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
@@ -313,6 +325,7 @@ CUresult cuKernelSetCacheConfig(CUkernel kernel, CUfunc_cache config, CUdevice) 
 }
 
 CUresult cuFuncGetParamInfo(CUfunction func, size_t paramIndex, size_t* paramOffset, size_t* paramSize) {
+  RGPU_LOG_DEBUG("cuFuncGetParamInfo");
   RGPU_STATE_OR_RETURN(s);
   FuncObj* f = s->FindFunc(func);
   if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
@@ -327,6 +340,7 @@ CUresult cuKernelGetParamInfo(CUkernel kernel, size_t i, size_t* off, size_t* si
 }
 
 CUresult cuFuncGetName(const char** name, CUfunction hfunc) {
+  RGPU_LOG_DEBUG("cuFuncGetName");
   if (name == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   FuncObj* f = s->FindFunc(hfunc);
@@ -340,6 +354,7 @@ CUresult cuKernelGetName(const char** name, CUkernel kernel) {
 }
 
 CUresult cuFuncIsLoaded(CUfunctionLoadingState* state, CUfunction function) {
+  RGPU_LOG_DEBUG("cuFuncIsLoaded");
   if (state == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   if (s->FindFunc(function) == nullptr) return CUDA_ERROR_INVALID_HANDLE;
@@ -348,6 +363,7 @@ CUresult cuFuncIsLoaded(CUfunctionLoadingState* state, CUfunction function) {
 }
 
 CUresult cuFuncLoad(CUfunction function) {
+  RGPU_LOG_DEBUG("cuFuncLoad");
   RGPU_STATE_OR_RETURN(s);
   return s->FindFunc(function) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }

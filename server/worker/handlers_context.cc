@@ -28,6 +28,7 @@ Status HandleGetDeviceInfo(Session& s, const proto::GetDeviceInfoReq&,
   static std::vector<uint8_t> encoded;
   const backend::DriverTable& d = s.driver();
   proto::DeviceInfo info;
+  info.backend = s.backend_kind();
   RGPU_RETURN_IF_ERROR(CuStatus(d.cuDriverGetVersion(&info.driver_version), "cuDriverGetVersion"));
   int count = 0;
   RGPU_RETURN_IF_ERROR(CuStatus(d.cuDeviceGetCount(&count), "cuDeviceGetCount"));

@@ -16,8 +16,8 @@ Status BadHandle(const char* kind, uint64_t id) {
 }
 }  // namespace
 
-Session::Session(const backend::DriverTable& driver, uint64_t session_id)
-    : driver_(driver), session_id_(session_id) {}
+Session::Session(const backend::DriverTable& driver, uint64_t session_id, std::string backend_kind)
+    : driver_(driver), session_id_(session_id), backend_kind_(std::move(backend_kind)) {}
 
 Session::~Session() { ReleaseAll(); }
 

@@ -44,13 +44,14 @@ struct ModuleEntry {
 
 class Session {
  public:
-  Session(const backend::DriverTable& driver, uint64_t session_id);
+  Session(const backend::DriverTable& driver, uint64_t session_id, std::string backend_kind);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   const backend::DriverTable& driver() const { return driver_; }
   uint64_t id() const { return session_id_; }
+  const std::string& backend_kind() const { return backend_kind_; }
 
   // Makes the client's context `ctx_id` current on this thread. 0 is refused
   // with CUDA_ERROR_INVALID_CONTEXT, as the driver does without a context.
@@ -91,6 +92,7 @@ class Session {
   };
   const backend::DriverTable& driver_;
   const uint64_t session_id_;
+  const std::string backend_kind_;
   uint64_t current_ctx_id_ = 0;
   std::unordered_map<uint64_t, ContextEntry> contexts_;
   std::unordered_map<uint64_t, CUstream> streams_;

@@ -93,7 +93,7 @@ int RunWorker(const WorkerOptions& options) {
   }
   int rc = 0;
   {
-    Session session(driver, options.session_id);
+    Session session(driver, options.session_id, options.backend.kind);
     std::vector<uint8_t> body, reply, out;
     for (;;) {
       uint8_t hb[proto::kFrameHeaderSize];

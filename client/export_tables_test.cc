@@ -1,0 +1,377 @@
+// Export tables: the INTEGRITY_CHECK hash against published and measured
+// vectors, table shapes as the real driver serves them, and the slots' logic
+// on top of fake driver functions (strong definitions below replace the weak
+// stubs in this test binary, as the client's implementation will in the
+// library).
+#include "client/export_tables.h"
+
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "client/integrity_hash.h"
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Fake driver functions the slots call.
+
+CUcontext g_current = nullptr;
+int g_retains = 0, g_releases = 0;
+const void* g_loaded_image = nullptr;
+const CUcontext kPrimary = reinterpret_cast<CUcontext>(0x5000);
+
+}  // namespace
+
+extern "C" CUresult cuCtxGetCurrent(CUcontext* ctx) {
+  *ctx = g_current;
+  return CUDA_SUCCESS;
+}
+extern "C" CUresult cuCtxGetId(CUcontext ctx, unsigned long long* id) {
+  *id = reinterpret_cast<uintptr_t>(ctx) + 1;
+  return CUDA_SUCCESS;
+}
+extern "C" CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, CUdevice dev) {
+  if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
+  ++g_retains;
+  *ctx = kPrimary;
+  return CUDA_SUCCESS;
+}
+extern "C" CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev) {
+  ++g_releases;
+  return CUDA_SUCCESS;
+}
+extern "C" CUresult cuModuleLoadData(CUmodule* module, const void* image) {
+  g_loaded_image = image;
+  *module = reinterpret_cast<CUmodule>(0x7000);
+  return CUDA_SUCCESS;
+}
+extern "C" CUresult cuDriverGetVersion(int* version) {
+  *version = 13000;
+  return CUDA_SUCCESS;
+}
+extern "C" CUresult cuDeviceGetCount(int* count) {
+  *count = 1;
+  return CUDA_SUCCESS;
+}
+extern "C" CUresult cuDeviceGetUuid_v2(CUuuid* uuid, CUdevice dev) {
+  for (int i = 0; i < 16; ++i) uuid->bytes[i] = static_cast<char>(0xa0 + i);
+  return CUDA_SUCCESS;
+}
+extern "C" CUresult cuDeviceGetAttribute(int* value, CUdevice_attribute attr, CUdevice dev) {
+  switch (attr) {
+    case CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID: *value = 0; return CUDA_SUCCESS;
+    case CU_DEVICE_ATTRIBUTE_PCI_BUS_ID: *value = 0x1b; return CUDA_SUCCESS;
+    case CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID: *value = 0; return CUDA_SUCCESS;
+    default: return CUDA_ERROR_INVALID_VALUE;
+  }
+}
+
+namespace rgpu::client {
+namespace {
+
+Md2::State StateFromHex(const char* hex) {
+  Md2::State s{};
+  for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<uint8_t>(std::stoi(std::string(hex + 2 * i, 2), nullptr, 16));
+  return s;
+}
+
+std::string Hex(const uint8_t* p, size_t n) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += kDigits[p[i] >> 4];
+    out += kDigits[p[i] & 15];
+  }
+  return out;
+}
+
+CUuuid Uuid(const char* hex) {
+  CUuuid u;
+  for (int i = 0; i < 16; ++i) u.bytes[i] = static_cast<char>(std::stoi(std::string(hex + 2 * i, 2), nullptr, 16));
+  return u;
+}
+
+const void* const* Table(const char* hex) {
+  const CUuuid id = Uuid(hex);
+  const void* table = nullptr;
+  EXPECT_EQ(cuGetExportTable(&table, &id), CUDA_SUCCESS) << hex;
+  return static_cast<const void* const*>(table);
+}
+
+template <class F>
+F Slot(const char* uuid, size_t slot) {
+  return reinterpret_cast<F>(const_cast<void*>(Table(uuid)[slot]));
+}
+
+constexpr const char* kCudart = "6bd5fb6c5bf4e74a8987d93912fd9df9";
+constexpr const char* kStorage = "c693336e1121df11a8c368f355d89593";
+constexpr const char* kIntegrity = "d4082055bde6704b8d34ba123c66e1f2";
+
+// ---------------------------------------------------------------------------
+// The hash.
+
+TEST(IntegrityHashTest, Md2MatchesRfc1319) {
+  const std::pair<const char*, const char*> kVectors[] = {
+      {"", "8350e5a3e24c153df2275c9f80692773"},
+      {"a", "32ec01ec4a6dac72c0ab96fb34c0b5d1"},
+      {"abc", "da853b0d3f88d99b30283a69e6ded6bb"},
+      {"message digest", "ab4f496bfb2a530b219ff33031fe06b0"},
+      {"abcdefghijklmnopqrstuvwxyz", "4e8ddff3650292ab5a4108c3aa47940b"},
+  };
+  for (const auto& [message, digest] : kVectors) {
+    Md2 md2;
+    md2.Update(message, std::strlen(message));
+    const auto got = md2.Finish();
+    EXPECT_EQ(Hex(got.data(), got.size()), digest) << message;
+  }
+}
+
+// ZLUDA's unit-test vectors (dark_api/src/lib.rs): raw state before/after each stage.
+TEST(IntegrityHashTest, ZludaStageVectors) {
+  {  // one byte into a partly filled block
+    Md2 md2(StateFromHex("0000000000000000000000000000000038c09bf7ff7f0000a361e442f66794ff18c09bf7ff7f0000a45772f7ff7f0000000000000000000000000000000000000000"));
+    md2.UpdateByte(34);
+    EXPECT_EQ(md2.state(), StateFromHex("0000000000000000000000000000000022c09bf7ff7f0000a361e442f66794ff22c09bf7ff7f0000a45772f7ff7f0000570000000000000000000000000000000157"));
+  }
+  {  // key ^ ipad from a zero state
+    const uint8_t key[16] = {0x14, 0x6A, 0xDD, 0xAE, 0x53, 0xA9, 0xA7, 0x52, 0xAA, 0x08, 0x41, 0x36, 0x0B, 0xF5, 0x5A, 0x9F};
+    Md2 md2;
+    md2.Update(key, sizeof key, 0x36);
+    EXPECT_EQ(md2.state(), StateFromHex("8b219a49e86d1aeef237f9b54a8c3c75c71eee21cf298ae51383f4ec3304e2fdb02f09014ff7686d6946437eb62b21ed57a110860e60441e705f67d1eb67a13d003d"));
+  }
+  {  // the 48-byte record
+    Md2 md2(StateFromHex("8b219a49e86d1aeef237f9b54a8c3c75c71eee21cf298ae51383f4ec3304e2fdb02f09014ff7686d6946437eb62b21ed57a110860e60441e705f67d1eb67a13d003d"));
+    IntegrityRecord record{0x2f30, 12082, 0x002fa423, 0xf79c1000,
+                           reinterpret_cast<const void*>(0x00007ffff6958240),
+                           reinterpret_cast<const void*>(0x00007ffff6958220),
+                           reinterpret_cast<const void*>(0x00007ffff2aaf4a0), 0x682b9cee};
+    md2.Update(&record, sizeof record);
+    EXPECT_EQ(md2.state(), StateFromHex("0afdabc9ff9ba0be4d303282744fa7489d2382a387fa6cdb9249d9b54b2b5e516ef7f94d288a640619b3e6bea4ec7e546428d9e1d434c0a94988c96158dd66740074"));
+  }
+  {  // one device
+    Md2 md2(StateFromHex("84fd9310c6dbb3bc49c225e7da6e226f9bbd8159c3019a7a2634390f2a5613b1f6bc7fa18f04a54d0d78ab20f82320a53f6736e2de8ae5dfe1f20394addc9ada00da"));
+    IntegrityDevice device{};
+    const uint32_t words[4] = {0x8a2bfe9a, 0x382d25ac, 0xc5ae37ea, 0x5f32716d};
+    std::memcpy(device.uuid, words, sizeof words);
+    device.pci_domain = 0;
+    device.pci_bus = 2;
+    device.pci_device = 0;
+    md2.Update(&device, sizeof device);
+    EXPECT_EQ(md2.state(), StateFromHex("1fd825d2dffa64c7b61aaf22b879fb960000000002000000000000007c9d46d21fd825d2ddfa64c7b61aaf22e617bd3ad7dd5f828c87ce8666afa0507a7dbbbc0c50"));
+  }
+  {  // finishing
+    Md2 md2(StateFromHex("3e4bf29571f56b5107bf4bf1040e8e0b5f4d300c0f0caefb48af23b5ea4cc2dbd7df88743958163a1f7c9b207e7e94c88bc6b2380d077dbd90d53963eb1d4f400040"));
+    const auto digest = md2.Finish();
+    EXPECT_EQ(md2.state(), StateFromHex("002353065e96f69c61aa962d2ecda858e9cac02e35ed5fcae10ecd1fd08e8b9c294d1c946bf710b0070891d61406c0ece19c8e33d4e9435c860c724d2798917f007f"));
+    EXPECT_EQ(Hex(digest.data(), digest.size()), "002353065e96f69c61aa962d2ecda858");
+  }
+}
+
+TEST(IntegrityHashTest, ConstantAnswers) {
+  IntegrityRecord record{};
+  record.version = 13000;
+  EXPECT_EQ(IntegrityHash(record, {}), (std::array<uint64_t, 2>{0x3341181C03CB675CULL, 0x8ED383AA1F4CD1E8ULL}));
+  record.version = 12091;
+  EXPECT_EQ(IntegrityHash(record, {}), (std::array<uint64_t, 2>{0x1841181C03CB675CULL, 0x8ED383AA1F4CD1E8ULL}));
+}
+
+// ---------------------------------------------------------------------------
+// Table shapes.
+
+TEST(ExportTablesTest, SizesAndNullSlotsAsTheRealDriver) {
+  struct Expected {
+    const char* uuid;
+    size_t bytes;
+    std::vector<size_t> null_slots;
+  };
+  const Expected kExpected[] = {
+      {kCudart, 104, {10}},
+      {"42d85a8123f6cb478298f6e78a3aecdc", 24, {}},
+      {"a094798c2e742e7493f20800200c0a66", 56, {}},
+      {kIntegrity, 24, {}},
+      {"263e88607cd2614392f6bbd5006dfa7e", 120, {}},
+      {"f8cff95121468b4eb9e2fb469e7c0dd9", 24, {}},
+      {"0ca50b8c1004929a89a7d0df10e77286", 16, {}},
+      {"b10541e1f7c7c74a9f64f223be99f1e2", 248, {30}},
+      {"21318c60971432488ca641ff7324c8f2", 744, {91}},
+      {"69a28e9f24498b47b030c5da330ea4e9", 272, {}},
+      {"6e163fbeb958444d835ce182aff1991e", 792, {93}},
+      {"bfdb432dbf3c5a4a945eb34029e81e75", 480, {}},
+      {"a6b1ff99ecc4c94f92f91928663d5585", 256, {}},
+  };
+  for (const Expected& e : kExpected) {
+    const void* const* t = Table(e.uuid);
+    ASSERT_NE(t, nullptr) << e.uuid;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t[0]), e.bytes) << e.uuid;
+    for (size_t i = 1; i < e.bytes / sizeof(void*); ++i) {
+      const bool expect_null = std::find(e.null_slots.begin(), e.null_slots.end(), i) != e.null_slots.end();
+      EXPECT_EQ(t[i] == nullptr, expect_null) << e.uuid << "[" << i << "]";
+    }
+  }
+  // No size slot; the driver's table ends with a null.
+  const void* const* storage = Table(kStorage);
+  for (int i = 0; i < 3; ++i) EXPECT_NE(storage[i], nullptr);
+  EXPECT_EQ(storage[3], nullptr);
+}
+
+TEST(ExportTablesTest, UnknownAndInvalidRequests) {
+  const CUuuid unknown = Uuid("00000000000000000000000000000000");
+  const void* table = reinterpret_cast<const void*>(0x1);
+  EXPECT_EQ(cuGetExportTable(&table, &unknown), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(table, nullptr);
+  const CUuuid heap_access = Uuid("195bcbf4d67d024aacc51d29cea631ae");  // refused by 580.159 too
+  EXPECT_EQ(cuGetExportTable(&table, &heap_access), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(cuGetExportTable(nullptr, &unknown), CUDA_ERROR_INVALID_VALUE);
+  table = reinterpret_cast<const void*>(0x1);
+  EXPECT_EQ(cuGetExportTable(&table, nullptr), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(table, reinterpret_cast<const void*>(0x1));
+}
+
+TEST(ExportTablesTest, UnknownSlotsRefuse) {
+  EXPECT_EQ(Slot<CUresult (*)()>(kCudart, 3)(), CUDA_ERROR_NOT_SUPPORTED);
+  EXPECT_EQ(Slot<CUresult (*)()>("21318c60971432488ca641ff7324c8f2", 92)(), CUDA_ERROR_NOT_SUPPORTED);
+  EXPECT_EQ(Slot<CUresult (*)()>("f8cff95121468b4eb9e2fb469e7c0dd9", 1)(), CUDA_ERROR_NOT_SUPPORTED);
+}
+
+// ---------------------------------------------------------------------------
+// Slot logic.
+
+TEST(ExportTablesTest, CudartPrimaryContextLeavesTheReferenceCountAlone) {
+  auto primary = Slot<CUresult (*)(CUcontext*, CUdevice)>(kCudart, 2);
+  g_retains = g_releases = 0;
+  CUcontext ctx = nullptr;
+  ASSERT_EQ(primary(&ctx, 0), CUDA_SUCCESS);
+  EXPECT_EQ(ctx, kPrimary);
+  EXPECT_EQ(g_retains, 1);
+  EXPECT_EQ(g_releases, 1);
+  EXPECT_EQ(primary(&ctx, 3), CUDA_ERROR_INVALID_DEVICE);
+  EXPECT_EQ(primary(nullptr, 0), CUDA_ERROR_INVALID_VALUE);
+}
+
+TEST(ExportTablesTest, CudartLoadsTheWrappedFatbin) {
+  struct Wrapper {
+    uint32_t magic, version;
+    const void* data;
+    const void* unused;
+  };
+  static const char fatbin[16] = {};
+  Wrapper wrapper{0x466243B1, 1, fatbin, nullptr};
+  CUmodule module = nullptr;
+  auto from_wrapper = Slot<CUresult (*)(CUmodule*, const Wrapper*)>(kCudart, 1);
+  ASSERT_EQ(from_wrapper(&module, &wrapper), CUDA_SUCCESS);
+  EXPECT_EQ(g_loaded_image, fatbin);
+  EXPECT_NE(module, nullptr);
+  wrapper.magic = 0xBA55ED50;
+  EXPECT_EQ(from_wrapper(&module, &wrapper), CUDA_ERROR_INVALID_IMAGE);
+  auto from_wrapper_ex = Slot<CUresult (*)(CUmodule*, const Wrapper*, void*, void*, unsigned)>(kCudart, 6);
+  wrapper.magic = 0x466243B1;
+  g_loaded_image = nullptr;
+  ASSERT_EQ(from_wrapper_ex(&module, &wrapper, nullptr, nullptr, 0), CUDA_SUCCESS);
+  EXPECT_EQ(g_loaded_image, fatbin);
+  EXPECT_EQ(from_wrapper_ex(&module, &wrapper, &module, nullptr, 0), CUDA_ERROR_NOT_SUPPORTED);
+  auto from_fatbin = Slot<CUresult (*)(const void*, CUmodule*, void*, void*, unsigned)>(kCudart, 8);
+  g_loaded_image = nullptr;
+  ASSERT_EQ(from_fatbin(fatbin, &module, nullptr, nullptr, 0), CUDA_SUCCESS);
+  EXPECT_EQ(g_loaded_image, fatbin);
+}
+
+TEST(ExportTablesTest, ToolsSlotsAnswerCurrentContextAndId) {
+  g_current = reinterpret_cast<CUcontext>(0x1234);
+  CUcontext ctx = nullptr;
+  ASSERT_EQ(Slot<CUresult (*)(CUcontext*)>("42d85a8123f6cb478298f6e78a3aecdc", 2)(&ctx), CUDA_SUCCESS);
+  EXPECT_EQ(ctx, g_current);
+  unsigned long long id = 0;
+  ASSERT_EQ(Slot<CUresult (*)(CUcontext, unsigned long long*)>("21318c60971432488ca641ff7324c8f2", 4)(g_current, &id),
+            CUDA_SUCCESS);
+  EXPECT_EQ(id, 0x1235u);
+  g_current = nullptr;
+}
+
+// Return codes as measured on the real driver.
+TEST(ExportTablesTest, ContextLocalStorage) {
+  using Dtor = void (*)(CUcontext, void*, void*);
+  auto put = Slot<CUresult (*)(CUcontext, void*, void*, Dtor)>(kStorage, 0);
+  auto del = Slot<CUresult (*)(CUcontext, void*)>(kStorage, 1);
+  auto get = Slot<CUresult (*)(void**, CUcontext, void*)>(kStorage, 2);
+  void* const key = reinterpret_cast<void*>(0x10);
+  void* value = reinterpret_cast<void*>(0x77);
+
+  g_current = nullptr;  // no current context
+  EXPECT_EQ(get(&value, nullptr, key), CUDA_ERROR_INVALID_CONTEXT);
+  EXPECT_EQ(put(nullptr, key, value, nullptr), CUDA_ERROR_INVALID_CONTEXT);
+
+  const CUcontext ctx = reinterpret_cast<CUcontext>(0x9000);
+  g_current = ctx;
+  EXPECT_EQ(get(&value, nullptr, key), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(value, reinterpret_cast<void*>(0x77));  // untouched
+  EXPECT_EQ(del(nullptr, key), CUDA_ERROR_INVALID_HANDLE);
+
+  static std::vector<std::vector<void*>> calls;
+  calls.clear();
+  Dtor dtor = [](CUcontext c, void* k, void* v) { calls.push_back({c, k, v}); };
+  ASSERT_EQ(put(nullptr, key, reinterpret_cast<void*>(0x20), dtor), CUDA_SUCCESS);
+  EXPECT_EQ(put(nullptr, key, reinterpret_cast<void*>(0x21), dtor), CUDA_ERROR_INVALID_HANDLE);
+  ASSERT_EQ(get(&value, ctx, key), CUDA_SUCCESS);  // explicit context == current
+  EXPECT_EQ(value, reinterpret_cast<void*>(0x20));
+  EXPECT_EQ(get(nullptr, ctx, key), CUDA_ERROR_INVALID_VALUE);
+  ASSERT_EQ(del(ctx, key), CUDA_SUCCESS);
+  EXPECT_TRUE(calls.empty());  // delete does not run the destructor
+  EXPECT_EQ(get(&value, ctx, key), CUDA_ERROR_INVALID_HANDLE);
+
+  // Another context's entries survive a reset of this one.
+  const CUcontext other = reinterpret_cast<CUcontext>(0xA000);
+  ASSERT_EQ(put(ctx, reinterpret_cast<void*>(0x11), reinterpret_cast<void*>(0x22), dtor), CUDA_SUCCESS);
+  ASSERT_EQ(put(ctx, reinterpret_cast<void*>(0x12), reinterpret_cast<void*>(0x23), nullptr), CUDA_SUCCESS);
+  ASSERT_EQ(put(other, reinterpret_cast<void*>(0x11), reinterpret_cast<void*>(0x24), dtor), CUDA_SUCCESS);
+  RunContextStorageDestructors(ctx);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0], (std::vector<void*>{ctx, reinterpret_cast<void*>(0x11), reinterpret_cast<void*>(0x22)}));
+  EXPECT_EQ(get(&value, ctx, reinterpret_cast<void*>(0x11)), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(get(&value, ctx, reinterpret_cast<void*>(0x12)), CUDA_ERROR_INVALID_HANDLE);
+  ASSERT_EQ(get(&value, other, reinterpret_cast<void*>(0x11)), CUDA_SUCCESS);
+  EXPECT_EQ(value, reinterpret_cast<void*>(0x24));
+  RunContextStorageDestructors(other);
+  EXPECT_EQ(calls.size(), 2u);
+  g_current = nullptr;
+}
+
+TEST(ExportTablesTest, IntegrityCheckHashesOurTablesAndDevices) {
+  auto check = Slot<CUresult (*)(unsigned, unsigned long long, unsigned long long*)>(kIntegrity, 1);
+  unsigned long long out[2] = {};
+  ASSERT_EQ(check(13000, 1700000000, out), CUDA_SUCCESS);
+  EXPECT_EQ(out[0], 0x3341181C03CB675CULL);
+  ASSERT_EQ(check(13002, 1700000000, out), CUDA_SUCCESS);
+
+  IntegrityRecord record{13000, 13002, static_cast<uint32_t>(getpid()),
+                         static_cast<uint32_t>(reinterpret_cast<uintptr_t>(pthread_self())),
+                         Table(kCudart), Table(kIntegrity), Table(kIntegrity)[1], 1700000000};
+  IntegrityDevice device{};
+  for (int i = 0; i < 16; ++i) device.uuid[i] = static_cast<uint8_t>(0xa0 + i);
+  device.pci_bus = 0x1b;
+  const auto expected = IntegrityHash(record, std::span<const IntegrityDevice>(&device, 1));
+  EXPECT_EQ(out[0], expected[0]);
+  EXPECT_EQ(out[1], expected[1]);
+  EXPECT_EQ(check(13002, 1, nullptr), CUDA_ERROR_INVALID_VALUE);
+}
+
+TEST(ExportTablesTest, CallbackHookBuffersAndChecks) {
+  void* p = nullptr;
+  size_t size = 0;
+  Slot<void (*)(void**, size_t*)>("a094798c2e742e7493f20800200c0a66", 2)(&p, &size);
+  EXPECT_NE(p, nullptr);
+  EXPECT_GT(size, 0u);
+  uint32_t flags = 7;
+  EXPECT_EQ((Slot<CUresult (*)(CUcontext, uint32_t*, const void**)>("263e88607cd2614392f6bbd5006dfa7e", 2)(nullptr, &flags, nullptr)),
+            CUDA_SUCCESS);
+  EXPECT_EQ(flags, 0u);
+  EXPECT_EQ((Slot<uint32_t (*)()>("263e88607cd2614392f6bbd5006dfa7e", 3)()), 0u);
+}
+
+}  // namespace
+}  // namespace rgpu::client

@@ -1,0 +1,171 @@
+#include "tests/support/process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace rgpu::testing {
+
+std::string BuildDir() { return RGPU_BUILD_DIR; }
+std::string ServerBinary() { return BuildDir() + "/bin/rgpu-server"; }
+std::string ClientLibDir() { return BuildDir() + "/lib"; }
+
+namespace {
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+RunResult Run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+              double timeout_s) {
+  RunResult r;
+  char out_tmpl[] = "/tmp/rgpu_out_XXXXXX";
+  char err_tmpl[] = "/tmp/rgpu_err_XXXXXX";
+  int out_fd = mkstemp(out_tmpl), err_fd = mkstemp(err_tmpl);
+  double start = Now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    setpgid(0, 0);
+    for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  for (;;) {
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (Now() - start > timeout_s) {
+      r.timed_out = true;
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  r.seconds = Now() - start;
+  r.exit_code = (!r.timed_out && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
+  r.out = Slurp(out_tmpl);
+  r.err = Slurp(err_tmpl);
+  close(out_fd);
+  close(err_fd);
+  unlink(out_tmpl);
+  unlink(err_tmpl);
+  return r;
+}
+
+TestServer::TestServer(std::vector<std::string> extra_args) {
+  char tmpl[] = "/tmp/rgpu_server_XXXXXX";
+  int fd = mkstemp(tmpl);
+  log_path_ = tmpl;
+  std::vector<std::string> argv = {ServerBinary(), "--listen", "127.0.0.1:0", "--backend", "sim"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(fd, 2);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    setenv("RGPU_LOG", "info", 0);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fd);
+  double start = Now();
+  while (Now() - start < 10) {
+    std::string log = Log();
+    size_t at = log.find("(port ");
+    if (at != std::string::npos) {
+      port_ = atoi(log.c_str() + at + 6);
+      if (port_ > 0) return;
+    }
+    if (!alive()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ADD_FAILURE() << "rgpu-server did not start:\n" << Log();
+}
+
+TestServer::~TestServer() {
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 500; ++i) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+    }
+  }
+  unlink(log_path_.c_str());
+}
+
+std::map<std::string, std::string> TestServer::ClientEnv() const {
+  std::string ld = ClientLibDir();
+  if (const char* old = getenv("LD_LIBRARY_PATH")) ld += std::string(":") + old;
+  return {{"RGPU_SERVER", address()}, {"LD_LIBRARY_PATH", ld}};
+}
+
+std::vector<pid_t> TestServer::Workers() const {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    pid_t p = atoi(e->d_name);
+    if (p <= 0) continue;
+    std::string stat = Slurp("/proc/" + std::to_string(p) + "/stat");
+    size_t close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos) continue;
+    int ppid = 0;
+    char state = 0;
+    if (sscanf(stat.c_str() + close_paren + 2, "%c %d", &state, &ppid) == 2 && ppid == pid_ &&
+        state != 'Z')
+      out.push_back(p);
+  }
+  closedir(d);
+  return out;
+}
+
+bool TestServer::alive() const { return pid_ > 0 && kill(pid_, 0) == 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+std::string TestServer::Log() const { return Slurp(log_path_); }
+
+int OpenFds(pid_t pid) {
+  int n = 0;
+  DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (!d) return -1;
+  while (readdir(d)) ++n;
+  closedir(d);
+  return n - 2;
+}
+
+}  // namespace rgpu::testing
