@@ -120,6 +120,15 @@
   X(cuOccupancyMaxActiveBlocksPerMultiprocessor)      \
   X(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags) \
   X(cuOccupancyAvailableDynamicSMemPerBlock)          \
+  /* stream capture and graphs */                    \
+  X(cuStreamBeginCapture_v2)                          \
+  X(cuStreamEndCapture)                               \
+  X(cuThreadExchangeStreamCaptureMode)                \
+  X(cuGraphInstantiateWithFlags)                      \
+  X(cuGraphLaunch)                                    \
+  X(cuGraphUpload)                                    \
+  X(cuGraphExecDestroy)                               \
+  X(cuGraphDestroy)                                   \
   /* errors */                                        \
   X(cuGetErrorName)                                   \
   X(cuGetErrorString)

@@ -300,3 +300,15 @@ CUresult cuCtxGetStreamPriorityRange(int* leastPriority, int* greatestPriority) 
 
 
 }  // extern "C"
+
+namespace rgpu::client {
+// cudart's CUDART_INTERFACE[2]: the primary context's handle, without
+// retaining or activating it (the real driver leaves it inactive).
+CUresult PrimaryContextHandle(CUdevice dev, CUcontext* ctx) {
+  ClientState* s = ClientState::Get();
+  if (s == nullptr) return CUDA_ERROR_NOT_INITIALIZED;
+  if (dev < 0 || dev >= s->device_count()) return CUDA_ERROR_INVALID_DEVICE;
+  *ctx = reinterpret_cast<CUcontext>(s->Primary(dev));
+  return CUDA_SUCCESS;
+}
+}  // namespace rgpu::client

@@ -150,6 +150,19 @@ CUresult MaxActiveBlocks(int* blocks, CUfunction fn, int block_size, size_t smem
 
 extern "C" {
 
+CUresult cuOccupancyAvailableDynamicSMemPerBlock(size_t* bytes, CUfunction func, int numBlocks, int blockSize) {
+  if (bytes == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  FuncObj* f = s->FindFunc(func);
+  if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  CtxObj* c = s->Current() ? s->Current() : f->module->ctx;
+  proto::OccupancyAvailableDynamicSMemRep rep;
+  CUresult r = Sync(s, proto::CallId::kOccupancyAvailableDynamicSMem,
+                    proto::OccupancyAvailableDynamicSMemReq{c->id, f->id, numBlocks, blockSize}, &rep);
+  if (r == CUDA_SUCCESS) *bytes = rep.bytes;
+  return r;
+}
+
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
                         unsigned int by, unsigned int bz, unsigned int shmem, CUstream h, void** params,
                         void** extra) {

@@ -53,6 +53,9 @@ CUresult StreamWaitEvent(CUstream h, CUevent e, unsigned flags, bool pt) {
   RGPU_STREAM(s, h, pt, c, id);
   EventObj* ev = s->FindEvent(e);
   if (ev == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  // Waiting on an event recorded inside a capture joins the waiter to it.
+  if (ev->capture.id != 0 && s->GetCapture(ev->capture.origin).id == ev->capture.id)
+    s->SetCapture(id, ev->capture);
   return Post(s, proto::CallId::kStreamWaitEvent, proto::StreamWaitEventReq{c->id, id, ev->id, flags});
 }
 CUresult StreamGetPriority(CUstream h, int* priority, bool pt) {
@@ -90,7 +93,7 @@ CUresult StreamGetDevice(CUstream h, CUdevice* dev, bool pt) {
 CUresult StreamIsCapturing(CUstream h, CUstreamCaptureStatus* st, bool pt) {
   if (st == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STREAM(s, h, pt, c, id);
-  *st = CU_STREAM_CAPTURE_STATUS_NONE;  // capture is not offered yet (BeginCapture refuses)
+  *st = s->GetCapture(id).id != 0 ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
   return CUDA_SUCCESS;
 }
 CUresult EventRecord(CUevent e, CUstream h, unsigned flags, bool pt) {
@@ -99,6 +102,7 @@ CUresult EventRecord(CUevent e, CUstream h, unsigned flags, bool pt) {
   if (ev == nullptr) return CUDA_ERROR_INVALID_HANDLE;
   uint64_t id = 0;
   if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
+  ev->capture = s->GetCapture(id);
   return Post(s, proto::CallId::kEventRecord, proto::EventRecordReq{ev->ctx->id, ev->id, id, flags});
 }
 }  // namespace

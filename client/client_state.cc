@@ -202,6 +202,8 @@ RGPU_REGISTRY(StreamObj, Stream, streams_)
 RGPU_REGISTRY(EventObj, Event, events_)
 RGPU_REGISTRY(ModuleObj, Module, modules_)
 RGPU_REGISTRY(FuncObj, Func, funcs_)
+RGPU_REGISTRY(GraphObj, Graph, graphs_)
+RGPU_REGISTRY(ExecObj, Exec, execs_)
 #undef RGPU_REGISTRY
 
 StreamObj* ClientState::FindStream(CUstream s) {
@@ -239,6 +241,45 @@ FuncObj* ClientState::FindFunc(const void* f) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = funcs_.find(f);
   return it == funcs_.end() ? nullptr : it->second.get();
+}
+
+GraphObj* ClientState::FindGraph(const void* g) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = graphs_.find(g);
+  return it == graphs_.end() ? nullptr : it->second.get();
+}
+void ClientState::DropGraph(GraphObj* g) {
+  std::lock_guard<std::mutex> lock(mu_);
+  graphs_.erase(g);
+}
+ExecObj* ClientState::FindExec(const void* e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = execs_.find(e);
+  return it == execs_.end() ? nullptr : it->second.get();
+}
+void ClientState::DropExec(ExecObj* e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  execs_.erase(e);
+}
+
+Capture ClientState::GetCapture(uint64_t stream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = captures_.find(stream);
+  return it == captures_.end() ? Capture{} : it->second;
+}
+
+void ClientState::SetCapture(uint64_t stream, const Capture& c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (c.id == 0) captures_.erase(stream);
+  else captures_[stream] = c;
+}
+
+void ClientState::EndCapture(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = captures_.begin(); it != captures_.end();) {
+    if (it->second.id == id) it = captures_.erase(it);
+    else ++it;
+  }
 }
 
 void ClientState::AddAllocation(CUdeviceptr p, uint64_t size, CtxObj* ctx) {

@@ -35,6 +35,14 @@ struct CtxObj {
   bool active = false;   // primary: retained on the worker
 };
 
+// The local mirror of a stream capture (DESIGN.md rule 1: capture state is
+// answered locally). The worker builds the graph itself.
+struct Capture {
+  uint64_t id = 0;          // capture sequence id (0: not capturing)
+  uint64_t origin = 0;      // wire id of the stream that began it
+  struct GraphObj* graph = nullptr;
+};
+
 struct StreamObj {
   uint64_t id = 0;
   CtxObj* ctx = nullptr;
@@ -46,6 +54,17 @@ struct EventObj {
   uint64_t id = 0;
   CtxObj* ctx = nullptr;
   unsigned flags = 0;
+  Capture capture;  // the capture its last record joined, if any
+};
+
+struct GraphObj {
+  uint64_t id = 0;
+  CtxObj* ctx = nullptr;
+};
+
+struct ExecObj {
+  uint64_t id = 0;
+  CtxObj* ctx = nullptr;
 };
 
 struct ModuleObj {
@@ -111,6 +130,18 @@ class ClientState {
   void DropModule(ModuleObj* m);
   FuncObj* AddFunc(std::unique_ptr<FuncObj> f);
   FuncObj* FindFunc(const void* f);
+  GraphObj* AddGraph(std::unique_ptr<GraphObj> g);
+  GraphObj* FindGraph(const void* g);
+  void DropGraph(GraphObj* g);
+  ExecObj* AddExec(std::unique_ptr<ExecObj> e);
+  ExecObj* FindExec(const void* e);
+  void DropExec(ExecObj* e);
+
+  // Stream capture mirror, keyed by wire stream id.
+  Capture GetCapture(uint64_t stream);
+  void SetCapture(uint64_t stream, const Capture& c);
+  // Ends capture `id` on every stream that joined it.
+  void EndCapture(uint64_t id);
 
   void AddAllocation(CUdeviceptr p, uint64_t size, CtxObj* ctx);
   bool RemoveAllocation(CUdeviceptr p);
@@ -146,6 +177,9 @@ class ClientState {
   std::unordered_map<const void*, std::unique_ptr<EventObj>> events_;
   std::unordered_map<const void*, std::unique_ptr<ModuleObj>> modules_;
   std::unordered_map<const void*, std::unique_ptr<FuncObj>> funcs_;
+  std::unordered_map<const void*, std::unique_ptr<GraphObj>> graphs_;
+  std::unordered_map<const void*, std::unique_ptr<ExecObj>> execs_;
+  std::unordered_map<uint64_t, Capture> captures_;
   std::map<CUdeviceptr, Allocation> allocations_;
   std::map<uintptr_t, std::pair<uint64_t, unsigned>> host_ranges_;  // base -> (size, flags)
   std::map<uintptr_t, bool> host_owned_;

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "proto/frame.h"
+#include "proto/frame_reader.h"
 #include "proto/handshake.h"
 #include "proto/version.h"
 
@@ -41,28 +42,47 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectOptions& optio
     return Status::Auth("server " + options.server + " refused the session: " + reply.message);
   c->session_id_ = reply.session_id;
   c->receiver_ = std::thread([raw = c.get()] { raw->ReceiveLoop(); });
+  c->sender_ = std::thread([raw = c.get()] { raw->SendLoop(); });
   return c;
 }
 
 Connection::~Connection() {
   if (abandoned_) {
     if (receiver_.joinable()) receiver_.detach();
+    if (sender_.joinable()) sender_.detach();
     return;
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  send_cv_.notify_all();
+  if (sender_.joinable()) sender_.join();
   shutdown(fd_, SHUT_RDWR);
   if (receiver_.joinable()) receiver_.join();
   close(fd_);
 }
 
+void Connection::SendLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    send_cv_.wait(lock, [&] { return stopping_ || (!out_.empty() && !flushing_) || !failed_.ok(); });
+    if (stopping_ || !failed_.ok()) return;
+    (void)Flush(lock);
+  }
+}
+
 void Connection::AbandonAfterFork() {
   abandoned_ = true;
-  // The receiver thread does not exist in the child; the fd is the parent's.
-  std::thread t;
-  std::swap(t, receiver_);
-  if (t.joinable()) t.detach();
+  // The threads do not exist in the child and the fd is the parent's. No
+  // lock is taken: another thread may have held it at fork() time. Callers
+  // stop at ClientState::forked() before reaching the connection.
+  for (std::thread* th : {&receiver_, &sender_}) {
+    std::thread t;
+    std::swap(t, *th);
+    if (t.joinable()) t.detach();
+  }
   fd_ = -1;
-  std::lock_guard<std::mutex> lock(mu_);
-  failed_ = Status::Transport("the CUDA session belongs to the parent process (fork)");
 }
 
 Status Connection::health() const {
@@ -129,7 +149,8 @@ Status Connection::PostRaw(proto::CallId id, std::span<const uint8_t> payload, C
     flags = proto::kNoReply;
   }
   RGPU_RETURN_IF_ERROR(Enqueue(id, flags, rid, payload));
-  return Flush(lock);
+  if (!flushing_) send_cv_.notify_one();
+  return {};
 }
 
 void Connection::Fail(Status why) {
@@ -144,19 +165,15 @@ void Connection::Fail(Status why) {
   }
   waiters_.clear();
   cv_.notify_all();
+  send_cv_.notify_all();
 }
 
 void Connection::ReceiveLoop() {
-  std::vector<uint8_t> body;
+  proto::FrameReader reader(fd_, proto::kMaxFramePayload);
   for (;;) {
-    uint8_t hb[proto::kFrameHeaderSize];
-    Status st = net::ReadExact(fd_, hb, sizeof hb);
     proto::FrameHeader h;
-    if (st.ok()) st = proto::DecodeFrameHeader(hb, proto::kMaxFramePayload, &h);
-    if (st.ok()) {
-      body.resize(h.length);
-      st = net::ReadExact(fd_, body.data(), body.size());
-    }
+    std::span<const uint8_t> body;
+    Status st = reader.Next(&h, &body);
     if (!st.ok()) return Fail(std::move(st));
     proto::Reader r(body);
     int32_t cu = 0;

@@ -1,9 +1,11 @@
 // Connection: the client's one TCP link to its worker.
 //
-// Calls are framed and appended to an output buffer; the thread that finds
-// the link idle becomes the flusher and writes until the buffer is empty, so
-// one message goes out at once on an idle link and many coalesce into one
-// write when it is busy (DESIGN.md rule 3) -- without a sender thread.
+// Calls are framed and appended to an output buffer. Asynchronous calls are
+// written by a sender thread that drains the buffer whenever the socket takes
+// more: one message goes out at once on an idle link, many coalesce into one
+// write when it is busy (DESIGN.md rule 3), and the calling thread pays only
+// for the append. A synchronous call writes itself when nobody else is
+// writing (it is about to wait anyway), saving a thread hand-off.
 // A receiver thread (started after the handshake, i.e. inside cuInit) reads
 // replies and hands them to the waiting caller, runs completion callbacks for
 // asynchronous device-to-host copies, and records async errors.
@@ -97,6 +99,7 @@ class Connection {
                  std::span<const uint8_t> payload);
   Status Flush(std::unique_lock<std::mutex>& lock);
   void ReceiveLoop();
+  void SendLoop();
   void Fail(Status why);
 
   int fd_ = -1;
@@ -109,9 +112,12 @@ class Connection {
   uint64_t next_request_id_ = 1;        // GUARDED_BY(mu_)
   std::vector<uint8_t> out_;            // GUARDED_BY(mu_): frames not yet written
   bool flushing_ = false;               // GUARDED_BY(mu_)
+  bool stopping_ = false;               // GUARDED_BY(mu_)
+  std::condition_variable send_cv_;     // wakes the sender when out_ fills
   std::unordered_map<uint64_t, std::shared_ptr<Waiter>> waiters_;  // GUARDED_BY(mu_)
   uint64_t bytes_sent_ = 0;
   std::thread receiver_;
+  std::thread sender_;
   bool abandoned_ = false;
 };
 

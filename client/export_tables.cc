@@ -39,7 +39,7 @@ enum TableId : uint8_t {
   kCtxCreateBypass,
   kDeviceExtendedRt,
   kToolsContext,
-  kTorch69a28e9f,
+  kNvmlPrivate,
   kToolsModule,
   kToolsMemory,
   kToolsPushBuffer,
@@ -89,7 +89,7 @@ constexpr TableSpec kSpecs[kTableCount] = {
     {"TOOLS_CONTEXT",
      {0x21, 0x31, 0x8c, 0x60, 0x97, 0x14, 0x32, 0x48, 0x8c, 0xa6, 0x41, 0xff, 0x73, 0x24, 0xc8, 0xf2},
      93, true, {91, kNoSlot}},
-    {"TORCH_69A28E9F",
+    {"NVML_PRIVATE",
      {0x69, 0xa2, 0x8e, 0x9f, 0x24, 0x49, 0x8b, 0x47, 0xb0, 0x30, 0xc5, 0xda, 0x33, 0x0e, 0xa4, 0xe9},
      34, true, {kNoSlot, kNoSlot}},
     {"TOOLS_MODULE",
@@ -173,20 +173,13 @@ CUresult CudartModuleFromWrapper(CUmodule* module, const FatbinWrapper* wrapper)
 }
 
 // [2] the primary context of `dev`. The real driver hands out the handle
-// without retaining or activating it (measured: state stays inactive, a
+// without retaining or activating it (measured: the state stays inactive, a
 // following release fails with INVALID_CONTEXT) and doesn't make it current.
-// We have only the public API, so retain and release at once: the handle is
-// stable across activations, and the net reference count is unchanged.
+// (The real driver crashes on a null pctx; we refuse it.)
 CUresult CudartPrimaryContext(CUcontext* pctx, CUdevice dev) {
   RGPU_LOG_DEBUG("export table CUDART_INTERFACE[2](dev %d)", dev);
   if (pctx == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  CUcontext ctx = nullptr;
-  CUresult r = cuDevicePrimaryCtxRetain(&ctx, dev);
-  if (r != CUDA_SUCCESS) return r;
-  r = cuDevicePrimaryCtxRelease_v2(dev);
-  if (r != CUDA_SUCCESS) return r;
-  *pctx = ctx;
-  return CUDA_SUCCESS;
+  return PrimaryContextHandle(dev, pctx);
 }
 
 // [6] module from a fatbin wrapper, with three arguments of unknown meaning
@@ -248,12 +241,13 @@ CUresult ToolsContextId(CUcontext ctx, unsigned long long* id) {
 
 // ---------------------------------------------------------------------------
 // TOOLS_RUNTIME_CALLBACK_HOOKS: [2] and [6] hand out buffers the runtime
-// writes its callback state into; nothing ever reads them back here. They are
-// larger than what callers are told, as margin.
+// writes its callback state into; nothing ever reads them back here. The
+// sizes are the real driver's (measured: 1024 and 14, element counts as
+// ZLUDA has them); the buffers are larger than that, as margin.
 
 alignas(64) uint32_t g_hook_buffer2[2048];
 alignas(64) uint32_t g_hook_buffer6[64];
-constexpr size_t kHookBuffer2Size = 1024;  // elements reported, as ZLUDA's
+constexpr size_t kHookBuffer2Size = 1024;
 constexpr size_t kHookBuffer6Size = 14;
 
 void HooksBuffer2(void** ptr, size_t* size) {
@@ -382,8 +376,8 @@ CUresult IntegrityCheck(unsigned version, unsigned long long unix_seconds,
 }
 
 // ---------------------------------------------------------------------------
-// CONTEXT_CHECKS: [2] reports flags that are never observably set; [3]
-// returns 0 (ZLUDA).
+// CONTEXT_CHECKS: [2] reports flags that are never observably set and leaves
+// its third argument alone; [3] returns 0 (ZLUDA; both measured on 580.159).
 
 CUresult ContextCheck(CUcontext ctx, uint32_t* flags, const void** detail) {
   RGPU_LOG_DEBUG("export table CONTEXT_CHECKS[2](ctx %p)", static_cast<void*>(ctx));
@@ -463,6 +457,19 @@ int FindTableId(const CUuuid& id) {
 }
 
 }  // namespace
+
+// Default for builds without the context code's lookup (unit tests): the
+// public API only. Retain then release leaves the reference count as it was;
+// the handle is stable across activations.
+__attribute__((weak)) CUresult PrimaryContextHandle(CUdevice dev, CUcontext* ctx) {
+  CUcontext handle = nullptr;
+  CUresult r = cuDevicePrimaryCtxRetain(&handle, dev);
+  if (r != CUDA_SUCCESS) return r;
+  r = cuDevicePrimaryCtxRelease_v2(dev);
+  if (r != CUDA_SUCCESS) return r;
+  *ctx = handle;
+  return CUDA_SUCCESS;
+}
 
 void RunContextStorageDestructors(CUcontext ctx) {
   std::vector<std::pair<void*, StoredValue>> doomed;

@@ -16,11 +16,18 @@
 //   f8cff951 (cudart, first ask)  3 slots
 //   0ca50b8c CTX_CREATE_BYPASS    2 slots
 //   b10541e1 DEVICE_EXTENDED_RT  31 slots  [30] null
-//   21318c60 TOOLS_CONTEXT       93 slots  [4] context id (cuCtxGetId); [91] null  (cuBLAS, cudart)
-//   69a28e9f (torch, unknown)    34 slots
+//   21318c60 TOOLS_CONTEXT       93 slots  [4] context id (cuCtxGetId); [91] null
+//   69a28e9f NVML_PRIVATE        34 slots  (only the real libnvidia-ml calls it)
 //   6e163fbe TOOLS_MODULE        99 slots  [93] null
 //   bfdb432d TOOLS_MEMORY        60 slots
 //   a6b1ff99 TOOLS_PUSHBUFFER    32 slots
+// Measured with the real driver and a tracing shim: cudart 13.0 (static and
+// shared) calls, in order, CUDART_INTERFACE[2] per device, HOOKS[2], HOOKS[6],
+// CONTEXT_CHECKS[3], INTEGRITY_CHECK[1] (versions 13000, 13001, 13002), then
+// per API call CONTEXT_LOCAL_STORAGE[2]/[0]/[1] and CONTEXT_CHECKS[2];
+// cuBLASLt calls TOOLS_TLS[2] and TOOLS_CONTEXT[4]. PyTorch 2.11 calls nothing
+// else, apart from the real NVML's use of 69a28e9f.
+//
 // Every other slot points to a function that logs "<table>[<slot>] is not
 // supported by rgpu" once and returns CUDA_ERROR_NOT_SUPPORTED: nothing a caller
 // can reach is null unless the real driver's slot is null too.
@@ -41,13 +48,24 @@
 namespace rgpu::client {
 
 // Runs, then forgets, every CONTEXT_LOCAL_STORAGE destructor registered for
-// `ctx` (cudart keeps its per-context state there). The lead's context code
-// must call it when the real driver would: cuDevicePrimaryCtxReset (and a
-// release that resets the primary context) and cuCtxDestroy. Destructors are
+// `ctx` (cudart keeps its per-context state there). The context code must
+// call it when the real driver would (measured for the first):
+// cuDevicePrimaryCtxReset, and cuCtxDestroy. Destructors are
 // called as dtor(ctx, key, value) without any lock held, so they may call back
 // into the driver. A plain delete (slot 1) never runs a destructor, as in the
 // real driver. Thread-safe.
 void RunContextStorageDestructors(CUcontext ctx);
+
+// CUDART_INTERFACE[2] answers with this: the handle of `dev`'s primary
+// context, WITHOUT retaining or activating it (the real driver leaves it
+// inactive; cudart then calls cuCtxSetCurrent on it, then
+// cuDevicePrimaryCtxRetain). The default (weak) definition can only use the
+// public API: cuDevicePrimaryCtxRetain then cuDevicePrimaryCtxRelease_v2,
+// which activates the context, a round trip and GPU memory on every device
+// at cudart init. The context code should override it with a strong
+// definition that looks the handle up locally. Errors: CUDA_ERROR_INVALID_DEVICE
+// for a bad ordinal, or whatever the lookup returns. `ctx` is never null.
+CUresult PrimaryContextHandle(CUdevice dev, CUcontext* ctx);
 
 // For tests and diagnostics: the table served for `id`, its slot count and
 // name, or nullptr if the UUID is unknown.

@@ -173,6 +173,25 @@ TEST(IntegrityHashTest, ZludaStageVectors) {
   }
 }
 
+// Measured: INTEGRITY_CHECK[1](13002, 1764000000, out) on driver 580.159 with
+// one H200, and every input the hash takes, read back from the same process.
+TEST(IntegrityHashTest, MatchesTheRealDriver) {
+  const IntegrityRecord record{13000, 13002, 414, 642180928,
+                               reinterpret_cast<const void*>(0x7fa12604c680),
+                               reinterpret_cast<const void*>(0x7fa12604c660),
+                               reinterpret_cast<const void*>(0x7fa1209ab350), 1764000000};
+  IntegrityDevice device{};
+  const uint8_t uuid[16] = {0x1d, 0x06, 0x7c, 0x1c, 0xc9, 0xfd, 0x58, 0x99,
+                            0xb3, 0x5e, 0xa0, 0x41, 0xa4, 0xd0, 0x7e, 0x1e};
+  std::memcpy(device.uuid, uuid, sizeof uuid);
+  device.pci_domain = 0;
+  device.pci_bus = 0;
+  device.pci_device = 6;
+  const auto hash = IntegrityHash(record, std::span<const IntegrityDevice>(&device, 1));
+  EXPECT_EQ(hash[0], 0xceea7c59a821f144ULL);
+  EXPECT_EQ(hash[1], 0x1ea6047717d4b2a9ULL);
+}
+
 TEST(IntegrityHashTest, ConstantAnswers) {
   IntegrityRecord record{};
   record.version = 13000;

@@ -129,6 +129,36 @@ Result<FunctionEntry*> Session::FindFunction(uint64_t id) {
   return &it->second;
 }
 
+namespace {
+template <class Map, class T>
+Status AddTo(Map& m, uint64_t id, T v, const char* kind) {
+  if (id == 0 || m.count(id)) return Status::Protocol(std::string(kind) + " id " + std::to_string(id) + " reserved or in use");
+  m[id] = v;
+  return {};
+}
+template <class Map>
+auto FindIn(const Map& m, uint64_t id, const char* kind) -> Result<typename Map::mapped_type> {
+  auto it = m.find(id);
+  if (it == m.end()) return BadHandle(kind, id);
+  return it->second;
+}
+template <class Map>
+auto TakeFrom(Map& m, uint64_t id, const char* kind) -> Result<typename Map::mapped_type> {
+  auto it = m.find(id);
+  if (it == m.end()) return BadHandle(kind, id);
+  auto v = it->second;
+  m.erase(it);
+  return v;
+}
+}  // namespace
+
+Status Session::AddGraph(uint64_t id, CUgraph g) { return AddTo(graphs_, id, g, "graph"); }
+Result<CUgraph> Session::FindGraph(uint64_t id) const { return FindIn(graphs_, id, "graph"); }
+Result<CUgraph> Session::TakeGraph(uint64_t id) { return TakeFrom(graphs_, id, "graph"); }
+Status Session::AddExec(uint64_t id, CUgraphExec e) { return AddTo(execs_, id, e, "graph exec"); }
+Result<CUgraphExec> Session::FindExec(uint64_t id) const { return FindIn(execs_, id, "graph exec"); }
+Result<CUgraphExec> Session::TakeExec(uint64_t id) { return TakeFrom(execs_, id, "graph exec"); }
+
 void Session::AddAllocation(CUdeviceptr ptr, uint64_t size) {
   allocations_[ptr] = size;
   bytes_allocated_ += size;
@@ -166,6 +196,12 @@ void Session::ReleaseAll() {
       driver_.cuCtxSynchronize();
     }
   }
+  for (auto& [id, e] : execs_)
+    if (driver_.cuGraphExecDestroy) driver_.cuGraphExecDestroy(e);
+  execs_.clear();
+  for (auto& [id, g] : graphs_)
+    if (driver_.cuGraphDestroy) driver_.cuGraphDestroy(g);
+  graphs_.clear();
   for (auto& [id, m] : modules_) {
     if (m.is_library && driver_.cuLibraryUnload) driver_.cuLibraryUnload(m.library);
     if (!m.is_library && driver_.cuModuleUnload) driver_.cuModuleUnload(m.module);

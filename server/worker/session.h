@@ -73,6 +73,14 @@ class Session {
   Status AddFunction(uint64_t id, FunctionEntry f);
   Result<FunctionEntry*> FindFunction(uint64_t id);
 
+  // Graphs (from stream capture) and their executable instances.
+  Status AddGraph(uint64_t id, CUgraph g);
+  Result<CUgraph> FindGraph(uint64_t id) const;
+  Result<CUgraph> TakeGraph(uint64_t id);
+  Status AddExec(uint64_t id, CUgraphExec e);
+  Result<CUgraphExec> FindExec(uint64_t id) const;
+  Result<CUgraphExec> TakeExec(uint64_t id);
+
   // Device memory owned by this session. CheckRange fails with
   // CUDA_ERROR_INVALID_VALUE unless [ptr, ptr+size) lies in one allocation.
   void AddAllocation(CUdeviceptr ptr, uint64_t size);
@@ -99,6 +107,8 @@ class Session {
   std::unordered_map<uint64_t, CUevent> events_;
   std::unordered_map<uint64_t, ModuleEntry> modules_;
   std::unordered_map<uint64_t, FunctionEntry> functions_;
+  std::unordered_map<uint64_t, CUgraph> graphs_;
+  std::unordered_map<uint64_t, CUgraphExec> execs_;
   std::map<CUdeviceptr, uint64_t> allocations_;  // base -> size
   uint64_t bytes_allocated_ = 0;
 };

@@ -8,6 +8,7 @@
 #include "common/net.h"
 #include "proto/calls.gen.h"
 #include "proto/frame.h"
+#include "proto/frame_reader.h"
 #include "proto/handshake.h"
 #include "server/worker/handlers.gen.h"
 #include "server/worker/session.h"
@@ -94,13 +95,13 @@ int RunWorker(const WorkerOptions& options) {
   int rc = 0;
   {
     Session session(driver, options.session_id, options.backend.kind);
-    std::vector<uint8_t> body, reply, out;
+    std::vector<uint8_t> reply, out;
+    proto::FrameReader reader(options.fd, proto::kMaxFramePayload);
     for (;;) {
-      uint8_t hb[proto::kFrameHeaderSize];
-      Status st = net::ReadExact(options.fd, hb, sizeof hb);
-      if (!st.ok()) break;  // client gone: a normal end
       proto::FrameHeader h;
-      st = proto::DecodeFrameHeader(hb, proto::kMaxFramePayload, &h);
+      std::span<const uint8_t> body;
+      Status st = reader.Next(&h, &body);
+      if (!st.ok() && st.code() == Code::kTransport) break;  // client gone: a normal end
       if (st.ok() && (h.flags & (proto::kReply | proto::kAsyncError | proto::kEvent)))
         st = Status::Protocol("client sent a reply-only frame flag");
       if (!st.ok()) {
@@ -109,8 +110,6 @@ int RunWorker(const WorkerOptions& options) {
         rc = 2;
         break;
       }
-      body.resize(h.length);
-      if (!net::ReadExact(options.fd, body.data(), h.length).ok()) break;
       st = ServeOne(session, options.fd, h, body, &reply, &out);
       if (!st.ok()) {
         rc = st.code() == Code::kTransport ? 0 : 2;

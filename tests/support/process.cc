@@ -77,6 +77,79 @@ RunResult Run(const std::vector<std::string>& argv, const std::map<std::string, 
   return r;
 }
 
+Child::Child(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+  char out_tmpl[] = "/tmp/rgpu_cout_XXXXXX";
+  char err_tmpl[] = "/tmp/rgpu_cerr_XXXXXX";
+  int out_fd = mkstemp(out_tmpl), err_fd = mkstemp(err_tmpl);
+  out_path_ = out_tmpl;
+  err_path_ = err_tmpl;
+  start_ = Now();
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    setpgid(0, 0);
+    for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(out_fd);
+  close(err_fd);
+}
+
+Child::~Child() {
+  if (pid_ > 0) {
+    kill(-pid_, SIGKILL);
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  unlink(out_path_.c_str());
+  unlink(err_path_.c_str());
+}
+
+bool Child::WaitForOutput(const std::string& text, double timeout_s) {
+  double start = Now();
+  while (Now() - start < timeout_s) {
+    if (Slurp(out_path_).find(text) != std::string::npos) return true;
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return Slurp(out_path_).find(text) != std::string::npos;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+RunResult Child::Wait(double timeout_s) {
+  RunResult r;
+  int status = 0;
+  double start = Now();
+  bool exited = pid_ < 0;
+  while (!exited) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited = true;
+      break;
+    }
+    if (Now() - start > timeout_s) {
+      r.timed_out = true;
+      kill(-pid_, SIGKILL);
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (pid_ > 0) r.exit_code = (!r.timed_out && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
+  pid_ = -1;
+  r.seconds = Now() - start;
+  r.out = Slurp(out_path_);
+  r.err = Slurp(err_path_);
+  return r;
+}
+
 TestServer::TestServer(std::vector<std::string> extra_args) {
   char tmpl[] = "/tmp/rgpu_server_XXXXXX";
   int fd = mkstemp(tmpl);

@@ -27,6 +27,23 @@ struct RunResult {
 RunResult Run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
               double timeout_s);
 
+// A child process running in the background, its output going to files.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env);
+  ~Child();  // kills it if still running
+  pid_t pid() const { return pid_; }
+  // Waits until its stdout contains `text`; false on timeout or exit.
+  bool WaitForOutput(const std::string& text, double timeout_s);
+  // Waits for exit (killing it after timeout_s) and collects the result.
+  RunResult Wait(double timeout_s);
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_path_, err_path_;
+  double start_ = 0;
+};
+
 class TestServer {
  public:
   // Starts `rgpu-server --listen 127.0.0.1:0 --backend sim` plus extra args;

@@ -1,0 +1,196 @@
+// Exported driver functions: stream capture and graph launch.
+//
+// Capture runs on the worker (the graph is built there from the captured
+// calls, which are sent as usual); the client mirrors which streams capture
+// so that cuStreamIsCapturing and cuStreamGetCaptureInfo stay local.
+#include <atomic>
+
+#include "client/api_common.h"
+#include "client/unsupported.h"
+
+using namespace rgpu::client;
+namespace proto = rgpu::proto;
+
+namespace {
+
+std::atomic<uint64_t> g_next_capture{1};
+
+// Per-thread capture mode, as cuThreadExchangeStreamCaptureMode keeps it.
+CUstreamCaptureMode& ThreadMode() {
+  static thread_local CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+  return mode;
+}
+
+CUresult Begin(CUstream h, CUstreamCaptureMode mode, bool pt) {
+  RGPU_STATE_OR_RETURN(s);
+  uint64_t id = 0;
+  if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
+  if (id == kWireStreamLegacyDefault || id == kWireStreamLegacy) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  if (s->GetCapture(id).id != 0) return CUDA_ERROR_ILLEGAL_STATE;
+  CtxObj* c = s->Current();
+  if (StreamObj* so = s->FindStream(h)) c = so->ctx;
+  if (c == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
+  auto g = std::make_unique<GraphObj>();
+  g->id = s->NewId();
+  g->ctx = c;
+  CUresult r = Sync(s, proto::CallId::kStreamBeginCapture,
+                    proto::StreamBeginCaptureReq{c->id, id, static_cast<uint32_t>(mode)});
+  if (r != CUDA_SUCCESS) return r;
+  Capture cap;
+  cap.id = g_next_capture.fetch_add(1);
+  cap.origin = id;
+  cap.graph = s->AddGraph(std::move(g));
+  s->SetCapture(id, cap);
+  return CUDA_SUCCESS;
+}
+
+CUresult End(CUstream h, CUgraph* phGraph, bool pt) {
+  if (phGraph == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  uint64_t id = 0;
+  if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
+  Capture cap = s->GetCapture(id);
+  if (cap.id == 0) return CUDA_ERROR_ILLEGAL_STATE;
+  if (cap.origin != id) return CUDA_ERROR_STREAM_CAPTURE_UNMATCHED;
+  s->EndCapture(cap.id);
+  CUresult r = Sync(s, proto::CallId::kStreamEndCapture,
+                    proto::StreamEndCaptureReq{cap.graph->ctx->id, id, cap.graph->id});
+  if (r != CUDA_SUCCESS) {
+    s->DropGraph(cap.graph);
+    *phGraph = nullptr;
+    return r;
+  }
+  *phGraph = reinterpret_cast<CUgraph>(cap.graph);
+  return CUDA_SUCCESS;
+}
+
+CUresult Info(CUstream h, CUstreamCaptureStatus* status, cuuint64_t* id_out, CUgraph* graph,
+              const CUgraphNode** deps, const CUgraphEdgeData** edges, size_t* ndeps, bool pt) {
+  if (status == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  uint64_t id = 0;
+  if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
+  Capture cap = s->GetCapture(id);
+  *status = cap.id ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+  if (id_out) *id_out = cap.id;
+  if (graph) *graph = reinterpret_cast<CUgraph>(cap.graph);
+  // Node-level dependencies live on the worker; an empty set is reported.
+  if (deps) *deps = nullptr;
+  if (edges) *edges = nullptr;
+  if (ndeps) *ndeps = 0;
+  return CUDA_SUCCESS;
+}
+
+CUresult Instantiate(CUgraphExec* ph, CUgraph hg, unsigned long long flags) {
+  if (ph == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  GraphObj* g = s->FindGraph(hg);
+  if (g == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  auto e = std::make_unique<ExecObj>();
+  e->id = s->NewId();
+  e->ctx = g->ctx;
+  CUresult r = Sync(s, proto::CallId::kGraphInstantiate,
+                    proto::GraphInstantiateReq{g->ctx->id, g->id, e->id, flags});
+  if (r != CUDA_SUCCESS) return r;
+  *ph = reinterpret_cast<CUgraphExec>(s->AddExec(std::move(e)));
+  return CUDA_SUCCESS;
+}
+
+CUresult LaunchOrUpload(CUgraphExec he, CUstream h, bool pt, bool upload) {
+  RGPU_STATE_OR_RETURN(s);
+  ExecObj* e = s->FindExec(he);
+  if (e == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t id = 0;
+  if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
+  if (upload) return Post(s, proto::CallId::kGraphUpload, proto::GraphUploadReq{e->ctx->id, e->id, id});
+  return Post(s, proto::CallId::kGraphLaunch, proto::GraphLaunchReq{e->ctx->id, e->id, id});
+}
+
+}  // namespace
+
+extern "C" {
+
+CUresult cuStreamBeginCapture_v2(CUstream h, CUstreamCaptureMode mode) { return Begin(h, mode, false); }
+CUresult cuStreamBeginCapture_v2_ptsz(CUstream h, CUstreamCaptureMode mode) { return Begin(h, mode, true); }
+CUresult cuStreamBeginCapture(CUstream h) { return Begin(h, CU_STREAM_CAPTURE_MODE_GLOBAL, false); }
+CUresult cuStreamBeginCapture_ptsz(CUstream h) { return Begin(h, CU_STREAM_CAPTURE_MODE_GLOBAL, true); }
+CUresult cuStreamEndCapture(CUstream h, CUgraph* g) { return End(h, g, false); }
+CUresult cuStreamEndCapture_ptsz(CUstream h, CUgraph* g) { return End(h, g, true); }
+
+CUresult cuStreamGetCaptureInfo(CUstream h, CUstreamCaptureStatus* st, cuuint64_t* id) {
+  return Info(h, st, id, nullptr, nullptr, nullptr, nullptr, false);
+}
+CUresult cuStreamGetCaptureInfo_ptsz(CUstream h, CUstreamCaptureStatus* st, cuuint64_t* id) {
+  return Info(h, st, id, nullptr, nullptr, nullptr, nullptr, true);
+}
+CUresult cuStreamGetCaptureInfo_v2(CUstream h, CUstreamCaptureStatus* st, cuuint64_t* id, CUgraph* g,
+                                   const CUgraphNode** d, size_t* n) {
+  return Info(h, st, id, g, d, nullptr, n, false);
+}
+CUresult cuStreamGetCaptureInfo_v2_ptsz(CUstream h, CUstreamCaptureStatus* st, cuuint64_t* id, CUgraph* g,
+                                        const CUgraphNode** d, size_t* n) {
+  return Info(h, st, id, g, d, nullptr, n, true);
+}
+CUresult cuStreamGetCaptureInfo_v3(CUstream h, CUstreamCaptureStatus* st, cuuint64_t* id, CUgraph* g,
+                                   const CUgraphNode** d, const CUgraphEdgeData** e, size_t* n) {
+  return Info(h, st, id, g, d, e, n, false);
+}
+CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream h, CUstreamCaptureStatus* st, cuuint64_t* id, CUgraph* g,
+                                        const CUgraphNode** d, const CUgraphEdgeData** e, size_t* n) {
+  return Info(h, st, id, g, d, e, n, true);
+}
+
+CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode* mode) {
+  if (mode == nullptr || *mode > CU_STREAM_CAPTURE_MODE_RELAXED) return CUDA_ERROR_INVALID_VALUE;
+  CUstreamCaptureMode old = ThreadMode();
+  ThreadMode() = *mode;
+  *mode = old;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuGraphInstantiateWithFlags(CUgraphExec* ph, CUgraph g, unsigned long long flags) {
+  return Instantiate(ph, g, flags);
+}
+
+CUresult cuGraphInstantiateWithParams(CUgraphExec* ph, CUgraph g, CUDA_GRAPH_INSTANTIATE_PARAMS* p) {
+  if (p == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (p->flags & CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD)
+    return ReportUnsupported("cuGraphInstantiateWithParams(CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD)");
+  CUresult r = Instantiate(ph, g, p->flags);
+  p->result_out = r == CUDA_SUCCESS ? CUDA_GRAPH_INSTANTIATE_SUCCESS : CUDA_GRAPH_INSTANTIATE_ERROR;
+  return r;
+}
+CUresult cuGraphInstantiateWithParams_ptsz(CUgraphExec* ph, CUgraph g, CUDA_GRAPH_INSTANTIATE_PARAMS* p) {
+  return cuGraphInstantiateWithParams(ph, g, p);
+}
+
+CUresult cuGraphInstantiate_v2(CUgraphExec* ph, CUgraph g, CUgraphNode* err_node, char* log, size_t n) {
+  if (err_node) *err_node = nullptr;
+  if (log && n) log[0] = 0;
+  return Instantiate(ph, g, 0);
+}
+
+CUresult cuGraphLaunch(CUgraphExec e, CUstream h) { return LaunchOrUpload(e, h, false, false); }
+CUresult cuGraphLaunch_ptsz(CUgraphExec e, CUstream h) { return LaunchOrUpload(e, h, true, false); }
+CUresult cuGraphUpload(CUgraphExec e, CUstream h) { return LaunchOrUpload(e, h, false, true); }
+CUresult cuGraphUpload_ptsz(CUgraphExec e, CUstream h) { return LaunchOrUpload(e, h, true, true); }
+
+CUresult cuGraphExecDestroy(CUgraphExec he) {
+  RGPU_STATE_OR_RETURN(s);
+  ExecObj* e = s->FindExec(he);
+  if (e == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = Post(s, proto::CallId::kGraphExecDestroy, proto::GraphExecDestroyReq{e->ctx->id, e->id});
+  s->DropExec(e);
+  return r;
+}
+
+CUresult cuGraphDestroy(CUgraph hg) {
+  RGPU_STATE_OR_RETURN(s);
+  GraphObj* g = s->FindGraph(hg);
+  if (g == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = Post(s, proto::CallId::kGraphDestroy, proto::GraphDestroyReq{g->ctx->id, g->id});
+  s->DropGraph(g);
+  return r;
+}
+
+}  // extern "C"
