@@ -2,7 +2,8 @@
 //   rgpu --version
 //   rgpu run [--server HOST:PORT] [--token-file F] -- CMD ARGS...
 //   rgpu server ARGS...      (the same as rgpu-server ARGS...)
-//   rgpu status | bench      (declared; not implemented yet)
+//   rgpu bench [--server HOST:PORT] [--sim] [--quick] [--json F] [--native-driver P]
+//   rgpu status              (declared; not implemented yet)
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_command.h"
 #include "cli/rgpu_version.h"
 #include "cli/run_command.h"
 #include "proto/version.h"
@@ -89,7 +91,9 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("server", "start a GPU host server (same as rgpu-server; see rgpu server --help)");
   app.add_subcommand("status", "show GPUs, leases, sessions and queues (not implemented yet)");
-  app.add_subcommand("bench", "measure the link and the GPU through it (not implemented yet)");
+  rgpu::cli::BenchOptions bench_options;
+  CLI::App* bench = app.add_subcommand("bench", "measure the link and the GPU through it, side by side with local");
+  rgpu::cli::AddBenchOptions(bench, &bench_options);
 
   // For `rgpu run`, CLI11 sees only the options before CMD (see RunCommandStart).
   int parse_argc = argc;
@@ -109,7 +113,7 @@ int main(int argc, char** argv) {
   }
   if (run->parsed()) return rgpu::cli::ExecRun(run_options);
   if (app.got_subcommand("status")) return NotImplemented("status");
-  if (app.got_subcommand("bench")) return NotImplemented("bench");
+  if (bench->parsed()) return rgpu::cli::RunBench(bench_options);
   fprintf(stderr, "%s", app.help().c_str());
   return 2;
 }

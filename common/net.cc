@@ -40,7 +40,7 @@ Result<HostPort> ParseHostPort(const std::string& text, uint16_t default_port) {
   } else {
     char* end = nullptr;
     long v = strtol(port.c_str(), &end, 10);
-    if (*end != 0 || v <= 0 || v > 65535)
+    if (*end != 0 || v < 0 || v > 65535)
       return Status::Invalid("address '" + text + "': bad port '" + port + "'");
     hp.port = static_cast<uint16_t>(v);
   }

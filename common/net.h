@@ -17,6 +17,7 @@ struct HostPort {
 };
 
 // Parses "HOST:PORT" or "[v6]:PORT"; a bare "HOST" gets `default_port`.
+// Port 0 is accepted (listening on it picks a free port).
 Result<HostPort> ParseHostPort(const std::string& text, uint16_t default_port);
 
 // Blocking TCP connect with TCP_NODELAY set, bounded by `timeout_ms`.

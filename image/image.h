@@ -55,7 +55,8 @@ ImageKind DetectImageKind(const void* image, uint64_t limit = kNoLimit);
 // Size in bytes of the image at `image`, reading at most `limit` bytes from it
 // (kNoLimit: trust the pointer, as the client must for cuModuleLoadData):
 //   fatbin wrapper -> the size of the fatbin `data` points to (the wrapper's
-//                     data pointer is followed; `limit` then no longer applies)
+//                     data pointer is followed), only with kNoLimit: with a
+//                     limit (an untrusted buffer) a wrapper is an error
 //   fatbin         -> header_size + files_size
 //   ELF            -> max extent of ELF header, section/program header tables,
 //                     sections (except NOBITS) and segments

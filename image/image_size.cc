@@ -138,6 +138,9 @@ Result<uint64_t> ImageSize(const void* image, uint64_t limit) {
   Bytes window = Window(image, limit);
   switch (DetectImageKind(image, limit)) {
     case ImageKind::kFatbinWrapper: {
+      // A wrapper holds a host pointer. Within a bounded (untrusted) buffer
+      // it cannot be followed: the data it names lies outside the limit.
+      if (limit != kNoLimit) return Bad("fatbin wrapper in a bounded image (holds a pointer)");
       if (window.size() < 16) return Bad("fatbin wrapper truncated");
       Result<Bytes> data = FatbinWrapperData(image);
       if (!data.ok()) return data.take_status();

@@ -43,7 +43,7 @@ TEST(EndToEnd, EveryProgramPassesOverSim) {
   ASSERT_GE(programs.size(), 4u) << "test programs missing under " << BuildDir() << "/tests/e2e";
   TestServer server;
   for (const std::string& p : programs) {
-    RunResult r = Run({p}, server.ClientEnv(), 120);
+    RunResult r = RunProgram({p}, server.ClientEnv(), 120);
     EXPECT_EQ(r.exit_code, 0) << p << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err
                               << "\nserver:\n" << server.Log();
   }
@@ -53,7 +53,7 @@ TEST(EndToEnd, EveryProgramPassesOverSim) {
 TEST(EndToEnd, NoServerFailsAtInitWithAReason) {
   std::map<std::string, std::string> env = {{"LD_LIBRARY_PATH", ClientLibDir()},
                                             {"RGPU_SERVER", "127.0.0.1:9"}};  // nothing listens
-  RunResult r = Run({Program("link_loss")}, env, 30);
+  RunResult r = RunProgram({Program("link_loss")}, env, 30);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.out.find("SETUP-FAILED cudaErrorNoDevice"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("cannot reach a GPU"), std::string::npos) << r.err;
@@ -69,11 +69,11 @@ TEST(EndToEnd, WrongTokenFailsAtInitWithAReason) {
   TestServer server({"--token-file", path});
   auto env = server.ClientEnv();
   env["RGPU_TOKEN"] = "not-the-token-0123456789";
-  RunResult r = Run({Program("link_loss"), "1"}, env, 30);
+  RunResult r = RunProgram({Program("link_loss"), "1"}, env, 30);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("wrong or missing token"), std::string::npos) << r.err;
   env["RGPU_TOKEN"] = token;
-  r = Run({Program("link_loss"), "0.2"}, env, 30);
+  r = RunProgram({Program("link_loss"), "0.2"}, env, 30);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   unlink(path);
 }
@@ -81,16 +81,14 @@ TEST(EndToEnd, WrongTokenFailsAtInitWithAReason) {
 TEST(EndToEnd, WorkerKilledMidRunGivesAnErrorNotAHang) {
   TestServer server;
   Child victim({Program("link_loss"), "60"}, server.ClientEnv());
-  Child bystander({Program("link_loss"), "3"}, server.ClientEnv());
   ASSERT_TRUE(victim.WaitForOutput("READY", 20));
-  ASSERT_TRUE(bystander.WaitForOutput("READY", 20));
-  // Kill the victim's worker: the newest-but-one session's worker is not
-  // known by pid, so kill the one whose parent is the server and whose
-  // session serves `victim` -- find it by elimination after the bystander.
   std::vector<pid_t> workers = server.Workers();
-  ASSERT_EQ(workers.size(), 2u);
-  std::sort(workers.begin(), workers.end());
-  kill(workers[0], SIGKILL);  // workers are started in order: the first is the victim's
+  ASSERT_EQ(workers.size(), 1u);
+  pid_t victim_worker = workers[0];
+  Child bystander({Program("link_loss"), "3"}, server.ClientEnv());
+  ASSERT_TRUE(bystander.WaitForOutput("READY", 20));
+  ASSERT_EQ(server.Workers().size(), 2u);
+  kill(victim_worker, SIGKILL);
   RunResult r = victim.Wait(10);
   EXPECT_FALSE(r.timed_out) << "client hung after its worker died";
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;

@@ -250,7 +250,7 @@ CUresult cuCtxGetCurrent(CUcontext* pctx) {
 CUresult cuCtxSynchronize() {
   SIM_ENTER(s);
   SIM_CURRENT_CTX(s, ctx);
-  return CUDA_SUCCESS;  // all work already ran at submission
+  return s->CheckUnsafeCall();  // all work already ran at submission
 }
 
 CUresult cuCtxSetLimit(CUlimit limit, size_t value) {
@@ -318,6 +318,14 @@ CUresult cuCtxGetCacheConfig(CUfunc_cache* pconfig) {
   if (pconfig == nullptr) return CUDA_ERROR_INVALID_VALUE;
   SIM_CURRENT_CTX(s, ctx);
   *pconfig = ctx->cache_config;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuCtxGetDevice(CUdevice* device) {
+  SIM_ENTER(s);
+  if (device == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  SIM_CURRENT_CTX(s, ctx);
+  *device = ctx->device;
   return CUDA_SUCCESS;
 }
 

@@ -22,6 +22,7 @@
 // This ignores per-sub-partition warp allocation and the shared-memory
 // carveout steps of the real hardware; it is exact for the common cases.
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "backend/sim/kernel_registry.h"
@@ -98,15 +99,26 @@ struct LaunchArgs {
   unsigned num_attrs = 0;
 };
 
-// CU_LAUNCH_PARAM_BUFFER_POINTER / _SIZE -> one pointer per parameter.
-CUresult UnpackExtra(void** extra, const image::KernelInfo& k, std::vector<void*>* out) {
+// A validated launch with its own copy of the parameter bytes, so that it can
+// run now or later (when a capturing stream recorded it).
+struct Prepared {
+  uint64_t fid = 0;
+  SimDim3 grid, block, cluster;
+  unsigned shared = 0;
+  bool cooperative = false;
+  CUstream stream = nullptr;
+  std::vector<char> params;  // laid out as the kernel's parameter buffer
+};
+
+// CU_LAUNCH_PARAM_BUFFER_POINTER / _SIZE: the packed parameter buffer.
+CUresult UnpackExtra(void** extra, const image::KernelInfo& k, std::vector<char>* out) {
   char* buffer = nullptr;
   size_t* size = nullptr;
   for (int i = 0; i < 64; i += 2) {  // bounded: a garbage list cannot run away
     void* key = extra[i];
     if (key == CU_LAUNCH_PARAM_END) {
       if (buffer == nullptr || size == nullptr || *size < k.param_bytes) return CUDA_ERROR_INVALID_VALUE;
-      for (const image::KernelParam& p : k.params) out->push_back(buffer + p.offset);
+      out->assign(buffer, buffer + k.param_bytes);
       return CUDA_SUCCESS;
     }
     if (key == CU_LAUNCH_PARAM_BUFFER_POINTER) {
@@ -120,19 +132,10 @@ CUresult UnpackExtra(void** extra, const image::KernelInfo& k, std::vector<void*
   return CUDA_ERROR_INVALID_VALUE;
 }
 
-CUresult Launch(const LaunchArgs& a) {
-  SIM_ENTER(s);
-  SIM_CURRENT_CTX(s, ctx);
-  uint64_t fid = 0;
-  Function* f = nullptr;
-  if (CUresult r = s->ResolveFunction(a.f, &fid, &f); r != CUDA_SUCCESS) return r;
-  const Module& m = s->modules[f->module];
-  if (m.ctx != ctx->id) return CUDA_ERROR_INVALID_HANDLE;  // function of another context
-  if (CUresult r = s->CheckStream(a.stream); r != CUDA_SUCCESS) return r;
-  const image::KernelInfo& k = *f->info;
-  int dev = ctx->device;
-
-  // Geometry.
+// Geometry, shared memory and launch attributes, as the driver checks them.
+// Fills p->cluster and p->cooperative.
+CUresult Validate(SimDevice* s, int dev, const image::KernelInfo& k, const Function& f,
+                  const LaunchArgs& a, Prepared* p) {
   const CUdevice_attribute grid_max[3] = {CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X,
                                           CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y,
                                           CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z};
@@ -141,27 +144,31 @@ CUresult Launch(const LaunchArgs& a) {
                                            CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z};
   const uint32_t g[3] = {a.grid.x, a.grid.y, a.grid.z}, b[3] = {a.block.x, a.block.y, a.block.z};
   for (int i = 0; i < 3; ++i) {
-    if (g[i] == 0 || g[i] > static_cast<uint32_t>(s->Attr(dev, grid_max[i]))) return CUDA_ERROR_INVALID_VALUE;
-    if (b[i] == 0 || b[i] > static_cast<uint32_t>(s->Attr(dev, block_max[i]))) return CUDA_ERROR_INVALID_VALUE;
+    if (g[i] == 0 || g[i] > static_cast<uint32_t>(s->Attr(dev, grid_max[i]))) {
+      return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (b[i] == 0 || b[i] > static_cast<uint32_t>(s->Attr(dev, block_max[i]))) {
+      return CUDA_ERROR_INVALID_VALUE;
+    }
   }
   uint64_t threads = a.block.count();
   if (threads > static_cast<uint64_t>(s->Attr(dev, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK))) {
     return CUDA_ERROR_INVALID_VALUE;
   }
+  // Within the device limit but above what the function's registers or
+  // __launch_bounds__ allow.
   if (threads > static_cast<uint64_t>(MaxThreads(*s, dev, k))) return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
-  if (a.shared > static_cast<unsigned>(f->attrs.max_dynamic_shared)) return CUDA_ERROR_INVALID_VALUE;
+  if (a.shared > static_cast<unsigned>(f.attrs.max_dynamic_shared)) return CUDA_ERROR_INVALID_VALUE;
 
-  // Launch attributes (cuLaunchKernelEx).
   if (a.num_attrs != 0 && a.attrs == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  bool cooperative = false;
-  SimDim3 cluster{static_cast<uint32_t>(std::max(f->attrs.cluster[0], 0)),
-                  static_cast<uint32_t>(std::max(f->attrs.cluster[1], 0)),
-                  static_cast<uint32_t>(std::max(f->attrs.cluster[2], 0))};
+  SimDim3 cluster{static_cast<uint32_t>(std::max(f.attrs.cluster[0], 0)),
+                  static_cast<uint32_t>(std::max(f.attrs.cluster[1], 0)),
+                  static_cast<uint32_t>(std::max(f.attrs.cluster[2], 0))};
   bool have_cluster = cluster.x != 0;
   for (unsigned i = 0; i < a.num_attrs; ++i) {
     const CUlaunchAttribute& at = a.attrs[i];
     switch (at.id) {
-      case CU_LAUNCH_ATTRIBUTE_COOPERATIVE: cooperative = at.value.cooperative != 0; break;
+      case CU_LAUNCH_ATTRIBUTE_COOPERATIVE: p->cooperative = at.value.cooperative != 0; break;
       case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION: {
         SimDim3 c{at.value.clusterDim.x, at.value.clusterDim.y, at.value.clusterDim.z};
         if (have_cluster && Product(k.cluster_dims) > 0 &&
@@ -196,48 +203,47 @@ CUresult Launch(const LaunchArgs& a) {
         a.grid.y % cluster.y || a.grid.z % cluster.z) {
       return CUDA_ERROR_INVALID_CLUSTER_SIZE;
     }
-    uint64_t limit = f->attrs.non_portable_cluster ? 16 : 8;  // Hopper: 8 portable, 16 opt-in
+    uint64_t limit = f.attrs.non_portable_cluster ? 16 : 8;  // Hopper: 8 portable, 16 opt-in
     if (cluster.count() > limit) return CUDA_ERROR_INVALID_CLUSTER_SIZE;
-  } else {
-    cluster = SimDim3{};
+    p->cluster = cluster;
   }
-  if (cooperative) {
-    uint64_t resident = uint64_t(MaxActiveBlocks(*s, dev, k, f->attrs, static_cast<int>(threads), a.shared)) *
-                        s->Attr(dev, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
-    if (a.grid.count() > resident) return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
-  }
-
-  // Parameters.
-  std::vector<void*> params;
-  if (a.params != nullptr && a.extra != nullptr) return CUDA_ERROR_INVALID_VALUE;
-  if (a.extra != nullptr) {
-    if (CUresult r = UnpackExtra(a.extra, k, &params); r != CUDA_SUCCESS) return r;
-  } else if (!k.params.empty()) {
-    if (a.params == nullptr) return CUDA_ERROR_INVALID_VALUE;
-    params.assign(a.params, a.params + k.params.size());
-    for (void* p : params) {
-      if (p == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (p->cooperative) {
+    uint64_t per_sm = static_cast<uint64_t>(
+        MaxActiveBlocks(*s, dev, k, f.attrs, static_cast<int>(threads), a.shared));
+    if (a.grid.count() > per_sm * s->Attr(dev, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)) {
+      return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
     }
   }
+  return CUDA_SUCCESS;
+}
 
+// Runs a prepared launch (device lock held).
+CUresult Execute(SimDevice* s, const Prepared& p) {
+  auto fit = s->functions.find(p.fid);
+  if (fit == s->functions.end()) return CUDA_ERROR_INVALID_HANDLE;  // module unloaded since
+  const Function& f = fit->second;
+  const Module& m = s->modules[f.module];
+  Context* ctx = s->FindContext(m.ctx);
+  if (ctx == nullptr || !ctx->active) return CUDA_ERROR_CONTEXT_IS_DESTROYED;
+  if (ctx->sticky != CUDA_SUCCESS) return ctx->sticky;
+  const image::KernelInfo& k = *f.info;
   SimKernelFn fn = FindSimKernel(k.name.c_str());
-  if (fn == nullptr) {
-    LogOnce(LogLevel::kWarn, "sim:kernel:" + k.name,
-            "sim: no host implementation registered for kernel %s", k.name.c_str());
-    return CUDA_ERROR_NOT_SUPPORTED;
-  }
+  if (fn == nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+  std::vector<char> bytes = p.params;  // host kernels get a fresh copy every run
+  std::vector<void*> params;
+  for (const image::KernelParam& kp : k.params) params.push_back(bytes.data() + kp.offset);
   LaunchServices services(s, &m);
   SimLaunch launch;
   launch.name = k.name.c_str();
-  launch.grid = a.grid;
-  launch.block = a.block;
-  launch.cluster = cluster;
-  launch.shared_mem_bytes = a.shared;
-  launch.cooperative = cooperative;
-  launch.stream = a.stream;
+  launch.grid = p.grid;
+  launch.block = p.block;
+  launch.cluster = p.cluster;
+  launch.shared_mem_bytes = p.shared;
+  launch.cooperative = p.cooperative;
+  launch.stream = p.stream;
   launch.params = params.data();
   launch.num_params = static_cast<uint32_t>(params.size());
-  launch.param_sizes = f->param_sizes.data();
+  launch.param_sizes = f.param_sizes.data();
   launch.services = &services;
   fn(launch);
   switch (launch.error) {
@@ -253,6 +259,46 @@ CUresult Launch(const LaunchArgs& a) {
     default:
       return launch.error;
   }
+}
+
+CUresult Launch(const LaunchArgs& a) {
+  SIM_ENTER(s);
+  SIM_CURRENT_CTX(s, ctx);
+  uint64_t fid = 0;
+  Function* f = nullptr;
+  if (CUresult r = s->ResolveFunction(a.f, &fid, &f); r != CUDA_SUCCESS) return r;
+  const Module& m = s->modules[f->module];
+  if (m.ctx != ctx->id) return CUDA_ERROR_INVALID_HANDLE;  // function of another context
+  if (CUresult r = s->CheckStream(a.stream); r != CUDA_SUCCESS) return r;
+  const image::KernelInfo& k = *f->info;
+  int dev = ctx->device;
+  Prepared p;
+  p.fid = fid;
+  p.grid = a.grid;
+  p.block = a.block;
+  p.shared = a.shared;
+  p.stream = a.stream;
+  if (CUresult r = Validate(s, dev, k, *f, a, &p); r != CUDA_SUCCESS) return r;
+
+  // Parameters.
+  if (a.params != nullptr && a.extra != nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (a.extra != nullptr) {
+    if (CUresult r = UnpackExtra(a.extra, k, &p.params); r != CUDA_SUCCESS) return r;
+  } else if (!k.params.empty()) {
+    if (a.params == nullptr) return CUDA_ERROR_INVALID_VALUE;
+    p.params.assign(k.param_bytes, 0);
+    for (size_t i = 0; i < k.params.size(); ++i) {
+      if (a.params[i] == nullptr) return CUDA_ERROR_INVALID_VALUE;
+      std::memcpy(p.params.data() + k.params[i].offset, a.params[i], k.params[i].size);
+    }
+  }
+
+  if (FindSimKernel(k.name.c_str()) == nullptr) {
+    LogOnce(LogLevel::kWarn, "sim:kernel:" + k.name,
+            "sim: no host implementation registered for kernel %s", k.name.c_str());
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
+  return s->Submit(a.stream, [p = std::move(p)](SimDevice* d) { return Execute(d, p); });
 }
 
 }  // namespace

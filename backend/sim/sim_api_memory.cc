@@ -5,7 +5,7 @@
 // otherwise the call fails with CUDA_ERROR_INVALID_VALUE before any byte
 // moves. Host pointers cannot be checked beyond null (the worker owns them).
 // Copies are synchronous, also the *Async ones (after their stream is
-// validated). CUDA arrays are not simulated: CU_MEMORYTYPE_ARRAY gives
+// validated), except that a capturing stream records them for cuGraphLaunch. CUDA arrays are not simulated: CU_MEMORYTYPE_ARRAY gives
 // CUDA_ERROR_NOT_SUPPORTED.
 #include <cstring>
 
@@ -173,6 +173,7 @@ CUresult cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytesize) {
   SIM_ENTER(s);
   if (dptr == nullptr) return CUDA_ERROR_INVALID_VALUE;
   SIM_CURRENT_CTX(s, ctx);
+  if (CUresult r = s->CheckUnsafeCall(); r != CUDA_SUCCESS) return r;
   if (bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
   uint64_t p = s->devices[ctx->device]->arena.Allocate(bytesize, 0, ctx->id);
   if (p == 0) return CUDA_ERROR_OUT_OF_MEMORY;
@@ -185,6 +186,7 @@ CUresult cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pPitch, size_t WidthInByt
   SIM_ENTER(s);
   if (dptr == nullptr || pPitch == nullptr) return CUDA_ERROR_INVALID_VALUE;
   SIM_CURRENT_CTX(s, ctx);
+  if (CUresult r = s->CheckUnsafeCall(); r != CUDA_SUCCESS) return r;
   if (ElementSizeBytes != 4 && ElementSizeBytes != 8 && ElementSizeBytes != 16) {
     return CUDA_ERROR_INVALID_VALUE;
   }
@@ -205,6 +207,7 @@ CUresult cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pPitch, size_t WidthInByt
 CUresult cuMemFree_v2(CUdeviceptr dptr) {
   SIM_ENTER(s);
   SIM_CURRENT_CTX(s, ctx);
+  if (CUresult r = s->CheckUnsafeCall(); r != CUDA_SUCCESS) return r;
   Arena* a = s->ArenaFor(dptr);
   if (a == nullptr) return CUDA_ERROR_INVALID_VALUE;
   const Block* b = a->Find(dptr);
@@ -237,116 +240,117 @@ CUresult cuMemGetAddressRange_v2(CUdeviceptr* pbase, size_t* psize, CUdeviceptr 
 
 // ---- linear copies -----------------------------------------------------------
 
-#define SIM_COPY_PROLOGUE(stream)                                           \
+// Synchronous copies and memsets: "potentially unsafe" during stream capture.
+#define SIM_SYNC_PROLOGUE()                                                 \
   SIM_ENTER(s);                                                             \
-  if (CUresult r = s->CheckStream(stream); r != CUDA_SUCCESS) return r
+  if (CUresult r = s->CheckStream(nullptr); r != CUDA_SUCCESS) return r;    \
+  if (CUresult r = s->CheckUnsafeCall(); r != CUDA_SUCCESS) return r
+
+// Asynchronous ones run now or are recorded by a capturing stream.
+#define SIM_ASYNC(stream, expr)                                             \
+  SIM_ENTER(s);                                                             \
+  if (CUresult r = s->CheckStream(stream); r != CUDA_SUCCESS) return r;     \
+  return s->Submit(stream, [=](SimDevice* d) { return (expr); })
 
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void* srcHost, size_t ByteCount) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Linear(s, false, reinterpret_cast<uint64_t>(srcHost), true, dstDevice, ByteCount);
 }
 CUresult cuMemcpyDtoH_v2(void* dstHost, CUdeviceptr srcDevice, size_t ByteCount) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Linear(s, true, srcDevice, false, reinterpret_cast<uint64_t>(dstHost), ByteCount);
 }
 CUresult cuMemcpyDtoD_v2(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Linear(s, true, srcDevice, true, dstDevice, ByteCount);
 }
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void* srcHost, size_t ByteCount,
                               CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Linear(s, false, reinterpret_cast<uint64_t>(srcHost), true, dstDevice, ByteCount);
+  SIM_ASYNC(hStream, Linear(d, false, reinterpret_cast<uint64_t>(srcHost), true, dstDevice, ByteCount));
 }
 CUresult cuMemcpyDtoHAsync_v2(void* dstHost, CUdeviceptr srcDevice, size_t ByteCount,
                               CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Linear(s, true, srcDevice, false, reinterpret_cast<uint64_t>(dstHost), ByteCount);
+  SIM_ASYNC(hStream, Linear(d, true, srcDevice, false, reinterpret_cast<uint64_t>(dstHost), ByteCount));
 }
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount,
                               CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Linear(s, true, srcDevice, true, dstDevice, ByteCount);
+  SIM_ASYNC(hStream, Linear(d, true, srcDevice, true, dstDevice, ByteCount));
 }
 
 // ---- 2D / 3D copies ----------------------------------------------------------
 
 CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D* pCopy) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Copy2DImpl(s, pCopy);
 }
 CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D* pCopy) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Copy2DImpl(s, pCopy);
 }
 CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D* pCopy, CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Copy2DImpl(s, pCopy);
+  if (pCopy == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CUDA_MEMCPY2D c = *pCopy;  // a captured copy must not depend on the caller's struct
+  SIM_ASYNC(hStream, Copy2DImpl(d, &c));
 }
 CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D* pCopy) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Copy3DImpl(s, pCopy);
 }
 CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D* pCopy, CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Copy3DImpl(s, pCopy);
+  if (pCopy == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CUDA_MEMCPY3D c = *pCopy;
+  SIM_ASYNC(hStream, Copy3DImpl(d, &c));
 }
 
 // ---- memsets -----------------------------------------------------------------
 
 CUresult cuMemsetD8_v2(CUdeviceptr dstDevice, unsigned char uc, size_t N) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Memset2D(s, dstDevice, 0, uc, 1, N, 1);
 }
 CUresult cuMemsetD16_v2(CUdeviceptr dstDevice, unsigned short us, size_t N) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Memset2D(s, dstDevice, 0, us, 2, N, 1);
 }
 CUresult cuMemsetD32_v2(CUdeviceptr dstDevice, unsigned int ui, size_t N) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Memset2D(s, dstDevice, 0, ui, 4, N, 1);
 }
 CUresult cuMemsetD2D8_v2(CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width,
                          size_t Height) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Memset2D(s, dstDevice, dstPitch, uc, 1, Width, Height);
 }
 CUresult cuMemsetD2D16_v2(CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width,
                           size_t Height) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Memset2D(s, dstDevice, dstPitch, us, 2, Width, Height);
 }
 CUresult cuMemsetD2D32_v2(CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width,
                           size_t Height) {
-  SIM_COPY_PROLOGUE(nullptr);
+  SIM_SYNC_PROLOGUE();
   return Memset2D(s, dstDevice, dstPitch, ui, 4, Width, Height);
 }
 CUresult cuMemsetD8Async(CUdeviceptr dstDevice, unsigned char uc, size_t N, CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Memset2D(s, dstDevice, 0, uc, 1, N, 1);
+  SIM_ASYNC(hStream, Memset2D(d, dstDevice, 0, uc, 1, N, 1));
 }
 CUresult cuMemsetD16Async(CUdeviceptr dstDevice, unsigned short us, size_t N, CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Memset2D(s, dstDevice, 0, us, 2, N, 1);
+  SIM_ASYNC(hStream, Memset2D(d, dstDevice, 0, us, 2, N, 1));
 }
 CUresult cuMemsetD32Async(CUdeviceptr dstDevice, unsigned int ui, size_t N, CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Memset2D(s, dstDevice, 0, ui, 4, N, 1);
+  SIM_ASYNC(hStream, Memset2D(d, dstDevice, 0, ui, 4, N, 1));
 }
 CUresult cuMemsetD2D8Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width,
                            size_t Height, CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Memset2D(s, dstDevice, dstPitch, uc, 1, Width, Height);
+  SIM_ASYNC(hStream, Memset2D(d, dstDevice, dstPitch, uc, 1, Width, Height));
 }
 CUresult cuMemsetD2D16Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width,
                             size_t Height, CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Memset2D(s, dstDevice, dstPitch, us, 2, Width, Height);
+  SIM_ASYNC(hStream, Memset2D(d, dstDevice, dstPitch, us, 2, Width, Height));
 }
 CUresult cuMemsetD2D32Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width,
                             size_t Height, CUstream hStream) {
-  SIM_COPY_PROLOGUE(hStream);
-  return Memset2D(s, dstDevice, dstPitch, ui, 4, Width, Height);
+  SIM_ASYNC(hStream, Memset2D(d, dstDevice, dstPitch, ui, 4, Width, Height));
 }
 
 }  // namespace rgpu::backend::sim

@@ -4,6 +4,7 @@
 // queries return CUDA_SUCCESS, synchronisation returns at once, and an event
 // completes when it is recorded (its timestamp is the host's steady clock at
 // that moment, so elapsed times measure the real time spent in between).
+// A capturing stream records its work instead (see sim_api_graph.cc).
 #include <algorithm>
 #include <chrono>
 
@@ -48,8 +49,31 @@ CUresult Record(CUevent hEvent, CUstream hStream, unsigned int flags) {
   Event* e = FindEvent(s, hEvent);
   if (e == nullptr) return CUDA_ERROR_INVALID_HANDLE;
   if (CUresult r = s->CheckStream(hStream); r != CUDA_SUCCESS) return r;
-  e->recorded = true;
-  e->time = std::chrono::steady_clock::now();
+  uint64_t id = FromHandle(hEvent);
+  // Other streams that wait on an event recorded in a capture join it.
+  e->capture = s->StreamCaptureId(hStream);
+  return s->Submit(hStream, [id](SimDevice* d) {
+    auto it = d->events.find(id);
+    if (it == d->events.end()) return CUDA_ERROR_INVALID_HANDLE;
+    it->second.recorded = true;
+    it->second.time = std::chrono::steady_clock::now();
+    return CUDA_SUCCESS;
+  });
+}
+
+// Event operations that need the event's work to have run: not while it is
+// recorded in an open capture.
+CUresult CheckNotCaptured(SimDevice* s, const Event& e) {
+  if (e.capture != 0 && s->captures.count(e.capture)) return CUDA_ERROR_CAPTURED_EVENT;
+  return CUDA_SUCCESS;
+}
+
+// Synchronising with a capturing stream is not allowed and ends the capture.
+CUresult CheckNotCapturing(SimDevice* s, CUstream stream) {
+  if (Capture* c = s->CaptureOf(stream)) {
+    c->invalidated = true;
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  }
   return CUDA_SUCCESS;
 }
 
@@ -71,19 +95,29 @@ CUresult cuStreamDestroy_v2(CUstream hStream) {
 
 CUresult cuStreamSynchronize(CUstream hStream) {
   SIM_ENTER(s);
-  return s->CheckStream(hStream);
+  if (CUresult r = s->CheckStream(hStream); r != CUDA_SUCCESS) return r;
+  return CheckNotCapturing(s, hStream);
 }
 
 CUresult cuStreamQuery(CUstream hStream) {
   SIM_ENTER(s);
-  return s->CheckStream(hStream);
+  if (CUresult r = s->CheckStream(hStream); r != CUDA_SUCCESS) return r;
+  return CheckNotCapturing(s, hStream);
 }
 
 CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags) {
   SIM_ENTER(s);
   if (Flags & ~static_cast<unsigned>(CU_EVENT_WAIT_EXTERNAL)) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult r = s->CheckStream(hStream); r != CUDA_SUCCESS) return r;
-  return FindEvent(s, hEvent) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  Event* e = FindEvent(s, hEvent);
+  if (e == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  // Waiting on an event recorded in an open capture makes a stream join it
+  // (the fork of a multi-stream capture).
+  if (e->capture != 0 && s->captures.count(e->capture) && !IsSpecialStream(hStream)) {
+    Stream& st = s->streams[FromHandle(hStream)];
+    if (st.capture == 0) st.capture = e->capture;
+  }
+  return CUDA_SUCCESS;
 }
 
 CUresult cuStreamGetPriority(CUstream hStream, int* priority) {
@@ -133,12 +167,14 @@ CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int f
 
 CUresult cuEventSynchronize(CUevent hEvent) {
   SIM_ENTER(s);
-  return FindEvent(s, hEvent) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  Event* e = FindEvent(s, hEvent);
+  return e ? CheckNotCaptured(s, *e) : CUDA_ERROR_INVALID_HANDLE;
 }
 
 CUresult cuEventQuery(CUevent hEvent) {
   SIM_ENTER(s);
-  return FindEvent(s, hEvent) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  Event* e = FindEvent(s, hEvent);
+  return e ? CheckNotCaptured(s, *e) : CUDA_ERROR_INVALID_HANDLE;
 }
 
 CUresult cuEventElapsedTime_v2(float* pMilliseconds, CUevent hStart, CUevent hEnd) {
@@ -147,6 +183,8 @@ CUresult cuEventElapsedTime_v2(float* pMilliseconds, CUevent hStart, CUevent hEn
   Event* a = FindEvent(s, hStart);
   Event* b = FindEvent(s, hEnd);
   if (a == nullptr || b == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult r = CheckNotCaptured(s, *a); r != CUDA_SUCCESS) return r;
+  if (CUresult r = CheckNotCaptured(s, *b); r != CUDA_SUCCESS) return r;
   // Never recorded, or created with CU_EVENT_DISABLE_TIMING: INVALID_HANDLE
   // (cuda.h, cuEventElapsedTime).
   if (!a->recorded || !b->recorded || (a->flags & CU_EVENT_DISABLE_TIMING) ||

@@ -147,6 +147,9 @@ TEST_F(SimDevice, RegularContextsAndTheThreadStack) {
   unsigned flags = 0;
   ASSERT_CU(t.cuCtxGetFlags(&flags));
   EXPECT_EQ(flags, static_cast<unsigned>(CU_CTX_SCHED_YIELD));
+  CUdevice d = -1;
+  ASSERT_CU(t.cuCtxGetDevice(&d));
+  EXPECT_EQ(d, 0);
   // Another thread has no current context.
   std::thread([&] {
     CUcontext c = reinterpret_cast<CUcontext>(1);

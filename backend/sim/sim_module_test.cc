@@ -86,18 +86,38 @@ TEST_F(SimModule, RejectsWhatTheDeviceCannotRun) {
   cubin.resize(cubin.size() / 2);
   cubin[0x3c] = 0x7f;  // absurd section count
   EXPECT_EQ(t.cuModuleLoadData(&m, cubin.data()), CUDA_ERROR_INVALID_IMAGE);
-  // PTX only: accepted because every kernel has a host implementation...
+  // PTX only: refused while a kernel lacks a host implementation (the sim
+  // never JITs; _Z8noparamsv is registered by no test)...
   std::vector<char> ptx_fatbin = ReadFile("sample_ptxonly.fatbin");
-  EXPECT_EQ(t.cuModuleLoadData(&m, ptx_fatbin.data()), CUDA_ERROR_NO_BINARY_FOR_GPU)
-      << "noparams has no host implementation";
-  RegisterSimKernel("_Z8noparamsv", Nothing);
-  ASSERT_CU(t.cuModuleLoadData(&m, ptx_fatbin.data()));
+  EXPECT_EQ(t.cuModuleLoadData(&m, ptx_fatbin.data()), CUDA_ERROR_NO_BINARY_FOR_GPU);
+  const char* unknown = ".version 8.0\n.target sm_90\n.address_size 64\n"
+                        ".visible .entry no_host_version(.param .u32 x) { ret; }\n";
+  EXPECT_EQ(t.cuModuleLoadData(&m, unknown), CUDA_ERROR_NO_BINARY_FOR_GPU);
+  // ... and accepted when every kernel has one.
+  const char* known = ".version 8.0\n.target sm_90\n.address_size 64\n"
+                      ".global .align 4 .u32 counter = 7;\n"
+                      ".visible .entry _Z4fillIiEvPT_S0_m(.param .u64 p, .param .u32 v, "
+                      ".param .u64 n) { ret; }\n";
+  ASSERT_CU(t.cuModuleLoadData(&m, known));
   size_t off = 0, size = 0;
   CUfunction f;
-  ASSERT_CU(t.cuModuleGetFunction(&f, m, "_Z5saxpyfPKfPfi6Triplecd"));
-  ASSERT_CU(t.cuFuncGetParamInfo(f, 4, &off, &size));
-  EXPECT_EQ(off, 32u);
-  EXPECT_EQ(size, 16u);
+  ASSERT_CU(t.cuModuleGetFunction(&f, m, "_Z4fillIiEvPT_S0_m"));
+  ASSERT_CU(t.cuFuncGetParamInfo(f, 2, &off, &size));
+  EXPECT_EQ(off, 16u);
+  EXPECT_EQ(size, 8u);
+  CUdeviceptr counter;
+  ASSERT_CU(t.cuModuleGetGlobal_v2(&counter, nullptr, m, "counter"));
+  int v = 0;
+  ASSERT_CU(t.cuMemcpyDtoH_v2(&v, counter, 4));
+  EXPECT_EQ(v, 7);
+  CUdeviceptr p;
+  ASSERT_CU(t.cuMemAlloc_v2(&p, 64));
+  int value = 2;
+  size_t n = 16;
+  void* params[] = {&p, &value, &n};
+  ASSERT_CU(t.cuLaunchKernel(f, 1, 1, 1, 16, 1, 1, 0, nullptr, params, nullptr));
+  ASSERT_CU(t.cuMemcpyDtoH_v2(&v, p + 60, 4));
+  EXPECT_EQ(v, 2);
 }
 
 TEST_F(SimModule, ParamInfoAttributesAndNames) {
@@ -388,6 +408,103 @@ TEST_F(SimModule, LibrariesAndKernels) {
   EXPECT_EQ(t.cuKernelGetName(&name, k), CUDA_ERROR_INVALID_HANDLE);
   EXPECT_EQ(t.cuFuncGetName(&name, f), CUDA_ERROR_INVALID_HANDLE);
   EXPECT_EQ(t.cuLibraryUnload(lib), CUDA_ERROR_INVALID_HANDLE);
+}
+
+}  // namespace
+}  // namespace rgpu::backend
+
+namespace rgpu::backend {
+namespace {
+
+TEST_F(SimModule, CaptureAndReplay) {
+  std::vector<char> img = ReadFile("sample.fatbin");
+  CUmodule m;
+  ASSERT_CU(t.cuModuleLoadData(&m, img.data()));
+  CUfunction fill;
+  ASSERT_CU(t.cuModuleGetFunction(&fill, m, "_Z4fillIiEvPT_S0_m"));
+  CUstream main_stream, side;
+  ASSERT_CU(t.cuStreamCreate(&main_stream, CU_STREAM_NON_BLOCKING));
+  ASSERT_CU(t.cuStreamCreate(&side, CU_STREAM_NON_BLOCKING));
+  CUevent fork, join;
+  ASSERT_CU(t.cuEventCreate(&fork, CU_EVENT_DISABLE_TIMING));
+  ASSERT_CU(t.cuEventCreate(&join, CU_EVENT_DISABLE_TIMING));
+  CUdeviceptr p, q;
+  ASSERT_CU(t.cuMemAlloc_v2(&p, 256 * 4));
+  ASSERT_CU(t.cuMemAlloc_v2(&q, 256 * 4));
+  std::vector<int> host(256, -1);
+
+  ASSERT_CU(t.cuStreamBeginCapture_v2(main_stream, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  EXPECT_EQ(t.cuStreamBeginCapture_v2(main_stream, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_ERROR_ILLEGAL_STATE);
+  int value = 5;
+  size_t n = 256;
+  void* params[] = {&p, &value, &n};
+  ASSERT_CU(t.cuLaunchKernel(fill, 1, 1, 1, 256, 1, 1, 0, main_stream, params, nullptr));
+  value = 6;  // parameters were copied at capture: the graph keeps 5
+  ASSERT_CU(t.cuEventRecord(fork, main_stream));
+  ASSERT_CU(t.cuStreamWaitEvent(side, fork, 0));  // side joins the capture
+  ASSERT_CU(t.cuMemcpyDtoDAsync_v2(q, p, 256 * 4, side));
+  ASSERT_CU(t.cuEventRecord(join, side));
+  ASSERT_CU(t.cuStreamWaitEvent(main_stream, join, 0));
+  ASSERT_CU(t.cuMemcpyDtoHAsync_v2(host.data(), q, 256 * 4, main_stream));
+  EXPECT_EQ(t.cuEventQuery(join), CUDA_ERROR_CAPTURED_EVENT);
+  EXPECT_EQ(t.cuStreamEndCapture(side, nullptr), CUDA_ERROR_INVALID_VALUE);
+  CUgraph graph;
+  EXPECT_EQ(t.cuStreamEndCapture(side, &graph), CUDA_ERROR_STREAM_CAPTURE_UNMATCHED);
+  ASSERT_CU(t.cuStreamEndCapture(main_stream, &graph));
+  EXPECT_EQ(host[0], -1);  // nothing ran yet
+  CUgraphExec exec;
+  ASSERT_CU(t.cuGraphInstantiateWithFlags(&exec, graph, 0));
+  ASSERT_CU(t.cuGraphUpload(exec, main_stream));
+  ASSERT_CU(t.cuGraphLaunch(exec, main_stream));
+  ASSERT_CU(t.cuStreamSynchronize(main_stream));
+  EXPECT_EQ(std::count(host.begin(), host.end(), 5), 256);
+  std::fill(host.begin(), host.end(), 0);
+  ASSERT_CU(t.cuGraphLaunch(exec, side));  // replays, on any stream
+  EXPECT_EQ(std::count(host.begin(), host.end(), 5), 256);
+  ASSERT_CU(t.cuGraphExecDestroy(exec));
+  ASSERT_CU(t.cuGraphDestroy(graph));
+  EXPECT_EQ(t.cuGraphDestroy(graph), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(t.cuGraphLaunch(exec, main_stream), CUDA_ERROR_INVALID_VALUE);
+}
+
+TEST_F(SimModule, UnsafeCallsInvalidateACapture) {
+  CUstream st;
+  ASSERT_CU(t.cuStreamCreate(&st, 0));
+  CUdeviceptr p;
+  ASSERT_CU(t.cuMemAlloc_v2(&p, 64));
+  ASSERT_CU(t.cuStreamBeginCapture_v2(st, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  ASSERT_CU(t.cuMemsetD8Async(p, 1, 64, st));
+  CUdeviceptr q;
+  EXPECT_EQ(t.cuMemAlloc_v2(&q, 64), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+  EXPECT_EQ(t.cuMemsetD8Async(p, 1, 64, st), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
+  CUgraph g = reinterpret_cast<CUgraph>(1);
+  EXPECT_EQ(t.cuStreamEndCapture(st, &g), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
+  EXPECT_EQ(g, nullptr);
+  uint8_t h[64];
+  ASSERT_CU(t.cuMemcpyDtoH_v2(h, p, 64));  // capture over: allowed again
+  EXPECT_EQ(h[0], 0);                       // the captured memset never ran
+
+  // A thread in relaxed mode may make unsafe calls; the capture survives.
+  ASSERT_CU(t.cuStreamBeginCapture_v2(st, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+  ASSERT_CU(t.cuThreadExchangeStreamCaptureMode(&mode));
+  EXPECT_EQ(mode, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  EXPECT_CU(t.cuMemAlloc_v2(&q, 64));
+  ASSERT_CU(t.cuThreadExchangeStreamCaptureMode(&mode));
+  ASSERT_CU(t.cuStreamEndCapture(st, &g));
+  ASSERT_NE(g, nullptr);
+  ASSERT_CU(t.cuGraphDestroy(g));
+  // A relaxed capture allows them too, but not synchronising with it.
+  ASSERT_CU(t.cuStreamBeginCapture_v2(st, CU_STREAM_CAPTURE_MODE_RELAXED));
+  EXPECT_CU(t.cuMemAlloc_v2(&q, 64));
+  EXPECT_EQ(t.cuStreamQuery(st), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+  EXPECT_EQ(t.cuStreamEndCapture(st, &g), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
+  EXPECT_EQ(t.cuStreamBeginCapture_v2(nullptr, CU_STREAM_CAPTURE_MODE_GLOBAL),
+            CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+  // Legacy-stream work while a blocking stream captures.
+  ASSERT_CU(t.cuStreamBeginCapture_v2(st, CU_STREAM_CAPTURE_MODE_RELAXED));
+  EXPECT_EQ(t.cuMemsetD8Async(p, 1, 64, nullptr), CUDA_ERROR_STREAM_CAPTURE_IMPLICIT);
+  EXPECT_EQ(t.cuStreamEndCapture(st, &g), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
 }
 
 }  // namespace

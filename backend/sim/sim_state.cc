@@ -180,6 +180,8 @@ void SimDevice::DestroyContextResources(uint64_t ctx) {
   }
   for (uint64_t id : mods) DestroyModule(id);
   std::erase_if(streams, [&](const auto& kv) { return kv.second.ctx == ctx; });
+  std::erase_if(captures, [&](const auto& kv) { return kv.second.ctx == ctx; });
+  std::erase_if(graph_execs, [&](const auto& kv) { return kv.second.ctx == ctx; });
   std::erase_if(events, [&](const auto& kv) { return kv.second.ctx == ctx; });
   for (auto& d : devices) {
     std::vector<uint64_t> bases;

@@ -17,10 +17,12 @@
 #include <cuda.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -73,13 +75,43 @@ struct Stream {
   uint64_t ctx = 0;
   unsigned flags = 0;
   int priority = 0;
+  uint64_t capture = 0;  // id of the capture this stream records into, 0 if none
 };
 
 struct Event {
   uint64_t ctx = 0;
   unsigned flags = 0;
   bool recorded = false;
+  uint64_t capture = 0;  // recorded into this (still open) capture
   std::chrono::steady_clock::time_point time;
+};
+
+class SimDevice;
+// One unit of stream work (a copy, memset, launch, event record), run with the
+// device lock held. Captured work is kept as ops and replayed by cuGraphLaunch.
+using SimOp = std::function<CUresult(SimDevice*)>;
+using SimOps = std::vector<SimOp>;
+
+// An open stream capture (cuStreamBeginCapture .. cuStreamEndCapture). Work
+// submitted to any stream that joined it is recorded, in submission order, not
+// run. The graph it produces is that linear sequence (a valid topological
+// order of the real graph, which is all a synchronous simulator needs).
+struct Capture {
+  uint64_t ctx = 0;
+  uint64_t origin = 0;  // stream that began it
+  CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+  std::thread::id thread;
+  bool invalidated = false;
+  SimOps ops;
+};
+
+struct Graph {
+  std::shared_ptr<const SimOps> ops;
+};
+
+struct GraphExec {
+  uint64_t ctx = 0;
+  std::shared_ptr<const SimOps> ops;
 };
 
 // A parsed image, shared by a library and the modules made from it.
@@ -149,6 +181,9 @@ class SimDevice {
   std::unordered_map<uint64_t, Function> functions;
   std::unordered_map<uint64_t, Library> libraries;
   std::unordered_map<uint64_t, Kernel> kernels;
+  std::unordered_map<uint64_t, Capture> captures;
+  std::unordered_map<uint64_t, Graph> graphs;
+  std::unordered_map<uint64_t, GraphExec> graph_execs;
 
   // ---- helpers; all require `mu` held ----
 
@@ -174,6 +209,19 @@ class SimDevice {
   // Stream validation: 0 / CU_STREAM_LEGACY / CU_STREAM_PER_THREAD need a
   // current context; others must be live (INVALID_HANDLE otherwise).
   CUresult CheckStream(CUstream s);
+
+  // Runs `op` now, or records it if `stream` is capturing (CheckStream it
+  // first). Work on the legacy stream while a capture is open in the same
+  // context fails with CUDA_ERROR_STREAM_CAPTURE_IMPLICIT and invalidates it.
+  CUresult Submit(CUstream stream, SimOp op);
+  // For calls that are "potentially unsafe" during stream capture (synchronous
+  // copies, allocation, context synchronisation): fails with
+  // CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, invalidating the capture, when the
+  // capture mode rules of cuThreadExchangeStreamCaptureMode forbid the call.
+  CUresult CheckUnsafeCall();
+  // The capture `stream` records into (and its id), or null / 0.
+  Capture* CaptureOf(CUstream stream);
+  uint64_t StreamCaptureId(CUstream stream);
 
   // Resolves a CUfunction that may also be a CUkernel (cuLaunchKernel accepts
   // both) to a function record in the current context.

@@ -200,3 +200,16 @@ RGPU_SIM_KERNEL("clusterRank", ClusterRank);
 extern const int kSimTestKernelCount = 11;
 
 }  // namespace rgpu::backend
+
+// ---- bench/empty_kernel.cu (rgpu bench) ------------------------------------------
+
+namespace rgpu::backend {
+namespace {
+
+// extern "C" __global__ void rgpu_bench_empty(): does nothing, so a launch
+// measures only what the driver and the link cost.
+void BenchEmpty(const SimLaunch&) {}
+RGPU_SIM_KERNEL("rgpu_bench_empty", BenchEmpty);
+
+}  // namespace
+}  // namespace rgpu::backend

@@ -11,8 +11,8 @@
 #include <cstring>
 #include <vector>
 
-#include "driver_kernels_cubin.h"   // driver_kernels_cubin[]
-#include "driver_kernels_fatbin.h"  // driver_kernels_fatbin[]
+#include "driver_kernels_cubin.h"   // unsigned char driver_kernels_cubin[] (bin2c)
+#include "driver_kernels_fatbin.h"  // unsigned char driver_kernels_fatbin[] (bin2c)
 
 #define CHECK(call)                                                                        \
   do {                                                                                     \
@@ -42,6 +42,15 @@ struct Affine {
 };
 
 static const char kScaleOffset[] = "_Z11scaleOffsetPKfPfi6Affine";
+
+// bin2c arrays are byte-aligned; images are handed to the driver 8-byte
+// aligned, as nvcc-embedded ones are.
+template <size_t N>
+static std::vector<unsigned long long> Aligned(const unsigned char (&bytes)[N]) {
+  std::vector<unsigned long long> v((N + 7) / 8, 0);
+  memcpy(v.data(), bytes, N);
+  return v;
+}
 
 // Loops cuFuncGetParamInfo until CUDA_ERROR_INVALID_VALUE, like a client that
 // has to learn a kernel's layout.
@@ -80,9 +89,12 @@ int main() {
   CHECK(cuCtxGetCurrent(&cur));
   EXPECT(cur == ctx, "new context is not current");
 
+  const std::vector<unsigned long long> fatbin = Aligned(driver_kernels_fatbin);
+  const std::vector<unsigned long long> cubin = Aligned(driver_kernels_cubin);
+
   // --- module from the fatbin; parameter layouts ---
   CUmodule mod;
-  CHECK(cuModuleLoadData(&mod, driver_kernels_fatbin));
+  CHECK(cuModuleLoadData(&mod, fatbin.data()));
   CUfunction scale_offset, multiply, add_row, cluster_rank;
   CHECK(cuModuleGetFunction(&scale_offset, mod, kScaleOffset));
   CHECK(cuModuleGetFunction(&multiply, mod, "multiplyByGlobal"));
@@ -257,12 +269,12 @@ int main() {
 
   // --- the same kernels from the cubin, and as a library ---
   CUmodule mod_cubin;
-  CHECK(cuModuleLoadData(&mod_cubin, driver_kernels_cubin));
+  CHECK(cuModuleLoadData(&mod_cubin, cubin.data()));
   CUfunction from_cubin;
   CHECK(cuModuleGetFunction(&from_cubin, mod_cubin, kScaleOffset));
   CheckLayout(from_cubin, "scaleOffset (cubin)", {0, 8, 16, 24}, {8, 8, 4, 16});
   CUlibrary lib;
-  CHECK(cuLibraryLoadData(&lib, driver_kernels_fatbin, nullptr, nullptr, 0, nullptr, nullptr, 0));
+  CHECK(cuLibraryLoadData(&lib, fatbin.data(), nullptr, nullptr, 0, nullptr, nullptr, 0));
   CUkernel kern;
   CHECK(cuLibraryGetKernel(&kern, lib, kScaleOffset));
   size_t off = 0, size = 0;

@@ -94,6 +94,9 @@ int main() {
   cudaError_t e = cudaEventElapsedTime(&ms, after_low, timing);
   EXPECT(e == cudaErrorInvalidResourceHandle, "elapsed time with a timing-disabled event: %s",
          cudaGetErrorString(e));
+  e = cudaGetLastError();  // the runtime keeps that error as the last one: clear it
+  EXPECT(e == cudaErrorInvalidResourceHandle, "last error %s", cudaGetErrorString(e));
+  CHECK(cudaGetLastError());
   printf("streams_events: 3-stream chain correct\n");
 
   // --- pitched 2D ---

@@ -34,7 +34,7 @@ std::string Slurp(const std::string& path) {
 }
 }  // namespace
 
-RunResult Run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+RunResult RunProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
               double timeout_s) {
   RunResult r;
   char out_tmpl[] = "/tmp/rgpu_out_XXXXXX";

@@ -24,7 +24,7 @@ struct RunResult {
 };
 
 // Runs argv with extra environment entries, killing it after timeout_s.
-RunResult Run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+RunResult RunProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
               double timeout_s);
 
 // A child process running in the background, its output going to files.

@@ -1,6 +1,6 @@
 # compare: exact
 """cuBLAS through torch: fp32 (TF32 off), TF32 (torch.backends.cuda.matmul.
-allow_tf32), bf16 and fp16 GEMMs, odd shapes, bmm, addmm, transposed operands,
+allow_tf32 / fp32_precision), bf16 and fp16 GEMMs, odd shapes, bmm, addmm, transposed operands,
 and the torch.backends.cuda.matmul flags. Timed: 50 bf16 4096^3 GEMMs."""
 import _common
 
@@ -13,23 +13,29 @@ def main():
     a = torch.randn(1024, 768, device="cuda", generator=g)
     b = torch.randn(768, 512, device="cuda", generator=g)
 
-    m.allow_tf32 = False
-    r["allow_tf32_off"] = m.allow_tf32
+    # torch >= 2.9 has fp32_precision and warns on (and may refuse mixing with)
+    # the legacy allow_tf32 flag: use the new one where it exists, only it.
+    def set_tf32(on):
+        if hasattr(m, "fp32_precision"):
+            m.fp32_precision = "tf32" if on else "ieee"
+            return m.fp32_precision
+        m.allow_tf32 = on
+        return m.allow_tf32
+
+    r["tf32_off"] = set_tf32(False)
     fp32 = a @ b
     r["fp32"] = _common.digest(fp32)
-    m.allow_tf32 = True
-    r["allow_tf32_on"] = m.allow_tf32
+    r["tf32_on"] = set_tf32(True)
     tf32 = a @ b
     r["tf32"] = _common.digest(tf32)
     r["tf32_differs_from_fp32"] = not torch.equal(fp32, tf32)
-    m.allow_tf32 = False
+    set_tf32(False)
 
     r["bf16"] = _common.digest(a.bfloat16() @ b.bfloat16())
     r["fp16"] = _common.digest(a.half() @ b.half())
     r["flags"] = {
         "bf16_reduced": m.allow_bf16_reduced_precision_reduction,
         "fp16_reduced": m.allow_fp16_reduced_precision_reduction,
-        "precision": torch.get_float32_matmul_precision(),
     }
     m.allow_bf16_reduced_precision_reduction = False
     r["bf16_no_reduced"] = _common.digest(a.bfloat16() @ b.bfloat16())

@@ -1,0 +1,37 @@
+// Lays the children's results out as rgpu bench's table (bench/README.md
+// explains each row). Pure: it reads results, it measures nothing.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bench/report.h"
+
+namespace rgpu::bench {
+
+// Result sets by child, under these labels (plus DelayLabel ones).
+inline constexpr char kNativeLabel[] = "native";        // real driver, local GPU
+inline constexpr char kRgpuLabel[] = "rgpu";            // rgpu, direct to the server
+inline constexpr char kRgpuCountLabel[] = "rgpu-count";  // rgpu through the counting proxy
+inline constexpr char kTcpLabel[] = "tcp";              // raw TCP, loopback
+
+// "rgpu+0.2ms-rtt", "tcp+1ms-rtt": a child run through a delay proxy with
+// `one_way_ms` each way.
+std::string DelayLabel(const std::string& side, double one_way_ms);
+
+struct RowsContext {
+  bool quick = false;
+  // Why there are no native numbers, printed as the reference ("" when the
+  // native child ran; its own errors are shown then). "n/a" alone for --sim.
+  std::string native_missing;
+  std::vector<double> one_way_delays_ms;  // the delayed sections, in order
+};
+
+std::vector<Row> BuildRows(const std::map<std::string, Results>& results, const RowsContext& context);
+
+// Every rgpu-side key that a complete run must have, by child label: the
+// parent reports any that is missing or an error (and exits non-zero).
+std::vector<std::pair<std::string, std::string>> ExpectedRgpuKeys(const RowsContext& context);
+
+}  // namespace rgpu::bench

@@ -1,0 +1,248 @@
+#include "cli/bench_command.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "bench/bench_rows.h"
+#include "bench/report.h"
+#include "bench/subprocess.h"
+#include "cli/rgpu_version.h"
+#include "cli/run_command.h"
+
+namespace rgpu::cli {
+namespace {
+
+using bench::ChildResult;
+using bench::Results;
+
+// One-way delays of the delayed sections: +0.2 ms and +1 ms round trip.
+constexpr double kOneWayDelaysMs[] = {0.1, 0.5};
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+std::string LastLine(const std::string& text) {
+  size_t end = text.find_last_not_of("\n ");
+  if (end == std::string::npos) return "";
+  size_t start = text.rfind('\n', end);
+  return text.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+}
+
+// A child measurement to run: its label, its argv after `rgpu bench`.
+struct ChildSpec {
+  std::string label;
+  std::vector<std::string> args;
+};
+
+class Runner {
+ public:
+  Runner(BenchOptions o, std::string self) : o_(std::move(o)), self_(std::move(self)) {}
+  int Run();
+
+ private:
+  Status StartServer();
+  void RunOne(const ChildSpec& spec);
+  std::vector<std::string> Args(const std::string& mode, const std::string& measures) const;
+  void Progress(const std::string& what) const {
+    if (isatty(2)) fprintf(stderr, "rgpu bench: %s\n", what.c_str());
+  }
+
+  BenchOptions o_;
+  const std::string self_;
+  std::string client_lib_, native_driver_, server_address_, server_note_;
+  std::unique_ptr<bench::Server> server_;
+  std::map<std::string, Results> results_;
+  std::vector<std::string> notes_;  // problems with children, printed under the table
+};
+
+Status Runner::StartServer() {
+  if (!o_.server.empty()) {
+    RGPU_RETURN_IF_ERROR(CheckServerAddress(o_.server));
+    server_address_ = o_.server;
+    server_note_ = "given with --server";
+    return {};
+  }
+  const std::string backend = o_.sim ? "sim" : "cuda";
+  std::vector<std::string> argv;
+  std::string server_bin = DirName(self_) + "/rgpu-server";
+  if (access(server_bin.c_str(), X_OK) == 0) {
+    argv = {server_bin};
+  } else {
+    argv = {self_, "server"};  // the same server, built into rgpu
+  }
+  argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--backend", backend});
+  if (!o_.sim && access(native_driver_.c_str(), R_OK) == 0)
+    argv.insert(argv.end(), {"--driver", native_driver_});
+  Result<std::unique_ptr<bench::Server>> s = bench::Server::Start(argv, 30);
+  if (!s.ok()) return s.take_status();
+  server_ = std::move(s.value());
+  server_address_ = server_->address();
+  server_note_ = "rgpu-server --backend " + backend + ", started by rgpu bench";
+  return {};
+}
+
+std::vector<std::string> Runner::Args(const std::string& mode, const std::string& measures) const {
+  std::vector<std::string> a = {self_, "bench", "--child", mode, "--measures", measures};
+  if (o_.quick) a.push_back("--quick");
+  if (mode == "native") a.insert(a.end(), {"--driver", native_driver_});
+  if (mode == "rgpu") a.insert(a.end(), {"--driver", client_lib_, "--server", server_address_});
+  return a;
+}
+
+void Runner::RunOne(const ChildSpec& spec) {
+  Progress("measuring " + spec.label);
+  Result<ChildResult> r = bench::RunChild(spec.args, {}, o_.quick ? 90 : 600);
+  if (!r.ok()) {
+    notes_.push_back(spec.label + ": " + r.status().message());
+    return;
+  }
+  Results parsed = bench::ParseResults(r->out);
+  if (r->timed_out) {
+    notes_.push_back(spec.label + ": timed out; " + LastLine(r->err));
+  } else if (r->exit_code != 0) {
+    const bench::Value& init = bench::Lookup(parsed, "init");
+    notes_.push_back(spec.label + ": exit status " + std::to_string(r->exit_code) + ": " +
+                     (init.kind == bench::Value::kError ? init.text : LastLine(r->err)));
+  }
+  results_[spec.label] = std::move(parsed);
+}
+
+int Runner::Run() {
+  auto t0 = std::chrono::steady_clock::now();
+  if (o_.sim && !o_.server.empty()) {
+    fprintf(stderr, "rgpu bench: --sim starts its own server; it cannot be used with --server\n");
+    return 2;
+  }
+  Result<std::string> lib_dir = ClientLibDir();
+  if (!lib_dir.ok()) {
+    fprintf(stderr, "rgpu bench: %s\n", lib_dir.status().message().c_str());
+    return 2;
+  }
+  client_lib_ = *lib_dir + "/libcuda.so.1";
+  native_driver_ = o_.native_driver;
+  if (native_driver_.empty()) {
+    const char* env = getenv("RGPU_REAL_LIBCUDA");
+    native_driver_ = env != nullptr && *env != 0 ? env : kDefaultNativeDriver;
+  }
+  if (Status s = StartServer(); !s.ok()) {
+    fprintf(stderr, "rgpu bench: server: %s\n", s.message().c_str());
+    return 2;
+  }
+
+  // The plan. Native first, on an idle machine; then rgpu, then the TCP
+  // references, whose ping-pong uses the message sizes rgpu-count measured.
+  if (!o_.sim) RunOne({bench::kNativeLabel, Args("native", "sync,queries,launch,copy")});
+  RunOne({bench::kRgpuCountLabel, [&] {
+            auto a = Args("rgpu", "queries");
+            a.push_back("--count");
+            return a;
+          }()});
+  RunOne({bench::kRgpuLabel, Args("rgpu", "sync,launch,copy")});
+  auto tcp_args = [&](double delay) {
+    auto a = Args("tcp", "pingpong,stream");
+    const Results& count = results_[bench::kRgpuCountLabel];
+    for (auto [flag, key] : {std::pair<const char*, const char*>{"--request-bytes", "sync.request_bytes"},
+                             {"--reply-bytes", "sync.reply_bytes"}}) {
+      const bench::Value& v = bench::Lookup(count, key);
+      if (v.is_num() && v.num >= 1) a.insert(a.end(), {flag, std::to_string(static_cast<long>(v.num + 0.5))});
+    }
+    if (delay > 0) a.insert(a.end(), {"--delay-ms", std::to_string(delay)});
+    return a;
+  };
+  RunOne({bench::kTcpLabel, tcp_args(0)});
+  for (double d : kOneWayDelaysMs) {
+    auto a = Args("rgpu", "sync,launch,copy");
+    a.insert(a.end(), {"--delay-ms", std::to_string(d)});
+    RunOne({bench::DelayLabel("rgpu", d), a});
+    RunOne({bench::DelayLabel("tcp", d), tcp_args(d)});
+  }
+
+  bench::RowsContext ctx;
+  ctx.quick = o_.quick;
+  ctx.native_missing = o_.sim ? "n/a" : "";
+  ctx.one_way_delays_ms.assign(std::begin(kOneWayDelaysMs), std::end(kOneWayDelaysMs));
+  std::vector<bench::Row> rows = bench::BuildRows(results_, ctx);
+
+  const Results& rg = results_[bench::kRgpuLabel];
+  const Results& nat = results_[bench::kNativeLabel];
+  auto device = [](const Results& r, const std::string& fallback) {
+    const bench::Value& v = bench::Lookup(r, "info.device");
+    return v.kind == bench::Value::kString ? v.text : fallback;
+  };
+  printf("rgpu bench %s%s: server %s (%s)\n", RGPU_VERSION_STRING, o_.quick ? " --quick" : "",
+         server_address_.c_str(), server_note_.c_str());
+  printf("rgpu: %s via %s; native: %s\n", device(rg, "?").c_str(), client_lib_.c_str(),
+         o_.sim ? "n/a (--sim)" : (device(nat, "n/a") + " via " + native_driver_).c_str());
+  printf("\n%s\n", bench::RenderTable(rows).c_str());
+  printf("ratio: rgpu's speed relative to the reference (1.00 = as fast, higher is better).\n");
+
+  std::vector<std::string> missing;
+  for (const auto& [label, key] : bench::ExpectedRgpuKeys(ctx)) {
+    const bench::Value& v = bench::Lookup(results_[label], key);
+    if (!v.is_num()) missing.push_back(label + " " + key + (v.kind == bench::Value::kError ? ": " + v.text : ": no result"));
+  }
+  for (const std::string& n : notes_) printf("note: %s\n", n.c_str());
+  for (const std::string& m : missing) printf("missing: %s\n", m.c_str());
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  printf("done in %.1f s\n", seconds);
+  fflush(stdout);
+
+  if (!o_.json.empty()) {
+    std::ofstream f(o_.json);
+    f << bench::RenderJson(rows, results_);
+    if (!f) fprintf(stderr, "rgpu bench: cannot write %s\n", o_.json.c_str());
+  }
+  if (!missing.empty() && server_ != nullptr) {
+    std::string log = server_->Log();
+    if (log.size() > 4000) log = log.substr(log.size() - 4000);
+    fprintf(stderr, "rgpu bench: server log (tail):\n%s\n", log.c_str());
+  }
+  return missing.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+void AddBenchOptions(CLI::App* bench, BenchOptions* o) {
+  bench->add_option("--server", o->server, "use this rgpu server HOST:PORT (default: start one)");
+  bench->add_option("--native-driver", o->native_driver,
+                    std::string("the real libcuda.so.1 for native references (default: "
+                                "$RGPU_REAL_LIBCUDA, else ") + kDefaultNativeDriver + ")");
+  bench->add_flag("--quick", o->quick, "small sizes: a smoke run of a few seconds");
+  bench->add_option("--json", o->json, "also write the results as JSON to FILE");
+  bench->add_flag("--sim", o->sim, "start a sim-backend server (no native reference)");
+  // Internal: how the bench runs its measuring children.
+  const std::string internal;
+  bench->add_option("--child", o->child.mode)->group(internal);
+  bench->add_option("--driver", o->child.driver)->group(internal);
+  bench->add_option("--delay-ms", o->child.delay_ms)->group(internal)->check(CLI::Range(0.0, 60000.0));
+  bench->add_flag("--count", o->child.count)->group(internal);
+  bench->add_option("--measures", o->child.measures)->group(internal);
+  bench->add_option("--request-bytes", o->child.request_bytes)->group(internal)->check(CLI::Range(1, 1 << 20));
+  bench->add_option("--reply-bytes", o->child.reply_bytes)->group(internal)->check(CLI::Range(1, 1 << 20));
+}
+
+int RunBench(BenchOptions options) {
+  if (!options.child.mode.empty()) {
+    options.child.server = options.server;
+    options.child.quick = options.quick;
+    return bench::RunBenchChild(options.child);
+  }
+  std::string self = bench::SelfExe();
+  if (self.empty()) {
+    fprintf(stderr, "rgpu bench: cannot read /proc/self/exe\n");
+    return 2;
+  }
+  return Runner(std::move(options), std::move(self)).Run();
+}
+
+}  // namespace rgpu::cli
