@@ -120,6 +120,8 @@
   X(cuOccupancyMaxActiveBlocksPerMultiprocessor)      \
   X(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags) \
   X(cuOccupancyAvailableDynamicSMemPerBlock)          \
+  X(cuOccupancyMaxActiveClusters)                     \
+  X(cuOccupancyMaxPotentialClusterSize)               \
   /* stream capture and graphs */                    \
   X(cuStreamBeginCapture_v2)                          \
   X(cuStreamEndCapture)                               \

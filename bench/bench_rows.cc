@@ -107,7 +107,7 @@ std::vector<Row> Builder::Build() {
           sizes + "), loopback, " + std::to_string(direct.sync_iterations) + " samples");
   SyncRows(kRgpuLabel, kTcpLabel, "");
 
-  Section("[2] local queries: average of " + Num("%.0e", static_cast<double>(direct.query_calls)) +
+  Section("[2] local queries: average of " + std::to_string(direct.query_calls) +
           " calls each vs the native driver");
   for (const char* q : kQueries) {
     const std::string key = std::string("query.") + q + ".ns";

@@ -50,6 +50,31 @@ CUresult PackParams(const FuncObj* f, void** params, void** extra, std::vector<u
   return f->params.empty() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
+// u32 count, then (u32 id, 64-byte value) each; events travel as our ids.
+CUresult EncodeLaunchAttrs(ClientState* s, const CUlaunchAttribute* attrs, unsigned nattrs,
+                           std::vector<uint8_t>* out) {
+  out->clear();
+  if (nattrs == 0) return CUDA_SUCCESS;
+  if (attrs == nullptr || nattrs > 32) return CUDA_ERROR_INVALID_VALUE;
+  proto::Writer w(out);
+  w.U32(nattrs);
+  for (unsigned i = 0; i < nattrs; ++i) {
+    CUlaunchAttributeValue v = attrs[i].value;
+    if (attrs[i].id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT ||
+        attrs[i].id == CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT) {
+      CUevent e = attrs[i].id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT ? v.programmaticEvent.event
+                                                                        : v.launchCompletionEvent.event;
+      EventObj* ev = s->FindEvent(e);
+      if (ev == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+      uint64_t id = ev->id;
+      memcpy(&v, &id, sizeof id);
+    }
+    w.U32(attrs[i].id);
+    w.Raw(&v, sizeof v);  // CUlaunchAttributeValue: same x86-64 layout on both ends
+  }
+  return CUDA_SUCCESS;
+}
+
 CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                 unsigned bz, unsigned shmem, CUstream h, void** params, void** extra,
                 const CUlaunchAttribute* attrs, unsigned nattrs, bool per_thread) {
@@ -83,27 +108,8 @@ CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned b
   CUresult r = PackParams(f, params, extra, &packed);
   if (r != CUDA_SUCCESS) return r;
   std::vector<uint8_t> attr_bytes;
-  if (nattrs > 0) {
-    if (attrs == nullptr || nattrs > 32) return CUDA_ERROR_INVALID_VALUE;
-    proto::Writer w(&attr_bytes);
-    w.U32(nattrs);
-    for (unsigned i = 0; i < nattrs; ++i) {
-      CUlaunchAttributeValue v = attrs[i].value;
-      if (attrs[i].id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT ||
-          attrs[i].id == CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT) {
-        // The worker knows events by id: put ours where the CUevent was.
-        CUevent e = attrs[i].id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT
-                        ? v.programmaticEvent.event
-                        : v.launchCompletionEvent.event;
-        EventObj* ev = s->FindEvent(e);
-        if (ev == nullptr) return CUDA_ERROR_INVALID_HANDLE;
-        uint64_t id = ev->id;
-        memcpy(&v, &id, sizeof id);
-      }
-      w.U32(attrs[i].id);
-      w.Raw(&v, sizeof v);  // CUlaunchAttributeValue: same x86-64 layout on both ends
-    }
-  }
+  r = EncodeLaunchAttrs(s, attrs, nattrs, &attr_bytes);
+  if (r != CUDA_SUCCESS) return r;
   proto::LaunchKernelReq req{c->id, f->id, gx, gy, gz, bx, by, bz, shmem, stream, packed, attr_bytes};
   r = Post(s, proto::CallId::kLaunchKernel, req);
   if (r != CUDA_SUCCESS || !LaunchBlocking()) return r;
@@ -146,6 +152,28 @@ CUresult MaxActiveBlocks(int* blocks, CUfunction fn, int block_size, size_t smem
   return CUDA_SUCCESS;
 }
 
+CUresult ClusterQuery(int* out, CUfunction func, const CUlaunchConfig* config, bool potential) {
+  if (out == nullptr || config == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  FuncObj* f = s->FindFunc(func);
+  if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  uint64_t stream = 0;
+  if (!WireStream(s, config->hStream, false, &stream)) return CUDA_ERROR_INVALID_HANDLE;
+  CtxObj* c = s->Current() ? s->Current() : f->module->ctx;
+  std::vector<uint8_t> attr_bytes;
+  CUresult r = EncodeLaunchAttrs(s, config->attrs, config->numAttrs, &attr_bytes);
+  if (r != CUDA_SUCCESS) return r;
+  proto::OccupancyMaxActiveClustersRep rep;
+  r = Sync(s, proto::CallId::kOccupancyMaxActiveClusters,
+           proto::OccupancyMaxActiveClustersReq{c->id, f->id, config->gridDimX, config->gridDimY,
+                                                config->gridDimZ, config->blockDimX, config->blockDimY,
+                                                config->blockDimZ, config->sharedMemBytes, stream,
+                                                attr_bytes, static_cast<uint8_t>(potential)},
+           &rep);
+  if (r == CUDA_SUCCESS) *out = rep.clusters;
+  return r;
+}
+
 }  // namespace
 
 extern "C" {
@@ -161,6 +189,14 @@ CUresult cuOccupancyAvailableDynamicSMemPerBlock(size_t* bytes, CUfunction func,
                     proto::OccupancyAvailableDynamicSMemReq{c->id, f->id, numBlocks, blockSize}, &rep);
   if (r == CUDA_SUCCESS) *bytes = rep.bytes;
   return r;
+}
+
+CUresult cuOccupancyMaxActiveClusters(int* numClusters, CUfunction func, const CUlaunchConfig* config) {
+  return ClusterQuery(numClusters, func, config, false);
+}
+
+CUresult cuOccupancyMaxPotentialClusterSize(int* clusterSize, CUfunction func, const CUlaunchConfig* config) {
+  return ClusterQuery(clusterSize, func, config, true);
 }
 
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,

@@ -15,7 +15,8 @@
 // - Records are {u8 format, u8 attribute, ...}: format 4 (EIFMT_SVAL) is
 //   followed by a u16 size and that many bytes; formats 1-3 (no value, byte,
 //   half) by two bytes.
-// - Static shared memory: section .nv.shared.<kernel> (its size).
+// - Static shared memory: section .nv.shared.<kernel> (its size, less the
+//   1 KiB reserved block it starts with when .nv.shared.reserved.0 exists).
 // - Globals: STT_OBJECT (1) or STT_CUDA_OBJECT (13) symbols in .nv.global
 //   (NOBITS, or type 0x70000007 with -rdc: zero), .nv.global.init (PROGBITS,
 //   or 0x70000008 with -rdc: initial data) or
@@ -47,6 +48,7 @@ constexpr uint8_t kSttCudaObject = 13;
 constexpr uint8_t kStoCudaEntry = 0x10;
 constexpr uint16_t kShnLoreserve = 0xff00;
 constexpr uint32_t kMaxParams = 1u << 14;  // 32 KiB of parameters / 2-byte minimum
+constexpr uint64_t kReservedSmemBytes = 1024;  // CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK
 
 struct Symbol {
   std::string_view name;
@@ -231,6 +233,7 @@ Result<ModuleInfo> ParseCubin(Bytes elf) {
   }
 
   // Kernels and their per-kernel records.
+  const bool reserved_smem = by_name.count(".nv.shared.reserved.0") != 0;
   std::unordered_map<uint32_t, size_t> kernel_by_sym;
   for (size_t i = 0; i < symbols.size(); ++i) {
     const Symbol& s = symbols[i];
@@ -251,7 +254,14 @@ Result<ModuleInfo> ParseCubin(Bytes elf) {
     if (auto it = by_name.find(".nv.shared." + k.name); it != by_name.end()) {
       uint64_t size = sections[it->second].size;
       if (size > UINT32_MAX) return Bad(".nv.shared." + k.name + " too large");
-      k.static_shared_bytes = static_cast<uint32_t>(size);
+      k.shared_section_bytes = static_cast<uint32_t>(size);
+      // In linked sm_80+ cubins that use the driver-reserved shared memory
+      // (.nv.shared.reserved.0), the kernel's section starts with that 1 KiB
+      // block; the driver does not count it as the kernel's static shared
+      // memory (cuFuncGetAttribute(SHARED_SIZE_BYTES) reads 512 for a
+      // 1536-byte section on an H200).
+      uint64_t reserved = reserved_smem && size >= kReservedSmemBytes ? kReservedSmemBytes : 0;
+      k.static_shared_bytes = static_cast<uint32_t>(size - reserved);
     }
     kernel_by_sym[static_cast<uint32_t>(i)] = info.kernels.size();
     info.kernels.push_back(std::move(k));

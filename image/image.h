@@ -124,7 +124,8 @@ struct KernelInfo {
   std::vector<KernelParam> params;  // in declaration order
   uint32_t param_bytes = 0;         // EIATTR_CBANK_PARAM_SIZE, else end of last param
   int num_regs = -1;                // EIATTR_REGCOUNT; -1 if unknown (PTX)
-  uint32_t static_shared_bytes = 0; // size of .nv.shared.<name>
+  uint32_t static_shared_bytes = 0; // as the driver reports it (see cubin.cc)
+  uint32_t shared_section_bytes = 0;  // size of .nv.shared.<name>
   uint32_t local_bytes = 0;         // EIATTR_FRAME_SIZE
   uint32_t max_threads[3] = {0, 0, 0};   // EIATTR_MAX_THREADS (__launch_bounds__ / .maxntid)
   uint32_t req_threads[3] = {0, 0, 0};   // EIATTR_REQNTID (.reqntid)

@@ -7,6 +7,9 @@
 //   sim_driver_probe sim  <image testdata dir> <profile>  (anywhere)
 // The images are image/testdata/sample_kernels.cu's nvcc outputs. It launches
 // kernels only with valid arguments, so the real GPU never faults.
+// testdata/probe_h200_driver580.txt holds the real driver's answers (H200,
+// driver 580.159, images from nvcc 13.0); the sim_driver_conformance test
+// checks that the sim still gives every one of them.
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -15,8 +18,13 @@
 #include <vector>
 
 #include "backend/driver_table.h"
+#include "backend/sim/kernel_registry.h"
 
 using rgpu::backend::DriverTable;
+
+// The sim needs a host version of the one kernel the probe launches (with
+// n = 0, so it does nothing on either side).
+RGPU_SIM_KERNEL("add", [](const rgpu::backend::SimLaunch&) {});
 
 namespace {
 
@@ -274,6 +282,52 @@ void Modules() {
   attr.id = static_cast<CUlaunchAttributeID>(999);
   Out("launch.attr999", C(cuLaunchKernelEx, &cfg, add, ap, nullptr));
   Out("launch.sync", C(cuCtxSynchronize, ));
+  // Cluster occupancy.
+  for (int bs : {128, 256, 1024}) {
+    for (unsigned cs : {0u, 1u, 2u, 4u, 8u, 16u}) {
+      CUlaunchAttribute ca = {};
+      ca.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+      ca.value.clusterDim.x = cs;
+      ca.value.clusterDim.y = ca.value.clusterDim.z = 1;
+      CUlaunchConfig cc = {};
+      cc.gridDimX = 16;
+      cc.gridDimY = cc.gridDimZ = 1;
+      cc.blockDimX = bs;
+      cc.blockDimY = cc.blockDimZ = 1;
+      cc.attrs = &ca;
+      cc.numAttrs = cs ? 1 : 0;
+      for (auto [name, fn] : {std::pair{"add", add}, {"clustered", clustered}}) {
+        int v = -1;
+        std::string key = std::string("cluster.") + name + "_" + std::to_string(bs) + "_" + std::to_string(cs);
+        CUresult r = C(cuOccupancyMaxActiveClusters, &v, fn, &cc);
+        Out(key + ".active", r ? -1000 - r : v);
+        r = C(cuOccupancyMaxPotentialClusterSize, &v, fn, &cc);
+        Out(key + ".potential", r ? -1000 - r : v);
+      }
+    }
+  }
+  C(cuFuncSetAttribute, add, CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1);
+  {
+    CUlaunchAttribute ca = {};
+    ca.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    ca.value.clusterDim.x = 16;
+    ca.value.clusterDim.y = ca.value.clusterDim.z = 1;
+    CUlaunchConfig cc = {};
+    cc.gridDimX = 16;
+    cc.gridDimY = cc.gridDimZ = 1;
+    cc.blockDimX = 256;
+    cc.blockDimY = cc.blockDimZ = 1;
+    cc.attrs = &ca;
+    cc.numAttrs = 1;
+    int v = -1;
+    CUresult r = C(cuOccupancyMaxActiveClusters, &v, add, &cc);
+    Out("cluster.nonportable16.active", r ? -1000 - r : v);
+    r = C(cuOccupancyMaxPotentialClusterSize, &v, add, &cc);
+    Out("cluster.nonportable16.potential", r ? -1000 - r : v);
+    cc.sharedMemBytes = 40000;
+    r = C(cuOccupancyMaxActiveClusters, &v, add, &cc);
+    Out("cluster.nonportable16_smem40000.active", r ? -1000 - r : v);
+  }
   // Images the device cannot run.
   std::vector<char> sm75 = Read("sample_sm75.cubin");
   Out("module.load_sm75", C(cuModuleLoadData, &m, sm75.data()));

@@ -11,18 +11,23 @@
 namespace rgpu::backend::sim {
 namespace {
 
-// Defaults of a fresh context on Hopper (cuCtxGetLimit on an H100 / H200).
-void InitLimits(Context* c) {
+// Defaults of a fresh context, as cuCtxGetLimit reads them on an H200 with
+// driver 580 (sim_driver_probe). DEV_RUNTIME_SYNC_DEPTH and
+// CIG_SHMEM_FALLBACK_ENABLED are CUDA_ERROR_UNSUPPORTED_LIMIT there.
+void InitLimits(const SimDevice& s, Context* c) {
   c->limits[CU_LIMIT_STACK_SIZE] = 1024;
-  c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = 1048576;
+  c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = 8650752;
   c->limits[CU_LIMIT_MALLOC_HEAP_SIZE] = 8388608;
-  c->limits[CU_LIMIT_DEV_RUNTIME_SYNC_DEPTH] = 2;
   c->limits[CU_LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT] = 2048;
-  c->limits[CU_LIMIT_MAX_L2_FETCH_GRANULARITY] = 32;
-  c->limits[CU_LIMIT_PERSISTING_L2_CACHE_SIZE] = 0;
-  c->limits[CU_LIMIT_SHMEM_SIZE] = 0;
+  c->limits[CU_LIMIT_MAX_L2_FETCH_GRANULARITY] = 64;
+  c->limits[CU_LIMIT_PERSISTING_L2_CACHE_SIZE] = 11796480;
+  c->limits[CU_LIMIT_SHMEM_SIZE] = static_cast<size_t>(
+      s.Attr(c->device, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN));
   c->limits[CU_LIMIT_CIG_ENABLED] = 0;
-  c->limits[CU_LIMIT_CIG_SHMEM_FALLBACK_ENABLED] = 1;
+}
+
+bool UnsupportedLimit(CUlimit l) {
+  return l == CU_LIMIT_DEV_RUNTIME_SYNC_DEPTH || l == CU_LIMIT_CIG_SHMEM_FALLBACK_ENABLED;
 }
 
 bool ValidCtxFlags(unsigned flags) {
@@ -133,7 +138,7 @@ CUresult cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice dev) {
   if (!c->active) {
     c->active = true;
     c->sticky = CUDA_SUCCESS;
-    InitLimits(c);
+    InitLimits(*s, c);
   }
   ++c->refcount;
   *pctx = ToHandle<CUcontext>(c->id);
@@ -202,7 +207,7 @@ CUresult cuCtxCreate_v4(CUcontext* pctx, CUctxCreateParams* ctxCreateParams, uns
   c.id = NextId();
   c.device = dev;
   c.flags = flags;
-  InitLimits(&c);
+  InitLimits(*s, &c);
   s->contexts[c.id] = c;
   s->ThreadStack().push_back(c.id);
   *pctx = ToHandle<CUcontext>(c.id);
@@ -261,11 +266,10 @@ CUresult cuCtxSetLimit(CUlimit limit, size_t value) {
     case CU_LIMIT_PRINTF_FIFO_SIZE:
     case CU_LIMIT_MALLOC_HEAP_SIZE:
     case CU_LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT:
-    case CU_LIMIT_CIG_SHMEM_FALLBACK_ENABLED:
       break;
     case CU_LIMIT_DEV_RUNTIME_SYNC_DEPTH:
-      if (value > 24) return CUDA_ERROR_INVALID_VALUE;  // documented maximum depth
-      break;
+    case CU_LIMIT_CIG_SHMEM_FALLBACK_ENABLED:
+      return CUDA_ERROR_UNSUPPORTED_LIMIT;
     case CU_LIMIT_MAX_L2_FETCH_GRANULARITY:
       if (value > 128) return CUDA_ERROR_INVALID_VALUE;
       break;
@@ -277,9 +281,9 @@ CUresult cuCtxSetLimit(CUlimit limit, size_t value) {
       break;
     case CU_LIMIT_SHMEM_SIZE:
     case CU_LIMIT_CIG_ENABLED:
-      return CUDA_ERROR_INVALID_VALUE;  // query-only
+      return CUDA_ERROR_NOT_PERMITTED;  // query-only
     default:
-      return CUDA_ERROR_UNSUPPORTED_LIMIT;
+      return CUDA_ERROR_INVALID_VALUE;
   }
   ctx->limits[limit] = value;
   return CUDA_SUCCESS;
@@ -289,7 +293,8 @@ CUresult cuCtxGetLimit(size_t* pvalue, CUlimit limit) {
   SIM_ENTER(s);
   if (pvalue == nullptr) return CUDA_ERROR_INVALID_VALUE;
   SIM_CURRENT_CTX(s, ctx);
-  if (limit < 0 || limit >= CU_LIMIT_MAX) return CUDA_ERROR_UNSUPPORTED_LIMIT;
+  if (limit < 0 || limit >= CU_LIMIT_MAX) return CUDA_ERROR_INVALID_VALUE;
+  if (UnsupportedLimit(limit)) return CUDA_ERROR_UNSUPPORTED_LIMIT;
   *pvalue = ctx->limits[limit];
   return CUDA_SUCCESS;
 }

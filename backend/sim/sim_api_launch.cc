@@ -17,10 +17,15 @@
 //                   regs/warp = roundup(num_regs * 32, 256)
 //   by shared mem = MAX_SHARED_MEMORY_PER_MULTIPROCESSOR /
 //                   roundup(static + dynamic + RESERVED_SHARED_MEMORY_PER_BLOCK, 128)
-//   result        = the smallest; 0 if blockSize exceeds the function's maximum
-//                   or dynamic shared memory exceeds its allowance.
+//   result        = the smallest; 0 if dynamic shared memory exceeds the
+//                   function's MAX_DYNAMIC_SHARED_SIZE_BYTES.
+// Available dynamic shared memory for n blocks per SM:
+//   min(MAX_DYNAMIC_SHARED_SIZE_BYTES, MAX_SHARED_MEMORY_PER_MULTIPROCESSOR / n
+//       - static); CUDA_ERROR_INVALID_VALUE when n blocks cannot be resident
+//   for the other limits.
 // This ignores per-sub-partition warp allocation and the shared-memory
-// carveout steps of the real hardware; it is exact for the common cases.
+// carveout steps of the real hardware. sim_driver_probe compared it with an
+// H200 (driver 580) on image/testdata's kernels: every value matched.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -42,18 +47,26 @@ int Product(const uint32_t d[3]) {
   return d[0] == 0 ? 0 : static_cast<int>(d[0] * std::max(d[1], 1u) * std::max(d[2], 1u));
 }
 
-int MaxThreads(const SimDevice& s, int device, const image::KernelInfo& k) {
+// Threads per block the function's own bounds allow (__launch_bounds__,
+// .reqntid); the device limit otherwise.
+int BoundsThreads(const SimDevice& s, int device, const image::KernelInfo& k) {
   int limit = s.Attr(device, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK);
   if (int bounds = Product(k.max_threads); bounds > 0) limit = std::min(limit, bounds);
   if (int req = Product(k.req_threads); req > 0) limit = std::min(limit, req);
+  return limit;
+}
+
+// CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK: bounds and registers.
+int MaxThreads(const SimDevice& s, int device, const image::KernelInfo& k) {
   int regs_per_warp = (Regs(k) * 32 + 255) / 256 * 256;
   int warps = s.Attr(device, CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK) / regs_per_warp;
-  return std::min(limit, warps * 32);
+  return std::min(BoundsThreads(s, device, k), warps * 32);
 }
 
 int MaxActiveBlocks(const SimDevice& s, int device, const image::KernelInfo& k, const FuncAttrs& a,
                     int block_size, size_t dynamic_smem) {
-  if (block_size > MaxThreads(s, device, k)) return 0;
+  // (The driver does not apply __launch_bounds__ here: a 256-thread-bounded
+  // kernel still gets 4 blocks of 512 threads per SM.)
   if (dynamic_smem > static_cast<size_t>(a.max_dynamic_shared)) return 0;
   int warps = (block_size + 31) / 32;
   int by_threads = s.Attr(device, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR) / 32 / warps;
@@ -155,8 +168,9 @@ CUresult Validate(SimDevice* s, int dev, const image::KernelInfo& k, const Funct
   if (threads > static_cast<uint64_t>(s->Attr(dev, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK))) {
     return CUDA_ERROR_INVALID_VALUE;
   }
-  // Within the device limit but above what the function's registers or
-  // __launch_bounds__ allow.
+  // Above the function's __launch_bounds__: INVALID_VALUE (as the driver
+  // answers); within them but above what its registers allow: out of resources.
+  if (threads > static_cast<uint64_t>(BoundsThreads(*s, dev, k))) return CUDA_ERROR_INVALID_VALUE;
   if (threads > static_cast<uint64_t>(MaxThreads(*s, dev, k))) return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
   if (a.shared > static_cast<unsigned>(f.attrs.max_dynamic_shared)) return CUDA_ERROR_INVALID_VALUE;
 
@@ -331,7 +345,7 @@ CUresult GetFuncAttribute(const SimDevice& s, int device, const image::KernelInf
     case CU_FUNC_ATTRIBUTE_CACHE_MODE_CA: *value = 0; break;
     case CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: *value = a.max_dynamic_shared; break;
     case CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT: *value = a.carveout; break;
-    case CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET: *value = 0; break;
+    case CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET: *value = Product(k.cluster_dims) > 0; break;
     case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH: *value = a.cluster[0]; break;
     case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_HEIGHT: *value = a.cluster[1]; break;
     case CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_DEPTH: *value = a.cluster[2]; break;
@@ -442,21 +456,112 @@ CUresult cuOccupancyAvailableDynamicSMemPerBlock(size_t* dynamicSmemSize, CUfunc
   if (CUresult r = s->ResolveFunction(func, &id, &f); r != CUDA_SUCCESS) return r;
   int dev = s->contexts[s->modules[f->module].ctx].device;
   const image::KernelInfo& k = *f->info;
-  // Enough blocks by every limit but shared memory?
+  // numBlocks must be resident by every limit but shared memory.
   FuncAttrs unlimited = f->attrs;
   unlimited.max_dynamic_shared = INT32_MAX;
   image::KernelInfo no_smem = k;
   no_smem.static_shared_bytes = 0;
   if (MaxActiveBlocks(*s, dev, no_smem, unlimited, blockSize, 0) < numBlocks) {
-    *dynamicSmemSize = 0;
-    return CUDA_SUCCESS;
+    return CUDA_ERROR_INVALID_VALUE;
   }
-  int64_t per_block = s->Attr(dev, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR) / numBlocks;
-  per_block = per_block / kSmemGranularity * kSmemGranularity;
-  per_block -= s->Attr(dev, CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK) + k.static_shared_bytes;
-  int64_t optin = s->Attr(dev, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN) -
-                  static_cast<int64_t>(k.static_shared_bytes);
-  *dynamicSmemSize = static_cast<size_t>(std::clamp<int64_t>(per_block, 0, std::max<int64_t>(optin, 0)));
+  int64_t per_block = s->Attr(dev, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR) / numBlocks -
+                      static_cast<int64_t>(k.static_shared_bytes);
+  *dynamicSmemSize = static_cast<size_t>(
+      std::clamp<int64_t>(per_block, 0, std::max(f->attrs.max_dynamic_shared, 0)));
+  return CUDA_SUCCESS;
+}
+
+// ---- cluster occupancy -----------------------------------------------------------
+//
+// A cluster's blocks must sit in one GPC. The profile has no GPC layout; the
+// model below reproduces what an H200 (driver 580) answers for
+// image/testdata's kernels (sim_driver_probe), except for non-portable sizes
+// (16), where the real GPU fits a few clusters fewer:
+//   - 8 GPCs; with 132 SMs they hold 17,17,17,17,17,17,15,15 SMs, otherwise
+//     the SMs are spread evenly;
+//   - at most 8 blocks of a clustered launch per SM;
+//   - clusters of 1 or 2 blocks use every SM; larger ones only whole TPCs
+//     (pairs of SMs), so an odd SM per GPC stays out;
+//   - clusters per GPC = floor(usable SMs * blocks per SM / cluster size).
+// Cluster size: the launch config's CLUSTER_DIMENSION attribute, or the
+// kernel's __cluster_dims__; both must agree, and exceed neither 8 nor, with
+// NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 16 (else CUDA_ERROR_INVALID_CLUSTER_SIZE).
+
+namespace {
+
+constexpr int kGpcs = 8;
+constexpr int kMaxClusterBlocksPerSm = 8;
+
+struct ClusterQuery {
+  const Function* f = nullptr;
+  int device = 0;
+  int per_sm = 0;       // blocks of the config's shape per SM
+  uint64_t size = 0;    // cluster size asked for (config or kernel), 0 if none
+  uint64_t limit = 8;   // largest allowed cluster size
+};
+
+CUresult PrepareClusterQuery(SimDevice* s, CUfunction func, const CUlaunchConfig* config,
+                             ClusterQuery* q) {
+  if (config == nullptr || (config->numAttrs != 0 && config->attrs == nullptr)) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  uint64_t id = 0;
+  Function* f = nullptr;
+  if (CUresult r = s->ResolveFunction(func, &id, &f); r != CUDA_SUCCESS) return r;
+  uint64_t threads = uint64_t{config->blockDimX} * config->blockDimY * config->blockDimZ;
+  if (threads == 0 || threads > 1024) return CUDA_ERROR_INVALID_VALUE;
+  q->f = f;
+  q->device = s->contexts[s->modules[f->module].ctx].device;
+  q->per_sm = std::min(kMaxClusterBlocksPerSm,
+                       MaxActiveBlocks(*s, q->device, *f->info, f->attrs, static_cast<int>(threads),
+                                       config->sharedMemBytes));
+  q->limit = f->attrs.non_portable_cluster ? 16 : 8;
+  uint64_t required = static_cast<uint64_t>(Product(f->info->cluster_dims));
+  q->size = required;
+  for (unsigned i = 0; i < config->numAttrs; ++i) {
+    if (config->attrs[i].id != CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION) continue;
+    const auto& c = config->attrs[i].value.clusterDim;
+    uint64_t asked = uint64_t{c.x} * c.y * c.z;
+    if (asked == 0 || asked > q->limit || (required != 0 && asked != required)) {
+      return CUDA_ERROR_INVALID_CLUSTER_SIZE;
+    }
+    q->size = asked;
+  }
+  return CUDA_SUCCESS;
+}
+
+// SMs of GPC g that clusters of `size` blocks can use.
+int UsableSms(const SimDevice& s, int device, int g, uint64_t size) {
+  int sms = s.Attr(device, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+  int in_gpc = sms == 132 ? (g < 6 ? 17 : 15) : sms / kGpcs + (g < sms % kGpcs ? 1 : 0);
+  return size <= 2 ? in_gpc : in_gpc / 2 * 2;
+}
+
+}  // namespace
+
+CUresult cuOccupancyMaxPotentialClusterSize(int* clusterSize, CUfunction func,
+                                            const CUlaunchConfig* config) {
+  SIM_ENTER(s);
+  if (clusterSize == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  ClusterQuery q;
+  if (CUresult r = PrepareClusterQuery(s, func, config, &q); r != CUDA_SUCCESS) return r;
+  int smallest = UsableSms(*s, q.device, kGpcs - 1, q.limit);
+  *clusterSize = static_cast<int>(std::min<uint64_t>(q.limit, uint64_t(smallest) * q.per_sm));
+  return CUDA_SUCCESS;
+}
+
+CUresult cuOccupancyMaxActiveClusters(int* numClusters, CUfunction func, const CUlaunchConfig* config) {
+  SIM_ENTER(s);
+  if (numClusters == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  ClusterQuery q;
+  if (CUresult r = PrepareClusterQuery(s, func, config, &q); r != CUDA_SUCCESS) return r;
+  int total = 0;
+  if (q.size != 0) {  // no cluster size anywhere: 0 clusters, as the driver says
+    for (int g = 0; g < kGpcs; ++g) {
+      total += static_cast<int>(uint64_t(UsableSms(*s, q.device, g, q.size)) * q.per_sm / q.size);
+    }
+  }
+  *numClusters = total;
   return CUDA_SUCCESS;
 }
 

@@ -71,13 +71,11 @@ bool Extent(const Side& sd, uint64_t width, uint64_t height, uint64_t depth, uin
 
 CUresult Copy3D(SimDevice* s, Side src, Side dst, uint64_t width, uint64_t height, uint64_t depth) {
   if (width == 0 || height == 0 || depth == 0) return CUDA_SUCCESS;
-  // Pitches matter only with more than one row: then a row must fit in its
-  // pitch, and the pitch must not exceed CU_DEVICE_ATTRIBUTE_MAX_PITCH.
+  // A row must fit in its pitch, even for a single row (the driver refuses
+  // pitch 0 there too), and no pitch may exceed CU_DEVICE_ATTRIBUTE_MAX_PITCH.
   uint64_t max_pitch = static_cast<uint64_t>(s->Attr(0, CU_DEVICE_ATTRIBUTE_MAX_PITCH));
   for (const Side* sd : {&src, &dst}) {
-    if ((height > 1 || depth > 1) && (sd->pitch < width || sd->pitch > max_pitch)) {
-      return CUDA_ERROR_INVALID_VALUE;
-    }
+    if (sd->pitch < width || sd->pitch > max_pitch) return CUDA_ERROR_INVALID_VALUE;
     if (depth > 1 && sd->height < height) return CUDA_ERROR_INVALID_VALUE;
   }
   uint64_t sf = 0, se = 0, df = 0, de = 0;
@@ -208,6 +206,7 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
   SIM_ENTER(s);
   SIM_CURRENT_CTX(s, ctx);
   if (CUresult r = s->CheckUnsafeCall(); r != CUDA_SUCCESS) return r;
+  if (dptr == 0) return CUDA_SUCCESS;  // like free(NULL), on the real driver too
   Arena* a = s->ArenaFor(dptr);
   if (a == nullptr) return CUDA_ERROR_INVALID_VALUE;
   const Block* b = a->Find(dptr);

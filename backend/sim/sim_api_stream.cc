@@ -179,7 +179,8 @@ CUresult cuEventQuery(CUevent hEvent) {
 
 CUresult cuEventElapsedTime_v2(float* pMilliseconds, CUevent hStart, CUevent hEnd) {
   SIM_ENTER(s);
-  if (pMilliseconds == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  // A null result pointer is CUDA_ERROR_INVALID_HANDLE on driver 580.
+  if (pMilliseconds == nullptr) return CUDA_ERROR_INVALID_HANDLE;
   Event* a = FindEvent(s, hStart);
   Event* b = FindEvent(s, hEnd);
   if (a == nullptr || b == nullptr) return CUDA_ERROR_INVALID_HANDLE;

@@ -152,6 +152,10 @@ TEST_F(SimModule, ParamInfoAttributesAndNames) {
   int v = 0;
   ASSERT_CU(t.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, bounded));
   EXPECT_EQ(v, 256);  // __launch_bounds__(256, 2)
+  ASSERT_CU(t.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, bounded));
+  EXPECT_EQ(v, 512);  // the H200 says 512 for its 1536-byte section
+  ASSERT_CU(t.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bounded));
+  EXPECT_EQ(v, 48 * 1024 - 512);
   ASSERT_CU(t.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, saxpy));
   EXPECT_EQ(v, 1024);
   ASSERT_CU(t.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_NUM_REGS, saxpy));
@@ -265,7 +269,7 @@ TEST_F(SimModule, LaunchRunsTheHostKernel) {
   ASSERT_CU(t.cuModuleGetFunction(&bounded, m, "_Z7boundedPfi"));
   void* bparams[] = {&da, &nn};
   EXPECT_EQ(t.cuLaunchKernel(bounded, 1, 1, 1, 512, 1, 1, 0, nullptr, bparams, nullptr),
-            CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES);
+            CUDA_ERROR_INVALID_VALUE);  // above __launch_bounds__(256)
   EXPECT_CU(t.cuLaunchKernel(bounded, 1, 1, 1, 256, 1, 1, 0, nullptr, bparams, nullptr));
 }
 
@@ -301,6 +305,8 @@ TEST_F(SimModule, LaunchExAttributes) {
   int v = 0;
   ASSERT_CU(t.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH, clustered));
   EXPECT_EQ(v, 2);
+  ASSERT_CU(t.cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET, clustered));
+  EXPECT_EQ(v, 1);
   CUdeviceptr p;
   ASSERT_CU(t.cuMemAlloc_v2(&p, 4096));
   void* params[] = {&p};
@@ -348,13 +354,17 @@ TEST_F(SimModule, Occupancy) {
   ASSERT_CU(t.cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(&blocks, add, 128, 48 * 1024, 1));
   EXPECT_EQ(blocks, 4);   // 228 KiB / (48 KiB + 1 KiB reserved)
   ASSERT_CU(t.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, bounded, 512, 0));
-  EXPECT_EQ(blocks, 0);   // above its __launch_bounds__
+  EXPECT_EQ(blocks, 4);   // the driver ignores __launch_bounds__ here
   EXPECT_EQ(t.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, add, 0, 0), CUDA_ERROR_INVALID_VALUE);
+  // Values an H200 gives for these kernels (sim_driver_probe).
   size_t smem = 0;
-  ASSERT_CU(t.cuOccupancyAvailableDynamicSMemPerBlock(&smem, add, 2, 256));
-  EXPECT_EQ(smem, 233472u / 2 - 1024);
+  ASSERT_CU(t.cuOccupancyAvailableDynamicSMemPerBlock(&smem, add, 8, 128));
+  EXPECT_EQ(smem, 233472u / 8);
+  ASSERT_CU(t.cuOccupancyAvailableDynamicSMemPerBlock(&smem, bounded, 8, 128));
+  EXPECT_EQ(smem, 233472u / 8 - 512);
   ASSERT_CU(t.cuOccupancyAvailableDynamicSMemPerBlock(&smem, add, 1, 256));
-  EXPECT_EQ(smem, 232448u);  // capped by the opt-in maximum
+  EXPECT_EQ(smem, 49152u);  // capped by MAX_DYNAMIC_SHARED_SIZE_BYTES
+  EXPECT_EQ(t.cuOccupancyAvailableDynamicSMemPerBlock(&smem, add, 40, 64), CUDA_ERROR_INVALID_VALUE);
 }
 
 TEST_F(SimModule, LibrariesAndKernels) {

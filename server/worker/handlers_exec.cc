@@ -10,7 +10,7 @@
 namespace rgpu::worker {
 namespace {
 constexpr uint32_t kMaxParams = 4096;
-constexpr uint32_t kMaxLaunchAttrs = 32;
+
 constexpr size_t kAttrValueSize = sizeof(CUlaunchAttributeValue);
 static_assert(kAttrValueSize == 64, "CUlaunchAttributeValue is 64 bytes in cuda.h");
 
@@ -40,6 +40,41 @@ Status LaunchableFunction(Session& s, uint64_t id, FunctionEntry** out) {
   return {};
 }
 }  // namespace
+
+Status DecodeLaunchAttrs(Session& s, std::span<const uint8_t> bytes, CUlaunchAttribute* attrs,
+                         uint32_t* count) {
+  *count = 0;
+  if (bytes.empty()) return {};
+  proto::Reader ar(bytes);
+  uint32_t nattrs = 0;
+  RGPU_RETURN_IF_ERROR(ar.U32(&nattrs));
+  if (nattrs > kMaxLaunchAttrs) return Status::Protocol("launch: too many attributes");
+  for (uint32_t i = 0; i < nattrs; ++i) {
+    uint32_t id = 0;
+    std::span<const uint8_t> value;
+    RGPU_RETURN_IF_ERROR(ar.U32(&id));
+    RGPU_RETURN_IF_ERROR(ar.Raw(kAttrValueSize, &value));
+    attrs[i] = CUlaunchAttribute{};
+    attrs[i].id = static_cast<CUlaunchAttributeID>(id);
+    memcpy(&attrs[i].value, value.data(), kAttrValueSize);
+    if (id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT || id == CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT) {
+      // The client sent its event id where the CUevent goes.
+      uint64_t event_id = 0;
+      memcpy(&event_id, value.data(), 8);
+      CUevent ev = nullptr;
+      RGPU_RETURN_IF_ERROR(Get(s.FindEvent(event_id), &ev));
+      if (id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT) attrs[i].value.programmaticEvent.event = ev;
+      else attrs[i].value.launchCompletionEvent.event = ev;
+    }
+  }
+  RGPU_RETURN_IF_ERROR(ar.Finish());
+  *count = nattrs;
+  return {};
+}
+
+Status LaunchableFunctionFor(Session& s, uint64_t id, FunctionEntry** out) {
+  return LaunchableFunction(s, id, out);
+}
 
 Status HandleStreamCreate(Session& s, const proto::StreamCreateReq& req, proto::StreamCreateRep*) {
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
@@ -272,31 +307,9 @@ Status HandleLaunchKernel(Session& s, const proto::LaunchKernelReq& req, proto::
       return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "launch: argument bytes shorter than layout");
     args.push_back(base + p.offset);
   }
-  // Launch attributes.
-  proto::Reader ar(req.attrs);
-  uint32_t nattrs = 0;
-  if (!req.attrs.empty()) RGPU_RETURN_IF_ERROR(ar.U32(&nattrs));
-  if (nattrs > kMaxLaunchAttrs) return Status::Protocol("launch: too many attributes");
   CUlaunchAttribute attrs[kMaxLaunchAttrs];
-  for (uint32_t i = 0; i < nattrs; ++i) {
-    uint32_t id = 0;
-    std::span<const uint8_t> value;
-    RGPU_RETURN_IF_ERROR(ar.U32(&id));
-    RGPU_RETURN_IF_ERROR(ar.Raw(kAttrValueSize, &value));
-    attrs[i] = CUlaunchAttribute{};
-    attrs[i].id = static_cast<CUlaunchAttributeID>(id);
-    memcpy(&attrs[i].value, value.data(), kAttrValueSize);
-    if (id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT || id == CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT) {
-      // The client sent its event id where the CUevent goes.
-      uint64_t event_id = 0;
-      memcpy(&event_id, value.data(), 8);
-      CUevent ev = nullptr;
-      RGPU_RETURN_IF_ERROR(Get(s.FindEvent(event_id), &ev));
-      if (id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT) attrs[i].value.programmaticEvent.event = ev;
-      else attrs[i].value.launchCompletionEvent.event = ev;
-    }
-  }
-  if (!req.attrs.empty()) RGPU_RETURN_IF_ERROR(ar.Finish());
+  uint32_t nattrs = 0;
+  RGPU_RETURN_IF_ERROR(DecodeLaunchAttrs(s, req.attrs, attrs, &nattrs));
   void** kernel_params = args.empty() ? nullptr : args.data();
   if (nattrs == 0) {
     return CuStatus(s.driver().cuLaunchKernel(f->fn, req.gx, req.gy, req.gz, req.bx, req.by, req.bz,

@@ -40,11 +40,11 @@ Status HandleStreamBeginCapture(Session& s, const proto::StreamBeginCaptureReq& 
   RGPU_RETURN_IF_ERROR(Get(s.FindStream(req.stream), &st));
   if (req.mode > CU_STREAM_CAPTURE_MODE_RELAXED)
     return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "unknown capture mode");
-  // All client threads are served by this one thread: only relaxed or
-  // thread-local checking can be mirrored faithfully here, so global mode is
-  // applied as thread-local (the client checks its own threads).
-  CUstreamCaptureMode mode = static_cast<CUstreamCaptureMode>(req.mode);
-  if (mode == CU_STREAM_CAPTURE_MODE_GLOBAL) mode = CU_STREAM_CAPTURE_MODE_THREAD_LOCAL;
+  // Every client thread is served by this one worker thread, so the
+  // driver's per-thread checks of "unsafe" calls cannot be mirrored here: the
+  // worker captures in relaxed mode, and the client applies the mode of the
+  // calling thread (cuThreadExchangeStreamCaptureMode) itself.
+  CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
   return CuStatus(s.driver().cuStreamBeginCapture_v2(st, mode), "cuStreamBeginCapture");
 }
 
@@ -108,6 +108,45 @@ Status HandleGraphDestroy(Session& s, const proto::GraphDestroyReq& req, proto::
   CUgraph g = nullptr;
   RGPU_RETURN_IF_ERROR(Get(s.TakeGraph(req.graph), &g));
   return CuStatus(s.driver().cuGraphDestroy(g), "cuGraphDestroy");
+}
+
+}  // namespace rgpu::worker
+
+namespace rgpu::worker {
+
+Status HandleOccupancyMaxActiveClusters(Session& s, const proto::OccupancyMaxActiveClustersReq& req,
+                                        proto::OccupancyMaxActiveClustersRep* rep) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  const backend::DriverTable& d = s.driver();
+  if (!(req.potential_size ? d.cuOccupancyMaxPotentialClusterSize : d.cuOccupancyMaxActiveClusters))
+    return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, "cluster occupancy is not provided by this backend");
+  FunctionEntry* f = nullptr;
+  RGPU_RETURN_IF_ERROR(LaunchableFunctionFor(s, req.func, &f));
+  CUstream stream = nullptr;
+  Result<CUstream> st = s.FindStream(req.stream);
+  if (!st.ok()) return st.take_status();
+  stream = *st;
+  CUlaunchAttribute attrs[kMaxLaunchAttrs];
+  uint32_t nattrs = 0;
+  RGPU_RETURN_IF_ERROR(DecodeLaunchAttrs(s, req.attrs, attrs, &nattrs));
+  CUlaunchConfig cfg{};
+  cfg.gridDimX = req.gx;
+  cfg.gridDimY = req.gy;
+  cfg.gridDimZ = req.gz;
+  cfg.blockDimX = req.bx;
+  cfg.blockDimY = req.by;
+  cfg.blockDimZ = req.bz;
+  cfg.sharedMemBytes = req.shmem;
+  cfg.hStream = stream;
+  cfg.attrs = nattrs ? attrs : nullptr;
+  cfg.numAttrs = nattrs;
+  int n = 0;
+  Status result = req.potential_size
+                      ? CuStatus(d.cuOccupancyMaxPotentialClusterSize(&n, f->fn, &cfg),
+                                 "cuOccupancyMaxPotentialClusterSize")
+                      : CuStatus(d.cuOccupancyMaxActiveClusters(&n, f->fn, &cfg), "cuOccupancyMaxActiveClusters");
+  rep->clusters = n;
+  return result;
 }
 
 }  // namespace rgpu::worker

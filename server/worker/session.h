@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -112,6 +113,17 @@ class Session {
   std::map<CUdeviceptr, uint64_t> allocations_;  // base -> size
   uint64_t bytes_allocated_ = 0;
 };
+
+struct FunctionEntry;
+// Decodes launch attributes as the client encodes them (u32 count, then
+// u32 id + 64-byte CUlaunchAttributeValue each), translating event ids.
+// `attrs` must hold kMaxLaunchAttrs entries.
+constexpr uint32_t kMaxLaunchAttrs = 32;
+Status DecodeLaunchAttrs(Session& s, std::span<const uint8_t> bytes, CUlaunchAttribute* attrs,
+                         uint32_t* count);
+// The function `id` resolved for the current context (library kernels are
+// re-resolved when the context changes).
+Status LaunchableFunctionFor(Session& s, uint64_t id, FunctionEntry** out);
 
 // A kCuda Status carrying `r` (OK when r == CUDA_SUCCESS).
 Status CuStatus(CUresult r, const char* what);
