@@ -26,6 +26,9 @@ struct RowsContext {
   // native child ran; its own errors are shown then). "n/a" alone for --sim.
   std::string native_missing;
   std::vector<double> one_way_delays_ms;  // the delayed sections, in order
+  // False when rgpu was built without nvcc (no kernel to launch): the launch
+  // rows then say so and are not expected.
+  bool have_kernel = true;
 };
 
 std::vector<Row> BuildRows(const std::map<std::string, Results>& results, const RowsContext& context);

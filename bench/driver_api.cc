@@ -21,7 +21,8 @@ Result<DriverApi> LoadDriverApi(const std::string& path) {
   api.handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (api.handle == nullptr) {
     const char* err = dlerror();
-    return Status::Invalid(path + ": " + (err ? err : "dlopen failed"));
+    // dlerror() names the file itself.
+    return Status::Invalid(std::string("dlopen ") + (err ? err : path + ": failed"));
   }
 #define RGPU_BENCH_RESOLVE(name)                                                          \
   api.name = reinterpret_cast<decltype(api.name)>(dlsym(api.handle, RGPU_BENCH_STR(name))); \

@@ -39,7 +39,7 @@ struct DriverApi {
 };
 
 // dlopen(path, RTLD_NOW | RTLD_LOCAL) and resolve every function above. Fails
-// with "<path>: <dlerror>" when the library cannot be loaded, or
+// with "dlopen <dlerror>" when the library cannot be loaded, or
 // "<path>: no symbol <name>" naming the first function it lacks.
 Result<DriverApi> LoadDriverApi(const std::string& path);
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "bench/bench_kernel.h"
 #include "bench/bench_rows.h"
 #include "bench/report.h"
 #include "bench/subprocess.h"
@@ -34,8 +35,19 @@ std::string DirName(const std::string& path) {
 std::string LastLine(const std::string& text) {
   size_t end = text.find_last_not_of("\n ");
   if (end == std::string::npos) return "";
-  size_t start = text.rfind('\n', end);
-  return text.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  size_t nl = text.rfind('\n', end);
+  size_t start = nl == std::string::npos ? 0 : nl + 1;
+  return text.substr(start, end + 1 - start);
+}
+
+// The first stderr line that reports an error, at most 400 characters.
+std::string FirstErrorLine(const std::string& err) {
+  size_t at = err.find("error");
+  if (at == std::string::npos) return "";
+  size_t start = err.rfind('\n', at);
+  start = start == std::string::npos ? 0 : start + 1;
+  std::string line = err.substr(start, err.find('\n', at) - start);
+  return line.size() > 400 ? line.substr(0, 400) + "..." : line;
 }
 
 // A child measurement to run: its label, its argv after `rgpu bench`.
@@ -63,6 +75,7 @@ class Runner {
   std::unique_ptr<bench::Server> server_;
   std::map<std::string, Results> results_;
   std::vector<std::string> notes_;  // problems with children, printed under the table
+  bool rgpu_down_ = false;          // an rgpu child could not initialise: skip the others
 };
 
 Status Runner::StartServer() {
@@ -100,6 +113,7 @@ std::vector<std::string> Runner::Args(const std::string& mode, const std::string
 }
 
 void Runner::RunOne(const ChildSpec& spec) {
+  if (rgpu_down_ && spec.label.rfind("rgpu", 0) == 0) return;  // it would fail the same way
   Progress("measuring " + spec.label);
   Result<ChildResult> r = bench::RunChild(spec.args, {}, o_.quick ? 90 : 600);
   if (!r.ok()) {
@@ -111,8 +125,12 @@ void Runner::RunOne(const ChildSpec& spec) {
     notes_.push_back(spec.label + ": timed out; " + LastLine(r->err));
   } else if (r->exit_code != 0) {
     const bench::Value& init = bench::Lookup(parsed, "init");
-    notes_.push_back(spec.label + ": exit status " + std::to_string(r->exit_code) + ": " +
-                     (init.kind == bench::Value::kError ? init.text : LastLine(r->err)));
+    std::string why = init.kind == bench::Value::kError ? init.text : LastLine(r->err);
+    // The driver's (or rgpu client's) own explanation, if it logged one.
+    std::string detail = FirstErrorLine(r->err);
+    if (!detail.empty() && detail.find(why) == std::string::npos) why += "; " + detail;
+    notes_.push_back(spec.label + ": exit status " + std::to_string(r->exit_code) + ": " + why);
+    if (init.kind == bench::Value::kError && spec.label.rfind("rgpu", 0) == 0) rgpu_down_ = true;
   }
   results_[spec.label] = std::move(parsed);
 }
@@ -171,6 +189,7 @@ int Runner::Run() {
   ctx.quick = o_.quick;
   ctx.native_missing = o_.sim ? "n/a" : "";
   ctx.one_way_delays_ms.assign(std::begin(kOneWayDelaysMs), std::end(kOneWayDelaysMs));
+  ctx.have_kernel = bench::kBenchKernelImageSize > 0;
   std::vector<bench::Row> rows = bench::BuildRows(results_, ctx);
 
   const Results& rg = results_[bench::kRgpuLabel];
@@ -186,10 +205,22 @@ int Runner::Run() {
   printf("\n%s\n", bench::RenderTable(rows).c_str());
   printf("ratio: rgpu's speed relative to the reference (1.00 = as fast, higher is better).\n");
 
+  // Every rgpu number must be there; a child that could not start at all is
+  // listed once (its note says why), not once per key.
   std::vector<std::string> missing;
+  std::map<std::string, bool> listed;
   for (const auto& [label, key] : bench::ExpectedRgpuKeys(ctx)) {
-    const bench::Value& v = bench::Lookup(results_[label], key);
-    if (!v.is_num()) missing.push_back(label + " " + key + (v.kind == bench::Value::kError ? ": " + v.text : ": no result"));
+    const Results& res = results_[label];
+    const bench::Value& v = bench::Lookup(res, key);
+    if (v.is_num()) continue;
+    if (res.empty() || bench::Lookup(res, "init").kind == bench::Value::kError) {
+      if (!listed[label])
+        missing.push_back(label + (res.empty() && rgpu_down_ ? ": not run, rgpu could not start (see notes)"
+                                                             : ": no results (see notes)"));
+      listed[label] = true;
+      continue;
+    }
+    missing.push_back(label + " " + key + ": " + (v.kind == bench::Value::kError ? v.text : "no result"));
   }
   for (const std::string& n : notes_) printf("note: %s\n", n.c_str());
   for (const std::string& m : missing) printf("missing: %s\n", m.c_str());

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "client/api_common.h"
+#include "client/managed_memory.h"
 #include "client/unsupported.h"
 #include "proto/frame.h"
 
@@ -34,9 +35,17 @@ bool IsDevice(ClientState* s, CUdeviceptr p, uint64_t n) {
   return s->FindAllocation(p, &base, &size) && p - base <= size && n <= size - (p - base);
 }
 
+CUresult DtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdeviceptr dst,
+              CUdeviceptr src, uint64_t n);
+
 CUresult HtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdeviceptr dst,
               const void* src, uint64_t n) {
   if (n == 0) return CUDA_SUCCESS;
+  // A managed source lives on the device too: never read its host shadow
+  // here (a fault while the link is locked could not be served).
+  if (IsManaged(reinterpret_cast<CUdeviceptr>(src)))
+    return DtoD(s, c, stream, async, dst, reinterpret_cast<CUdeviceptr>(src), n);
+  if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
   if (src == nullptr || !IsDevice(s, dst, n)) return CUDA_ERROR_INVALID_VALUE;
   const auto* p = static_cast<const uint8_t*>(src);
   for (uint64_t off = 0; off < n; off += kChunk) {
@@ -57,6 +66,9 @@ struct DtoHState {
 CUresult DtoH(ClientState* s, CtxObj* c, uint64_t stream, bool async, void* dst, CUdeviceptr src,
               uint64_t n) {
   if (n == 0) return CUDA_SUCCESS;
+  if (IsManaged(reinterpret_cast<CUdeviceptr>(dst)))
+    return DtoD(s, c, stream, async, reinterpret_cast<CUdeviceptr>(dst), src, n);
+  if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
   if (dst == nullptr || !IsDevice(s, src, n)) return CUDA_ERROR_INVALID_VALUE;
   auto* out = static_cast<uint8_t*>(dst);
   auto state = std::make_shared<DtoHState>();
@@ -95,8 +107,11 @@ CUresult DtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdevicept
               CUdeviceptr src, uint64_t n) {
   if (n == 0) return CUDA_SUCCESS;
   if (!IsDevice(s, dst, n) || !IsDevice(s, src, n)) return CUDA_ERROR_INVALID_VALUE;
-  return Post(s, proto::CallId::kMemcpyDtoD,
-              proto::MemcpyDtoDReq{c->id, stream, static_cast<uint8_t>(async), dst, src, n});
+  if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
+  CUresult r = Post(s, proto::CallId::kMemcpyDtoD,
+                    proto::MemcpyDtoDReq{c->id, stream, static_cast<uint8_t>(async), dst, src, n});
+  if (IsManaged(dst)) ManagedAfterDeviceWork();
+  return r;
 }
 
 // cuMemcpy / cuMemcpyAsync: the direction comes from which side this client
@@ -132,9 +147,12 @@ CUresult Memset(CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem, siz
   uint64_t extent = height > 1 ? pitch * (height - 1) + width * elem : width * elem;
   if ((height > 1 && pitch < width * elem) || !IsDevice(s, dst, extent)) return CUDA_ERROR_INVALID_VALUE;
   if (dst % elem != 0) return CUDA_ERROR_INVALID_VALUE;
-  return Post(s, proto::CallId::kMemset,
-              proto::MemsetReq{c->id, stream, static_cast<uint8_t>(async), dst, pitch, value, elem,
-                               width, height});
+  if (CUresult mr = ManagedBeforeDeviceWork(s); mr != CUDA_SUCCESS) return mr;
+  r = Post(s, proto::CallId::kMemset,
+           proto::MemsetReq{c->id, stream, static_cast<uint8_t>(async), dst, pitch, value, elem,
+                            width, height});
+  if (IsManaged(dst)) ManagedAfterDeviceWork();
+  return r;
 }
 
 // One side of a 3D copy, as the driver describes it.
@@ -158,6 +176,10 @@ CUresult Copy3D(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread)
   Side dst{c.dstMemoryType, static_cast<uint8_t*>(c.dstHost), c.dstDevice, c.dstXInBytes,
            c.dstY, c.dstZ, c.dstPitch, c.dstHeight};
   for (Side* side : {&src, &dst}) {
+    if (side->type == CU_MEMORYTYPE_HOST && IsManaged(reinterpret_cast<CUdeviceptr>(side->host))) {
+      side->type = CU_MEMORYTYPE_DEVICE;  // managed: use the device copy
+      side->dev = reinterpret_cast<CUdeviceptr>(side->host);
+    }
     if (side->type == CU_MEMORYTYPE_UNIFIED) {
       bool dev = IsDevice(s, side->dev, 1);
       side->type = dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
@@ -181,6 +203,8 @@ CUresult Copy3D(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread)
         memmove(const_cast<uint8_t*>(host_row(dst, y, z)), host_row(src, y, z), width);
     return CUDA_SUCCESS;
   }
+  if (CUresult mr = ManagedBeforeDeviceWork(s); mr != CUDA_SUCCESS) return mr;
+  if (dst.type == CU_MEMORYTYPE_DEVICE && IsManaged(dst.dev)) ManagedAfterDeviceWork();
   size_t rows_per_chunk = std::max<size_t>(1, kChunk / width);
   if (width > kChunk) return ReportUnsupported("cuMemcpy2D/3D rows over 64 MiB");
   std::vector<uint8_t> packed;

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "client/api_common.h"
+#include "client/managed_memory.h"
 #include "client/unsupported.h"
 
 using namespace rgpu::client;
@@ -103,7 +104,10 @@ CUresult LaunchOrUpload(CUgraphExec he, CUstream h, bool pt, bool upload) {
   uint64_t id = 0;
   if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
   if (upload) return Post(s, proto::CallId::kGraphUpload, proto::GraphUploadReq{e->ctx->id, e->id, id});
-  return Post(s, proto::CallId::kGraphLaunch, proto::GraphLaunchReq{e->ctx->id, e->id, id});
+  if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
+  CUresult r = Post(s, proto::CallId::kGraphLaunch, proto::GraphLaunchReq{e->ctx->id, e->id, id});
+  ManagedAfterDeviceWork();
+  return r;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "client/api_common.h"
+#include "client/managed_memory.h"
 #include "client/unsupported.h"
 
 using namespace rgpu::client;
@@ -111,7 +112,9 @@ CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned b
   r = EncodeLaunchAttrs(s, attrs, nattrs, &attr_bytes);
   if (r != CUDA_SUCCESS) return r;
   proto::LaunchKernelReq req{c->id, f->id, gx, gy, gz, bx, by, bz, shmem, stream, packed, attr_bytes};
+  if ((r = ManagedBeforeDeviceWork(s)) != CUDA_SUCCESS) return r;
   r = Post(s, proto::CallId::kLaunchKernel, req);
+  ManagedAfterDeviceWork();
   if (r != CUDA_SUCCESS || !LaunchBlocking()) return r;
   return Sync(s, proto::CallId::kStreamSynchronize, proto::StreamSynchronizeReq{c->id, stream});
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "client/api_common.h"
+#include "client/managed_memory.h"
 #include "client/unsupported.h"
 
 using namespace rgpu::client;
@@ -40,9 +41,47 @@ CUresult cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pitch, size_t width, size
   return CUDA_SUCCESS;
 }
 
+CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytesize, unsigned int flags) {
+  if (dptr == nullptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  RGPU_CTX_OR_RETURN(s, c);
+  return AllocManaged(s, c, bytesize, dptr);
+}
+
+CUresult cuMemPrefetchAsync(CUdeviceptr p, size_t n, CUdevice dst, CUstream) {
+  RGPU_STATE_OR_RETURN(s);
+  if (!IsManaged(p)) return CUDA_ERROR_INVALID_VALUE;
+  return ManagedPrefetch(s, p, n, dst == CU_DEVICE_CPU);
+}
+CUresult cuMemPrefetchAsync_ptsz(CUdeviceptr p, size_t n, CUdevice dst, CUstream h) {
+  return cuMemPrefetchAsync(p, n, dst, h);
+}
+CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocation loc, unsigned int, CUstream h) {
+  bool host = loc.type == CU_MEM_LOCATION_TYPE_HOST || loc.type == CU_MEM_LOCATION_TYPE_HOST_NUMA ||
+              loc.type == CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT;
+  return cuMemPrefetchAsync(p, n, host ? CU_DEVICE_CPU : loc.id, h);
+}
+CUresult cuMemPrefetchAsync_v2_ptsz(CUdeviceptr p, size_t n, CUmemLocation loc, unsigned int f, CUstream h) {
+  return cuMemPrefetchAsync_v2(p, n, loc, f, h);
+}
+
+// Advice tunes placement; it never changes results. The emulation has one
+// placement policy, so advice on a managed range is checked and accepted.
+CUresult cuMemAdvise_v2(CUdeviceptr p, size_t n, CUmem_advise advice, CUmemLocation) {
+  RGPU_STATE_OR_RETURN(s);
+  if (!IsManaged(p) || advice < CU_MEM_ADVISE_SET_READ_MOSTLY || advice > CU_MEM_ADVISE_UNSET_ACCESSED_BY)
+    return CUDA_ERROR_INVALID_VALUE;
+  return CUDA_SUCCESS;
+}
+CUresult cuMemAdvise(CUdeviceptr p, size_t n, CUmem_advise advice, CUdevice dev) {
+  return cuMemAdvise_v2(p, n, advice, CUmemLocation{CU_MEM_LOCATION_TYPE_DEVICE, dev});
+}
+
 CUresult cuMemFree_v2(CUdeviceptr dptr) {
   RGPU_STATE_OR_RETURN(s);
   if (dptr == 0) return CUDA_SUCCESS;
+  if (CUresult mr; FreeManaged(s, dptr, &mr)) return mr;
   CtxObj* ctx = nullptr;
   CUdeviceptr base = 0;
   if (!s->FindAllocation(dptr, &base, nullptr, &ctx) || base != dptr) return CUDA_ERROR_INVALID_VALUE;
@@ -149,6 +188,8 @@ CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribute, CUdevi
       *static_cast<void**>(data) = reinterpret_cast<void*>(ptr);
       return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+      *static_cast<int*>(data) = device && IsManaged(ptr) ? 1 : 0;
+      return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_MAPPED:
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
       *static_cast<int*>(data) = attribute == CU_POINTER_ATTRIBUTE_MAPPED ? 1 : 0;

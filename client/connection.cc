@@ -178,6 +178,15 @@ void Connection::ReceiveLoop() {
     proto::Reader r(body);
     int32_t cu = 0;
     if (!r.I32(&cu).ok()) return Fail(Status::Protocol("reply without a result code"));
+    if (h.flags & proto::kEvent) {
+      // Device output of this program (printf, assert messages), written
+      // where the program's own output goes, before the reply that follows.
+      std::span<const uint8_t> text;
+      if (!r.Bytes(proto::kMaxChunk, &text).ok()) return Fail(Status::Protocol("bad event frame"));
+      int fd = h.call == 1 ? 1 : h.call == 2 ? 2 : -1;
+      if (fd >= 0) (void)net::WriteFd(fd, text.data(), text.size());
+      continue;
+    }
     if (h.flags & proto::kAsyncError) {
       std::string msg;
       (void)r.Str(4096, &msg);

@@ -16,6 +16,7 @@ namespace {
 std::atomic<int> g_level{-1};
 std::mutex g_mu;
 std::string* g_tag = nullptr;  // leaked on purpose: usable during exit
+std::atomic<int> g_fd{2};
 
 LogLevel ParseLevel(const char* s) {
   if (s == nullptr || *s == 0) return LogLevel::kWarn;
@@ -41,7 +42,7 @@ void VLog(LogLevel level, const char* fmt, va_list ap) {
   if (m < 0) return;
   size_t len = std::min<size_t>(n + m, sizeof buf - 2);
   buf[len++] = '\n';
-  ssize_t ignored = ::write(2, buf, len);
+  ssize_t ignored = ::write(g_fd.load(std::memory_order_relaxed), buf, len);
   (void)ignored;
 }
 
@@ -57,6 +58,8 @@ LogLevel CurrentLogLevel() {
 }
 
 void SetLogLevelForTest(LogLevel level) { g_level.store(static_cast<int>(level)); }
+
+void SetLogFd(int fd) { g_fd.store(fd); }
 
 void SetLogTag(std::string_view tag) {
   std::lock_guard<std::mutex> lock(g_mu);

@@ -16,6 +16,9 @@ LogLevel CurrentLogLevel();
 void SetLogLevelForTest(LogLevel level);
 // A short tag put before each line, e.g. "rgpu-client" or "rgpu-worker[123]".
 void SetLogTag(std::string_view tag);
+// Where log lines go (default 2). The worker points this at its original
+// stderr after capturing fd 2 for the client.
+void SetLogFd(int fd);
 
 void Log(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 

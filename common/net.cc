@@ -203,6 +203,20 @@ Status WriteAll(int fd, const void* buf, size_t n) {
   return {};
 }
 
+Status WriteFd(int fd, const void* buf, size_t n) {
+  const char* p = static_cast<const char*>(buf);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::Errno(Code::kTransport, "write", errno);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return {};
+}
+
 Status ReadExact(int fd, void* buf, size_t n) {
   char* p = static_cast<char*>(buf);
   while (n > 0) {

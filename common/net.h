@@ -33,6 +33,8 @@ bool IsLoopbackHost(const std::string& host);
 
 // Write all of buf (blocking fd). kTransport on failure or closed peer.
 Status WriteAll(int fd, const void* buf, size_t n);
+// Write all of buf to any fd (pipe, file, tty) with write(2).
+Status WriteFd(int fd, const void* buf, size_t n);
 // Read exactly n bytes (blocking fd). kTransport on failure; "closed" on EOF.
 Status ReadExact(int fd, void* buf, size_t n);
 // Waits until fd is readable, at most timeout_ms. false on timeout.

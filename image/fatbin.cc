@@ -29,8 +29,10 @@ Status Bad(std::string what) { return Status::Invalid("image: fatbin: " + std::m
 
 constexpr uint32_t kMinEntryHeader = 64;
 
+// `budget`: uncompressed bytes still allowed (ParseFatbinOptions limit, for
+// all entries together).
 Status ParseEntries(const ByteView& v, uint64_t begin, uint64_t end, const ParseFatbinOptions& opt,
-                    std::vector<FatbinEntry>* out) {
+                    uint64_t* budget, std::vector<FatbinEntry>* out) {
   uint64_t p = begin;
   while (p < end) {
     if (end - p < kMinEntryHeader) {
@@ -72,11 +74,12 @@ Status ParseEntries(const ByteView& v, uint64_t begin, uint64_t end, const Parse
     }
     v.Slice(payload_off, stored, &e.payload);
     if (e.compression != Compression::kNone && opt.decompress) {
-      if (uncompressed > opt.max_uncompressed_bytes) {
+      if (uncompressed > *budget) {
         return Bad("entry at " + std::to_string(p) + ": uncompressed size " +
-                   std::to_string(uncompressed) + " > limit " +
-                   std::to_string(opt.max_uncompressed_bytes));
+                   std::to_string(uncompressed) + " exceeds the limit of " +
+                   std::to_string(opt.max_uncompressed_bytes) + " bytes for the image");
       }
+      *budget -= uncompressed;
       Result<std::vector<std::byte>> data = Decompress(e.compression, e.payload, uncompressed);
       if (!data.ok()) return std::move(data.take_status()).With("entry at " + std::to_string(p));
       e.decompressed = std::move(data.value());
@@ -91,6 +94,20 @@ Status ParseEntries(const ByteView& v, uint64_t begin, uint64_t end, const Parse
 
 Result<std::vector<std::byte>> Decompress(Compression c, Bytes raw, uint64_t uncompressed_size) {
   if (uncompressed_size > kMaxImageBytes) return Bad("uncompressed size too large");
+  // Refuse sizes the payload cannot produce before allocating for them: LZ4
+  // expands at most ~255x; a Zstd frame states its content size.
+  if (c == Compression::kLz4 && uncompressed_size > uint64_t{raw.size()} * 255 + 64) {
+    return Bad("LZ4 payload of " + std::to_string(raw.size()) + " bytes cannot hold " +
+               std::to_string(uncompressed_size));
+  }
+  if (c == Compression::kZstd) {
+    unsigned long long declared = ZSTD_getFrameContentSize(raw.data(), raw.size());
+    if (declared == ZSTD_CONTENTSIZE_ERROR) return Bad("not a Zstd frame");
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != uncompressed_size) {
+      return Bad("Zstd frame holds " + std::to_string(declared) + " bytes, header says " +
+                 std::to_string(uncompressed_size));
+    }
+  }
   std::vector<std::byte> out(uncompressed_size);
   switch (c) {
     case Compression::kNone:
@@ -127,7 +144,7 @@ Result<std::vector<std::byte>> Decompress(Compression c, Bytes raw, uint64_t unc
 Result<std::vector<FatbinEntry>> ParseFatbin(Bytes fatbin, const ParseFatbinOptions& options) {
   ByteView v(fatbin);
   std::vector<FatbinEntry> entries;
-  uint64_t pos = 0;
+  uint64_t pos = 0, budget = options.max_uncompressed_bytes;
   bool first = true;
   while (pos < v.size()) {
     uint32_t magic = 0;
@@ -151,7 +168,9 @@ Result<std::vector<FatbinEntry>> ParseFatbin(Bytes fatbin, const ParseFatbinOpti
       return Bad("files_size " + std::to_string(h.files_size) + " runs past the image (" +
                  std::to_string(v.size()) + " bytes)");
     }
-    if (Status s = ParseEntries(v, files_begin, files_end, options, &entries); !s.ok()) return s;
+    if (Status s = ParseEntries(v, files_begin, files_end, options, &budget, &entries); !s.ok()) {
+      return s;
+    }
     pos = files_end;
     // Fatbins laid end to end are 8-byte aligned.
     uint64_t aligned = (pos + 7) & ~uint64_t{7};

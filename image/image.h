@@ -94,7 +94,7 @@ struct FatbinEntry {
 
 struct ParseFatbinOptions {
   bool decompress = true;  // false: leave `decompressed` empty (cheap listing)
-  uint64_t max_uncompressed_bytes = kMaxImageBytes;
+  uint64_t max_uncompressed_bytes = kMaxImageBytes;  // all entries together
 };
 
 // Lists the entries of one or more fatbins laid end to end in `fatbin`.

@@ -365,6 +365,14 @@ TEST(Malformed, DecompressionBombRefused) {
   ParseFatbinOptions opt;
   opt.max_uncompressed_bytes = 1000;
   EXPECT_FALSE(ParseFatbin(b, opt).ok());
+  opt.max_uncompressed_bytes = 10632 + 100;  // the ELF fits, ELF + PTX do not
+  EXPECT_FALSE(ParseFatbin(b, opt).ok());
+  // Sizes the payload cannot produce are refused before allocating.
+  Result<std::vector<FatbinEntry>> entries = ParseFatbin(b, {.decompress = false});
+  ASSERT_TRUE(entries.ok());
+  Bytes raw = (*entries)[0].payload;
+  EXPECT_FALSE(Decompress(Compression::kZstd, raw, uint64_t{3} << 30).ok());
+  EXPECT_FALSE(Decompress(Compression::kLz4, raw, uint64_t{3} << 30).ok());
 }
 
 TEST(Malformed, SectionTableOutOfRange) {

@@ -50,6 +50,13 @@ TEST(EndToEnd, EveryProgramPassesOverSim) {
   EXPECT_TRUE(server.alive());
 }
 
+TEST(EndToEnd, ManagedMemoryIsCoherentBothWays) {
+  TestServer server;
+  RunResult r = RunProgram({Program("managed")}, server.ClientEnv(), 120);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("OK managed"), std::string::npos) << r.out;
+}
+
 TEST(EndToEnd, NoServerFailsAtInitWithAReason) {
   std::map<std::string, std::string> env = {{"LD_LIBRARY_PATH", ClientLibDir()},
                                             {"RGPU_SERVER", "127.0.0.1:9"}};  // nothing listens

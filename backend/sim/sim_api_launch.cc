@@ -181,7 +181,7 @@ CUresult Validate(SimDevice* s, int dev, const image::KernelInfo& k, const Funct
   bool have_cluster = cluster.x != 0;
   for (unsigned i = 0; i < a.num_attrs; ++i) {
     const CUlaunchAttribute& at = a.attrs[i];
-    switch (at.id) {
+    switch (EnumValue(at.id)) {
       case CU_LAUNCH_ATTRIBUTE_COOPERATIVE: p->cooperative = at.value.cooperative != 0; break;
       case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION: {
         SimDim3 c{at.value.clusterDim.x, at.value.clusterDim.y, at.value.clusterDim.z};
@@ -519,7 +519,7 @@ CUresult PrepareClusterQuery(SimDevice* s, CUfunction func, const CUlaunchConfig
   uint64_t required = static_cast<uint64_t>(Product(f->info->cluster_dims));
   q->size = required;
   for (unsigned i = 0; i < config->numAttrs; ++i) {
-    if (config->attrs[i].id != CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION) continue;
+    if (EnumValue(config->attrs[i].id) != CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION) continue;
     const auto& c = config->attrs[i].value.clusterDim;
     uint64_t asked = uint64_t{c.x} * c.y * c.z;
     if (asked == 0 || asked > q->limit || (required != 0 && asked != required)) {

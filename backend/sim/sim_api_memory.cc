@@ -26,9 +26,9 @@ struct Side {
   uint64_t pitch = 0, height = 0;  // row pitch in bytes, rows per slice
 };
 
-CUresult ResolveSide(SimDevice* s, CUmemorytype type, const void* host, CUdeviceptr device,
+CUresult ResolveSide(SimDevice* s, const CUmemorytype& type, const void* host, CUdeviceptr device,
                      Side* out) {
-  switch (type) {
+  switch (EnumValue(type)) {
     case CU_MEMORYTYPE_HOST:
       out->device = false;
       out->base = reinterpret_cast<uint64_t>(host);

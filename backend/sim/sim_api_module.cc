@@ -19,10 +19,12 @@ CUresult HandleJitOptions(unsigned num, CUjit_option* options, void** values) {
   if (num == 0) return CUDA_SUCCESS;
   if (options == nullptr || values == nullptr) return CUDA_ERROR_INVALID_VALUE;
   for (unsigned i = 0; i < num; ++i) {
-    if (options[i] < 0 || options[i] >= CU_JIT_NUM_OPTIONS) return CUDA_ERROR_INVALID_VALUE;
+    if (EnumValue(options[i]) < 0 || EnumValue(options[i]) >= CU_JIT_NUM_OPTIONS) {
+      return CUDA_ERROR_INVALID_VALUE;
+    }
   }
   for (unsigned i = 0; i < num; ++i) {
-    switch (options[i]) {
+    switch (options[i]) {  // all valid enumerators now
       case CU_JIT_WALL_TIME: {
         float zero = 0;
         std::memcpy(&values[i], &zero, sizeof zero);
@@ -157,7 +159,7 @@ CUresult cuLibraryLoadData(CUlibrary* library, const void* code, CUjit_option* j
   for (unsigned i = 0; i < numLibraryOptions; ++i) {
     // HOST_UNIVERSAL_FUNCTION_AND_DATA_TABLE and BINARY_IS_PRESERVED change
     // nothing for the sim.
-    if (libraryOptions[i] < 0 || libraryOptions[i] >= CU_LIBRARY_NUM_OPTIONS) {
+    if (EnumValue(libraryOptions[i]) < 0 || EnumValue(libraryOptions[i]) >= CU_LIBRARY_NUM_OPTIONS) {
       return CUDA_ERROR_INVALID_VALUE;
     }
   }

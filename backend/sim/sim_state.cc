@@ -276,7 +276,9 @@ CUresult SimDevice::CreateModule(uint64_t ctx, std::shared_ptr<const LoadedImage
       for (auto& [name, global] : m.globals) arena.Free(global.first);
       return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    std::memcpy(reinterpret_cast<void*>(p), g.init.data(), std::min<uint64_t>(g.init.size(), g.size));
+    if (!g.init.empty()) {
+      std::memcpy(reinterpret_cast<void*>(p), g.init.data(), std::min<uint64_t>(g.init.size(), g.size));
+    }
     m.globals[g.name] = {p, g.size};
   }
   for (const image::KernelInfo& k : image->info.kernels) {

@@ -17,7 +17,9 @@
 #include <cuda.h>
 
 #include <chrono>
+#include <cstring>
 #include <functional>
+#include <type_traits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +37,16 @@ namespace rgpu::backend::sim {
 // Next unused handle id (multiple of 16, never 0, 1 or 2: those are the
 // special stream handles 0, CU_STREAM_LEGACY and CU_STREAM_PER_THREAD).
 uint64_t NextId();
+
+// The raw value of an enum field supplied by the caller. Reading it as the
+// enum type would be undefined behaviour when it holds no enumerator (999 in
+// a CUlaunchAttributeID, say), which untrusted input may do.
+template <class E>
+int EnumValue(const E& e) {
+  std::underlying_type_t<E> v;
+  std::memcpy(&v, &e, sizeof v);
+  return static_cast<int>(v);
+}
 
 template <class H>
 H ToHandle(uint64_t id) {

@@ -57,6 +57,8 @@ enum class Rule : uint8_t {
   kThread,      // clone with CLONE_THREAD: threads, never a new process
   kEnosys,      // fails with ENOSYS instead (clone3: glibc falls back to clone,
                 // whose flags a filter can see; clone3's are behind a pointer)
+  kEacces,      // fails with EACCES, as for an unprivileged process: for calls
+                // the driver tries and tolerates failing
   kIoctl,       // any request except terminal input injection (TIOCSTI,
                 // TIOCLINUX): those are refused by a second filter
 };
@@ -92,6 +94,9 @@ constexpr SyscallRow kSyscalls[] = {
     {"mkdir", Rule::kAllow}, {"mkdirat", Rule::kAllow}, {"unlink", Rule::kAllow},
     {"unlinkat", Rule::kAllow}, {"rename", Rule::kAllow}, {"renameat", Rule::kAllow},
     {"renameat2", Rule::kAllow},
+    // cuInit (580) tries to create /dev/char/MAJ:MIN -> ../nvidiaN links (as
+    // root would) and carries on when it cannot.
+    {"symlink", Rule::kEacces}, {"symlinkat", Rule::kEacces},
     // Device control: the NVIDIA device nodes are driven by ioctl.
     {"ioctl", Rule::kIoctl},
     // Waiting for I/O and events.
@@ -102,8 +107,13 @@ constexpr SyscallRow kSyscalls[] = {
     {"timerfd_create", Rule::kAllow}, {"timerfd_settime", Rule::kAllow},
     {"timerfd_gettime", Rule::kAllow},
     // Sockets: the inherited client socket; AF_UNIX only for new ones (the
-    // driver reaches the MPS daemon that way). No listening, no AF_INET.
+    // driver reaches the MPS daemon that way). No AF_INET / AF_NETLINK.
+    // cuInit binds an abstract AF_UNIX socket "@cuda-uvmfd-<netns>-<pid>"
+    // (it fails with CUDA_ERROR_OPERATING_SYSTEM otherwise); in the
+    // worker's own network namespace no other process sees it.
     {"socket", Rule::kUnix}, {"socketpair", Rule::kUnix}, {"connect", Rule::kAllow},
+    {"bind", Rule::kAllow}, {"listen", Rule::kAllow}, {"accept", Rule::kAllow},
+    {"accept4", Rule::kAllow},
     {"recvfrom", Rule::kAllow}, {"sendto", Rule::kAllow}, {"recvmsg", Rule::kAllow},
     {"sendmsg", Rule::kAllow}, {"recvmmsg", Rule::kAllow}, {"sendmmsg", Rule::kAllow},
     {"shutdown", Rule::kAllow}, {"getsockopt", Rule::kAllow}, {"setsockopt", Rule::kAllow},
@@ -364,6 +374,11 @@ Status ApplyLandlock(const std::vector<std::string>& rw,
 
 Status ChangeUser(const Target& t, SandboxReport* r) {
   if (t.change) {
+    // A change of credentials clears the parent-death signal (the
+    // supervisor sets SIGKILL so that workers die with it): keep it.
+    int pdeath = 0;
+    prctl(PR_GET_PDEATHSIG, &pdeath, 0, 0, 0);
+    pid_t parent = getppid();
     if (setgroups(1, &t.gid) != 0) return Status::Errno(Code::kInternal, "sandbox: setgroups", errno);
     if (setresgid(t.gid, t.gid, t.gid) != 0)
       return Status::Errno(Code::kInternal, "sandbox: setresgid", errno);
@@ -374,6 +389,11 @@ Status ChangeUser(const Target& t, SandboxReport* r) {
     if (ru != t.uid || eu != t.uid || su != t.uid)
       return Status::Internal("sandbox: uid did not change");
     if (t.uid != 0 && setuid(0) == 0) return Status::Internal("sandbox: could regain uid 0");
+    if (pdeath != 0) {
+      if (prctl(PR_SET_PDEATHSIG, pdeath, 0, 0, 0) != 0)
+        return Status::Errno(Code::kInternal, "sandbox: PR_SET_PDEATHSIG", errno);
+      if (getppid() != parent) kill(getpid(), pdeath);  // the parent died meanwhile
+    }
     r->user_changed = true;
   }
   // Whatever is left (root kept, or a user namespace's full set) goes.
@@ -512,6 +532,9 @@ Status InstallSeccomp(const SandboxOptions& o, SandboxReport* r) {
       case Rule::kEnosys:
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
         break;
+      case Rule::kEacces:
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), nr, 0);
+        break;
       case Rule::kIoctl:
         // The refused requests are a second filter (InstallIoctlFilter):
         // libseccomp cannot express "all but these" on one argument.
@@ -534,9 +557,12 @@ Status InstallSeccomp(const SandboxOptions& o, SandboxReport* r) {
 }  // namespace
 
 std::vector<std::string> DefaultSandboxWritePaths() {
+  // /proc/self/task: the driver names the threads it starts at cuInit by
+  // writing /proc/self/task/TID/comm (pthread_setname_np); only this
+  // process's own task directory is writable.
   return {"/dev/nvidiactl", "/dev/nvidia[0-9]*", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools",
           "/dev/nvidia-modeset", "/dev/nvidia-caps", "/dev/nvidia-caps-imex-channels",
-          "/dev/null", "/dev/zero", "/dev/urandom", "/dev/shm"};
+          "/dev/null", "/dev/zero", "/dev/urandom", "/dev/shm", "/proc/self/task"};
 }
 
 std::vector<std::string> DefaultSandboxReadPaths() {

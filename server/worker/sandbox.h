@@ -29,7 +29,8 @@
 //   5. user          when running as root (euid 0): setgroups({gid}),
 //                    setresgid, setresuid to `user` (default "nobody"); all
 //                    capabilities are gone afterwards. A worker that is not
-//                    root keeps its user (nothing to drop).
+//                    root keeps its user (nothing to drop). The parent-death
+//                    signal (which a credential change clears) is set again.
 //   6. seccomp       an allow-list of system calls (the table in sandbox.cc);
 //                    any other call kills the whole worker process with
 //                    SIGSYS (SECCOMP_RET_KILL_PROCESS), never the supervisor

@@ -11,6 +11,7 @@
 #include "proto/frame_reader.h"
 #include "proto/handshake.h"
 #include "server/worker/handlers.gen.h"
+#include "server/worker/output_capture.h"
 #include "server/worker/session.h"
 
 namespace rgpu::worker {
@@ -33,11 +34,31 @@ Status SendAsyncError(int fd, const proto::FrameHeader& req, int cu, const std::
   return SendReply(fd, req, proto::kAsyncError, &payload, out);
 }
 
+// Sends captured device output (printf, assert messages) ahead of a reply.
+Status SendOutput(int fd, OutputCapture* capture, std::vector<uint8_t>* out) {
+  if (capture == nullptr) return {};
+  std::string so, se;
+  capture->Take(&so, &se);
+  for (auto [kind, text] : {std::pair{EventKind::kStdout, &so}, std::pair{EventKind::kStderr, &se}}) {
+    for (size_t at = 0; at < text->size(); at += proto::kMaxChunk) {
+      std::vector<uint8_t> payload;
+      proto::Writer w(&payload);
+      w.I32(0);
+      size_t n = std::min<size_t>(proto::kMaxChunk, text->size() - at);
+      w.Bytes(text->data() + at, n);
+      out->clear();
+      proto::AppendFrame({0, static_cast<uint16_t>(kind), proto::kEvent, 0}, payload, out);
+      RGPU_RETURN_IF_ERROR(net::WriteAll(fd, out->data(), out->size()));
+    }
+  }
+  return {};
+}
+
 // One request: decode, run, answer. Returns non-OK only when the session
 // must end (transport failure or protocol violation).
 Status ServeOne(Session& session, int fd, const proto::FrameHeader& h,
                 std::span<const uint8_t> body, std::vector<uint8_t>* reply,
-                std::vector<uint8_t>* out) {
+                std::vector<uint8_t>* out, OutputCapture* capture) {
   const HandlerEntry* handler = FindHandler(h.call);
   bool async = (h.flags & proto::kNoReply) != 0;
   if (handler == nullptr) {
@@ -63,8 +84,10 @@ Status ServeOne(Session& session, int fd, const proto::FrameHeader& h,
   if (!st.ok()) RGPU_LOG_DEBUG("%s -> %d: %s", handler->name, cu, st.message().c_str());
   if (async) {
     if (cu == 0) return {};
+    RGPU_RETURN_IF_ERROR(SendOutput(fd, capture, out));
     return SendAsyncError(fd, h, cu, std::string(handler->name) + ": " + st.message(), out);
   }
+  RGPU_RETURN_IF_ERROR(SendOutput(fd, capture, out));
   for (int i = 0; i < 4; ++i) (*reply)[i] = static_cast<uint8_t>(static_cast<uint32_t>(cu) >> (8 * i));
   return SendReply(fd, h, proto::kReply, reply, out);
 }
@@ -92,6 +115,12 @@ int RunWorker(const WorkerOptions& options) {
     close(options.fd);
     return loaded.ok() ? 0 : 1;
   }
+  // Device output goes to the client from here on.
+  auto capture = std::make_unique<OutputCapture>();
+  if (Status cs = capture->Start(); !cs.ok()) {
+    RGPU_LOG_WARN("device output stays on the server: %s", cs.message().c_str());
+    capture.reset();
+  }
   int rc = 0;
   {
     Session session(driver, options.session_id, options.backend.kind);
@@ -110,7 +139,7 @@ int RunWorker(const WorkerOptions& options) {
         rc = 2;
         break;
       }
-      st = ServeOne(session, options.fd, h, body, &reply, &out);
+      st = ServeOne(session, options.fd, h, body, &reply, &out, capture.get());
       if (!st.ok()) {
         rc = st.code() == Code::kTransport ? 0 : 2;
         break;

@@ -1,0 +1,258 @@
+#include "client/managed_memory.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "client/api_common.h"
+#include "proto/frame.h"
+
+namespace rgpu::client {
+namespace {
+
+enum PageState : uint8_t { kDeviceValid = 0, kClean = 1, kDirty = 2 };
+
+struct Range {
+  uintptr_t base = 0;
+  size_t map_size = 0;   // page-rounded
+  size_t user_size = 0;
+  CtxObj* ctx = nullptr;
+  std::vector<uint8_t> pages;  // PageState per page
+  size_t dirty = 0;            // pages in kDirty
+  bool all_device = false;     // every page kDeviceValid (nothing to invalidate)
+};
+
+constexpr size_t kWholeFetchLimit = 16u << 20;  // fetch small allocations whole
+constexpr size_t kFetchBlock = 2u << 20;
+constexpr int kMapAttempts = 16;
+
+std::mutex g_mu;
+std::map<uintptr_t, Range>* g_ranges = new std::map<uintptr_t, Range>;  // leaked: used in handlers
+std::atomic<int> g_count{0};
+struct sigaction g_previous;
+std::once_flag g_handler_once;
+
+size_t PageSize() {
+  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return p;
+}
+
+Range* FindLocked(uintptr_t a) {
+  auto it = g_ranges->upper_bound(a);
+  if (it == g_ranges->begin()) return nullptr;
+  --it;
+  return a - it->first < it->second.map_size ? &it->second : nullptr;
+}
+
+void SetState(Range& r, size_t first, size_t count, PageState st, int prot) {
+  for (size_t i = first; i < first + count; ++i) {
+    if (r.pages[i] == kDirty) --r.dirty;
+    if (st == kDirty) ++r.dirty;
+    r.pages[i] = st;
+  }
+  mprotect(reinterpret_cast<void*>(r.base + first * PageSize()), count * PageSize(), prot);
+  if (st != kDeviceValid) r.all_device = false;
+}
+
+// Brings the block around `addr` from the device into the host shadow.
+bool Fetch(uintptr_t addr) {
+  ClientState* s = ClientState::Get();
+  if (s == nullptr) return false;
+  uintptr_t base;
+  size_t first, count;
+  CtxObj* ctx;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    Range* r = FindLocked(addr);
+    if (r == nullptr) return false;
+    size_t page = (addr - r->base) / PageSize();
+    if (r->pages[page] == kClean) {  // a write to a clean page
+      SetState(*r, page, 1, kDirty, PROT_READ | PROT_WRITE);
+      return true;
+    }
+    if (r->pages[page] == kDirty) return true;  // raced with another fault
+    size_t block_pages = r->user_size <= kWholeFetchLimit ? r->pages.size() : kFetchBlock / PageSize();
+    first = r->user_size <= kWholeFetchLimit ? 0 : page / block_pages * block_pages;
+    count = std::min(block_pages, r->pages.size() - first);
+    base = r->base;
+    ctx = r->ctx;
+    mprotect(reinterpret_cast<void*>(base + first * PageSize()), count * PageSize(), PROT_READ | PROT_WRITE);
+  }
+  // GPU work may still be writing: order the copy after all of it.
+  uint64_t off = first * PageSize();
+  (void)Post(s, proto::CallId::kCtxSynchronize, proto::CtxSynchronizeReq{ctx->id});
+  for (uint64_t done = 0; done < count * PageSize();) {
+    uint64_t len = std::min<uint64_t>(proto::kMaxChunk, count * PageSize() - done);
+    proto::MemcpyDtoHRep rep;
+    CUresult r = Sync(s, proto::CallId::kMemcpyDtoH,
+                      proto::MemcpyDtoHReq{ctx->id, 0, 0, base + off + done, len}, &rep);
+    if (r != CUDA_SUCCESS || rep.data.size() != len) {
+      LogOnce(LogLevel::kError, "managed-fetch", "managed memory: fetching from the device failed (%d)", r);
+      return false;
+    }
+    memcpy(reinterpret_cast<void*>(base + off + done), rep.data.data(), len);
+    done += len;
+  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (Range* r = FindLocked(addr)) SetState(*r, first, count, kClean, PROT_READ);
+  return true;
+}
+
+void OnSegv(int sig, siginfo_t* info, void* uctx) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(info->si_addr);
+  bool ours;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    ours = FindLocked(a) != nullptr;
+  }
+  if (ours && Fetch(a)) return;  // the faulting access is retried
+  // Not managed memory: behave as if we were not here.
+  if (g_previous.sa_flags & SA_SIGINFO) {
+    g_previous.sa_sigaction(sig, info, uctx);
+  } else if (g_previous.sa_handler == SIG_IGN) {
+    return;
+  } else if (g_previous.sa_handler != SIG_DFL) {
+    g_previous.sa_handler(sig);
+  } else {
+    signal(SIGSEGV, SIG_DFL);
+    raise(SIGSEGV);
+  }
+}
+
+void InstallHandler() {
+  struct sigaction sa {};
+  sa.sa_sigaction = OnSegv;
+  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &g_previous);
+}
+
+}  // namespace
+
+CUresult AllocManaged(ClientState* s, CtxObj* ctx, size_t size, CUdeviceptr* out) {
+  std::call_once(g_handler_once, InstallHandler);
+  size_t map_size = (size + PageSize() - 1) / PageSize() * PageSize();
+  std::vector<CUdeviceptr> rejected;
+  CUresult result = CUDA_ERROR_OUT_OF_MEMORY;
+  for (int attempt = 0; attempt < kMapAttempts; ++attempt) {
+    proto::MemAllocRep rep;
+    CUresult r = Sync(s, proto::CallId::kMemAlloc, proto::MemAllocReq{ctx->id, map_size}, &rep);
+    if (r != CUDA_SUCCESS) {
+      result = r;
+      break;
+    }
+    // The host shadow must sit at the device address itself.
+    void* p = mmap(reinterpret_cast<void*>(rep.dptr), map_size, PROT_READ,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED || p != reinterpret_cast<void*>(rep.dptr)) {
+      if (p != MAP_FAILED) munmap(p, map_size);
+      rejected.push_back(rep.dptr);  // keep it allocated so the next try differs
+      continue;
+    }
+    // Both copies start as zeros: the device copy is cleared, the shadow is
+    // fresh anonymous memory.
+    (void)Post(s, proto::CallId::kMemset,
+               proto::MemsetReq{ctx->id, 0, 0, rep.dptr, 0, 0, 1, map_size, 1});
+    Range r2;
+    r2.base = rep.dptr;
+    r2.map_size = map_size;
+    r2.user_size = size;
+    r2.ctx = ctx;
+    r2.pages.assign(map_size / PageSize(), kClean);
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      (*g_ranges)[rep.dptr] = std::move(r2);
+    }
+    g_count.fetch_add(1);
+    s->AddAllocation(rep.dptr, map_size, ctx);
+    *out = rep.dptr;
+    result = CUDA_SUCCESS;
+    break;
+  }
+  for (CUdeviceptr d : rejected) (void)Post(s, proto::CallId::kMemFree, proto::MemFreeReq{ctx->id, d});
+  if (result != CUDA_SUCCESS && !rejected.empty())
+    RGPU_LOG_WARN("cuMemAllocManaged: no device address could be mirrored in this process");
+  return result;
+}
+
+bool FreeManaged(ClientState* s, CUdeviceptr p, CUresult* result) {
+  if (g_count.load() == 0) return false;
+  Range r;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    auto it = g_ranges->find(p);
+    if (it == g_ranges->end()) return false;
+    r = std::move(it->second);
+    g_ranges->erase(it);
+  }
+  g_count.fetch_sub(1);
+  munmap(reinterpret_cast<void*>(r.base), r.map_size);
+  s->RemoveAllocation(p);
+  *result = Post(s, proto::CallId::kMemFree, proto::MemFreeReq{r.ctx->id, p});
+  return true;
+}
+
+bool IsManaged(CUdeviceptr p) {
+  if (g_count.load(std::memory_order_relaxed) == 0) return false;
+  std::lock_guard<std::mutex> lock(g_mu);
+  return FindLocked(p) != nullptr;
+}
+
+CUresult ManagedBeforeDeviceWork(ClientState* s) {
+  if (g_count.load(std::memory_order_relaxed) == 0) return CUDA_SUCCESS;
+  std::lock_guard<std::mutex> lock(g_mu);
+  for (auto& [base, r] : *g_ranges) {
+    if (r.dirty == 0) continue;
+    for (size_t i = 0; i < r.pages.size();) {
+      if (r.pages[i] != kDirty) {
+        ++i;
+        continue;
+      }
+      size_t j = i;
+      while (j < r.pages.size() && r.pages[j] == kDirty && (j - i) * PageSize() < proto::kMaxChunk) ++j;
+      const uint8_t* src = reinterpret_cast<const uint8_t*>(r.base + i * PageSize());
+      size_t len = (j - i) * PageSize();  // whole pages: the device block is page-rounded too
+      CUresult res = Post(s, proto::CallId::kMemcpyHtoD,
+                          proto::MemcpyHtoDReq{r.ctx->id, 0, 0, r.base + i * PageSize(),
+                                               std::span<const uint8_t>(src, len)});
+      if (res != CUDA_SUCCESS) return res;
+      SetState(r, i, j - i, kClean, PROT_READ);
+      i = j;
+    }
+  }
+  return CUDA_SUCCESS;
+}
+
+void ManagedAfterDeviceWork() {
+  if (g_count.load(std::memory_order_relaxed) == 0) return;
+  std::lock_guard<std::mutex> lock(g_mu);
+  for (auto& [base, r] : *g_ranges) {
+    if (r.all_device) continue;
+    SetState(r, 0, r.pages.size(), kDeviceValid, PROT_NONE);
+    r.all_device = true;
+  }
+}
+
+CUresult ManagedPrefetch(ClientState* s, CUdeviceptr p, size_t n, bool to_host) {
+  if (!to_host) return ManagedBeforeDeviceWork(s);
+  size_t page = PageSize();
+  for (uintptr_t a = p / page * page; a < p + n; a += page) {
+    bool device_valid;
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      Range* r = FindLocked(a);
+      if (r == nullptr) return CUDA_ERROR_INVALID_VALUE;
+      device_valid = r->pages[(a - r->base) / page] == kDeviceValid;
+    }
+    if (device_valid && !Fetch(a)) return CUDA_ERROR_UNKNOWN;
+  }
+  return CUDA_SUCCESS;
+}
+
+}  // namespace rgpu::client

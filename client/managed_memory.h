@@ -1,0 +1,41 @@
+// ManagedMemory: cuMemAllocManaged emulated across the network.
+//
+// The worker allocates plain device memory (never driver-managed memory on
+// the GPU host); the client maps a host shadow at the very same address, so
+// one pointer works on both sides. Coherence follows CUDA's rules for
+// devices without concurrent access: the host copy is authoritative between
+// GPU work, the device copy during and after it.
+//   - Host pages are kept PROT_READ when clean; the first write faults and
+//     marks the page dirty (read-write).
+//   - Before any GPU work, dirty pages are sent to the device.
+//   - After GPU work that may write device memory, every shadow becomes
+//     PROT_NONE; the next host access faults and fetches the containing
+//     block from the device (after a context synchronisation).
+// Faults are served by a SIGSEGV handler installed at the first managed
+// allocation; faults outside managed ranges go to the previous handler.
+// Thread-safe. The fast paths cost one atomic load when nothing is managed.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstdint>
+
+namespace rgpu::client {
+
+class ClientState;
+struct CtxObj;
+
+// Allocates `size` managed bytes in context `ctx`.
+CUresult AllocManaged(ClientState* s, CtxObj* ctx, size_t size, CUdeviceptr* out);
+// Frees a managed allocation (true if `p` was one; *result holds the outcome).
+bool FreeManaged(ClientState* s, CUdeviceptr p, CUresult* result);
+bool IsManaged(CUdeviceptr p);
+
+// Call before GPU work: sends dirty host pages to the device.
+CUresult ManagedBeforeDeviceWork(ClientState* s);
+// Call after GPU work that may write device memory: invalidates host copies.
+void ManagedAfterDeviceWork();
+// Prefetch to the host (fetch everything now) or to the device (flush).
+CUresult ManagedPrefetch(ClientState* s, CUdeviceptr p, size_t n, bool to_host);
+
+}  // namespace rgpu::client
