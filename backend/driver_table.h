@@ -84,6 +84,7 @@
   X(cuStreamWaitEvent)                                \
   X(cuStreamGetPriority)                              \
   X(cuStreamGetFlags)                                 \
+  X(cuLaunchHostFunc)                                 \
   /* events */                                        \
   X(cuEventCreate)                                    \
   X(cuEventDestroy_v2)                                \

@@ -244,6 +244,12 @@ TEST(DelayProxyTest, ResetEndsBothSides) {
   ASSERT_NE(proxy, nullptr);
   int c = ConnectTo(proxy->port());
   int s = target.Accept();
+  ASSERT_GE(s, 0);
+  // A byte relayed first proves the proxy's side of the connection is up; a
+  // reset that raced its connect() would only test a failed connect.
+  ASSERT_TRUE(net::WriteAll(c, "x", 1).ok());
+  char x;
+  ASSERT_TRUE(net::ReadExact(s, &x, 1).ok());
   linger l{1, 0};
   setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   close(s);  // RST

@@ -1,5 +1,7 @@
 // Exported driver functions: streams and events. Creation is asynchronous:
 // the client names the handle, so no round trip is needed (DESIGN.md rule 4).
+#include <functional>
+
 #include "client/api_common.h"
 #include "client/unsupported.h"
 
@@ -96,6 +98,14 @@ CUresult StreamIsCapturing(CUstream h, CUstreamCaptureStatus* st, bool pt) {
   *st = s->GetCapture(id).id != 0 ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
   return CUDA_SUCCESS;
 }
+CUresult HostFunc(CUstream h, std::function<void()> fn, bool pt) {
+  RGPU_STREAM(s, h, pt, c, id);
+  uint64_t cb = s->host_funcs().Register(std::move(fn));
+  CUresult r = Post(s, proto::CallId::kLaunchHostFunc, proto::LaunchHostFuncReq{c->id, id, cb});
+  if (r != CUDA_SUCCESS) s->host_funcs().Forget(cb);
+  return r;
+}
+
 CUresult EventRecord(CUevent e, CUstream h, unsigned flags, bool pt) {
   RGPU_STATE_OR_RETURN(s);
   EventObj* ev = s->FindEvent(e);
@@ -165,6 +175,25 @@ CUresult cuStreamGetDevice(CUstream h, CUdevice* d) { return StreamGetDevice(h, 
 CUresult cuStreamGetDevice_ptsz(CUstream h, CUdevice* d) { return StreamGetDevice(h, d, true); }
 CUresult cuStreamIsCapturing(CUstream h, CUstreamCaptureStatus* st) { return StreamIsCapturing(h, st, false); }
 CUresult cuStreamIsCapturing_ptsz(CUstream h, CUstreamCaptureStatus* st) { return StreamIsCapturing(h, st, true); }
+
+CUresult cuLaunchHostFunc(CUstream h, CUhostFn fn, void* data) {
+  if (fn == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  return HostFunc(h, [fn, data] { fn(data); }, false);
+}
+CUresult cuLaunchHostFunc_ptsz(CUstream h, CUhostFn fn, void* data) {
+  if (fn == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  return HostFunc(h, [fn, data] { fn(data); }, true);
+}
+// The driver passes the stream and the status of the work before it; the
+// status is success here (a failure surfaces as an error at the next call).
+CUresult cuStreamAddCallback(CUstream h, CUstreamCallback cb, void* data, unsigned int flags) {
+  if (cb == nullptr || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  return HostFunc(h, [cb, h, data] { cb(h, CUDA_SUCCESS, data); }, false);
+}
+CUresult cuStreamAddCallback_ptsz(CUstream h, CUstreamCallback cb, void* data, unsigned int flags) {
+  if (cb == nullptr || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  return HostFunc(h, [cb, h, data] { cb(h, CUDA_SUCCESS, data); }, true);
+}
 
 CUresult cuEventCreate(CUevent* ph, unsigned int flags) {
   if (ph == nullptr) return CUDA_ERROR_INVALID_VALUE;

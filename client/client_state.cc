@@ -154,6 +154,14 @@ CUresult ClientState::Start(unsigned) {
   return CUDA_SUCCESS;
 }
 
+HostFuncs& ClientState::host_funcs() {
+  std::call_once(host_funcs_once_, [this] {
+    host_funcs_ = std::make_unique<HostFuncs>(conn_.get());
+    conn_->set_host_func_sink([this](uint64_t id) { host_funcs_->Fire(id); });
+  });
+  return *host_funcs_;
+}
+
 CtxObj* ClientState::Primary(int dev) { return primaries_[dev].get(); }
 
 CtxObj* ClientState::NewContext(int dev, unsigned flags) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "client/connection.h"
+#include "client/host_funcs.h"
 #include "proto/device_info.h"
 
 namespace rgpu::client {
@@ -101,6 +102,7 @@ class ClientState {
   static CUresult Init(unsigned flags);
 
   Connection& conn() { return *conn_; }
+  HostFuncs& host_funcs();
   const proto::DeviceInfo& info() const { return info_; }
   int device_count() const { return static_cast<int>(visible_.size()); }
   // Maps a visible ordinal (after CUDA_VISIBLE_DEVICES) to the worker's.
@@ -165,6 +167,8 @@ class ClientState {
   CUresult Start(unsigned flags);
 
   std::unique_ptr<Connection> conn_;
+  std::unique_ptr<HostFuncs> host_funcs_;
+  std::once_flag host_funcs_once_;
   proto::DeviceInfo info_;
   std::vector<int> visible_;
   std::atomic<uint64_t> next_id_{0x1000};

@@ -181,6 +181,17 @@ void Connection::ReceiveLoop() {
     if (h.flags & proto::kEvent) {
       // Device output of this program (printf, assert messages), written
       // where the program's own output goes, before the reply that follows.
+      if (h.call == 4) {  // a host function is due
+        uint64_t id = 0;
+        if (!r.U64(&id).ok()) return Fail(Status::Protocol("bad host-function event"));
+        HostFuncSink sink;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          sink = host_func_sink_;
+        }
+        if (sink) sink(id);
+        continue;
+      }
       std::span<const uint8_t> text;
       if (!r.Bytes(proto::kMaxChunk, &text).ok()) return Fail(Status::Protocol("bad event frame"));
       int fd = h.call == 1 ? 1 : h.call == 2 ? 2 : -1;

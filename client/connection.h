@@ -50,6 +50,8 @@ struct Reply {
 using Completion = std::function<void(const Reply&)>;
 // Records an async failure (CUresult, message).
 using AsyncErrorSink = std::function<void(int cu, const std::string& msg)>;
+// Receives host-function events (the callback id), on the receiver thread.
+using HostFuncSink = std::function<void(uint64_t id)>;
 
 class Connection {
  public:
@@ -82,6 +84,11 @@ class Connection {
   // Non-OK once the link has failed.
   Status health() const;
   uint64_t session_id() const { return session_id_; }
+  // Set once, before the first host function is launched.
+  void set_host_func_sink(HostFuncSink sink) {
+    std::lock_guard<std::mutex> lock(mu_);
+    host_func_sink_ = std::move(sink);
+  }
   uint64_t bytes_sent() const { return bytes_sent_; }
   // Closes the link without touching the socket's other owners (after fork,
   // the child must not write to its parent's link).
@@ -105,6 +112,7 @@ class Connection {
   int fd_ = -1;
   uint64_t session_id_ = 0;
   AsyncErrorSink on_async_error_;
+  HostFuncSink host_func_sink_;  // GUARDED_BY(mu_)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "client/integrity_hash.h"
+#include "client/nvml_bridge.h"
 #include "client/proc_address.h"
 #include "common/log.h"
 
@@ -43,6 +45,7 @@ enum TableId : uint8_t {
   kToolsModule,
   kToolsMemory,
   kToolsPushBuffer,
+  kCluster,
   kTableCount,
 };
 
@@ -101,6 +104,11 @@ constexpr TableSpec kSpecs[kTableCount] = {
     {"TOOLS_PUSHBUFFER",
      {0xa6, 0xb1, 0xff, 0x99, 0xec, 0xc4, 0xc9, 0x4f, 0x92, 0xf9, 0x19, 0x28, 0x66, 0x3d, 0x55, 0x85},
      32, true, {kNoSlot, kNoSlot}},
+    // 1734dc26-800d-4745-8726-c0f1e7dd8bca; nvrtc's own messages call it
+    // "the cuda cluster export table".
+    {"CLUSTER",
+     {0x17, 0x34, 0xdc, 0x26, 0x80, 0x0d, 0x47, 0x45, 0x87, 0x26, 0xc0, 0xf1, 0xe7, 0xdd, 0x8b, 0xca},
+     17, true, {kNoSlot, kNoSlot}},
 };
 
 static_assert([] {
@@ -392,6 +400,82 @@ uint32_t ContextCheck3() {
 }
 
 // ---------------------------------------------------------------------------
+// CLUSTER (1734dc26). Measured on 580.159 (H200) with a tracing shim and by
+// disassembling the slots; only [4], [13] and [14] are served, the rest refuse:
+//   [1](fn, x, y, z) sets a function's required cluster dims (1 if they were
+//       fixed at compile time and differ, or any is negative); [5](fn, &x,
+//       &y, &z) reads them; [2](fn, policy <= 2) / [6](fn, &policy) the
+//       cluster scheduling policy; [3](fn, u8) / [7](fn, &u32) a flag next to
+//       it; [12](fn, &u32) another flag. `fn` is the driver's own function
+//       object, which an rgpu CUfunction is not.
+//   [8] [15] [16](dev, &out) read per-device fields, [11](dev, v) sets one and
+//       returns the old value (not a CUresult); meanings unknown.
+//   [9] [10] occupancy calculations for clusters on the current context.
+// cuBLASLt 13.1.0.3 (libcublasLt.so.13+0x330f9a6) calls [4], histograms the GPC
+// ids to place thread-block clusters GPC by GPC, passes the result to its
+// kernels and releases the arrays with [13]; on any error from [4] it passes
+// the identity order instead (the path it also takes for odd cluster sizes).
+// nvrtc and nvJitLink 13.0 (from their code) need the table to exist with
+// more than 13 slots and call only [13]. Without the table cuBLASLt dereferences a null table and
+// dies (measured: SIGSEGV on the first bf16 matmul).
+
+// [4](&gpc_of_tpc, &tpc_in_gpc): the current context's device's TPC layout,
+// two malloc'd arrays of one byte per TPC. The driver checks initialisation
+// and the current context first (measured: NOT_INITIALIZED, INVALID_CONTEXT),
+// answers NOT_SUPPORTED for a device without the layout, and writes the
+// outputs only on success (it dereferences them unchecked; we refuse nulls).
+CUresult ClusterTpcLayout(uint8_t** gpc_of_tpc, uint8_t** tpc_in_gpc) {
+  RGPU_LOG_DEBUG("export table CLUSTER[4]()");
+  CUdevice dev = 0;
+  if (CUresult r = cuCtxGetDevice(&dev); r != CUDA_SUCCESS) return r;
+  std::vector<uint8_t> gpc, tpc;
+  if (CUresult r = DeviceTpcLayout(dev, &gpc, &tpc); r != CUDA_SUCCESS) {
+    LogOnce(LogLevel::kInfo, "cuGetExportTable:CLUSTER[4]",
+            "the GPU's TPC layout is not known to rgpu (CLUSTER[4] answers %d): cuBLASLt "
+            "places thread-block clusters without it",
+            static_cast<int>(r));
+    return r;
+  }
+  if (gpc.empty() || gpc.size() != tpc.size()) {
+    RGPU_LOG_WARN("CLUSTER[4]: inconsistent TPC layout (%zu GPC ids, %zu TPC indices)", gpc.size(),
+                  tpc.size());
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
+  if (gpc_of_tpc == nullptr || tpc_in_gpc == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  // malloc, as the driver: callers give the arrays back through [13].
+  auto* a = static_cast<uint8_t*>(std::malloc(gpc.size()));
+  auto* b = static_cast<uint8_t*>(std::malloc(tpc.size()));
+  if (a == nullptr || b == nullptr) {
+    std::free(a);
+    std::free(b);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  std::memcpy(a, gpc.data(), gpc.size());
+  std::memcpy(b, tpc.data(), tpc.size());
+  *gpc_of_tpc = a;
+  *tpc_in_gpc = b;
+  return CUDA_SUCCESS;
+}
+
+// [13](a, b) frees both (either may be null) and returns 0, exactly as the
+// driver's (nvrtc and nvJitLink pass b = 0).
+CUresult ClusterFreeTpcLayout(void* a, void* b) {
+  RGPU_LOG_DEBUG("export table CLUSTER[13](%p, %p)", a, b);
+  std::free(a);
+  std::free(b);
+  return CUDA_SUCCESS;
+}
+
+// [14](&out) stores 1 and returns 0, on any context or none (the driver's
+// whole body; it doesn't check the pointer).
+CUresult ClusterAlwaysOne(uint32_t* out) {
+  RGPU_LOG_DEBUG("export table CLUSTER[14]()");
+  if (out == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  *out = 1;
+  return CUDA_SUCCESS;
+}
+
+// ---------------------------------------------------------------------------
 // Building the tables (once, on first use).
 
 template <class F>
@@ -437,6 +521,10 @@ struct Tables {
     slots[kIntegrityCheck][1] = Fn(&IntegrityCheck);
     slots[kContextChecks][2] = Fn(&ContextCheck);
     slots[kContextChecks][3] = Fn(&ContextCheck3);
+    auto& cluster = slots[kCluster];
+    cluster[4] = Fn(&ClusterTpcLayout);
+    cluster[13] = Fn(&ClusterFreeTpcLayout);
+    cluster[14] = Fn(&ClusterAlwaysOne);
   }
 };
 
@@ -471,6 +559,16 @@ __attribute__((weak)) CUresult PrimaryContextHandle(CUdevice dev, CUcontext* ctx
   return CUDA_SUCCESS;
 }
 
+// Default: the public driver API can't tell the TPC layout, so answer what
+// the real driver answers for a GPU without one.
+__attribute__((weak)) CUresult DeviceTpcLayout(CUdevice dev, std::vector<uint8_t>* gpc_of_tpc,
+                                               std::vector<uint8_t>* tpc_in_gpc) {
+  (void)dev;
+  (void)gpc_of_tpc;
+  (void)tpc_in_gpc;
+  return CUDA_ERROR_NOT_SUPPORTED;
+}
+
 void RunContextStorageDestructors(CUcontext ctx) {
   std::vector<std::pair<void*, StoredValue>> doomed;
   {
@@ -489,6 +587,7 @@ void RunContextStorageDestructors(CUcontext ctx) {
 }
 
 bool FindExportTable(const CUuuid& id, ExportTableView* view) {
+  if (FindNvmlBridgeTable && FindNvmlBridgeTable(id.bytes, view)) return true;  // rgpu-private
   const int t = FindTableId(id);
   if (t < 0) return false;
   view->name = kSpecs[t].name;

@@ -21,12 +21,15 @@
 //   6e163fbe TOOLS_MODULE        99 slots  [93] null
 //   bfdb432d TOOLS_MEMORY        60 slots
 //   a6b1ff99 TOOLS_PUSHBUFFER    32 slots
+//   1734dc26 CLUSTER             17 slots  [4] TPC layout (DeviceTpcLayout), [13] frees it,
+//                                          [14] stores 1
 // Measured with the real driver and a tracing shim: cudart 13.0 (static and
 // shared) calls, in order, CUDART_INTERFACE[2] per device, HOOKS[2], HOOKS[6],
 // CONTEXT_CHECKS[3], INTEGRITY_CHECK[1] (versions 13000, 13001, 13002), then
 // per API call CONTEXT_LOCAL_STORAGE[2]/[0]/[1] and CONTEXT_CHECKS[2];
-// cuBLASLt calls TOOLS_TLS[2] and TOOLS_CONTEXT[4]. PyTorch 2.11 calls nothing
-// else, apart from the real NVML's use of 69a28e9f.
+// cuBLASLt calls TOOLS_TLS[2] and TOOLS_CONTEXT[4], and for bf16/fp16 matmuls
+// CLUSTER[4] then CLUSTER[13] (once per configuration it caches). PyTorch 2.11 calls
+// nothing else, apart from the real NVML's use of 69a28e9f.
 //
 // Every other slot points to a function that logs "<table>[<slot>] is not
 // supported by rgpu" once and returns CUDA_ERROR_NOT_SUPPORTED: nothing a caller
@@ -44,6 +47,8 @@
 #include <cuda.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 namespace rgpu::client {
 
@@ -66,6 +71,22 @@ void RunContextStorageDestructors(CUcontext ctx);
 // definition that looks the handle up locally. Errors: CUDA_ERROR_INVALID_DEVICE
 // for a bad ordinal, or whatever the lookup returns. `ctx` is never null.
 CUresult PrimaryContextHandle(CUdevice dev, CUcontext* ctx);
+
+// CLUSTER[4] answers with this: `dev`'s TPC layout as the GPU host's driver
+// reports it, one entry per TPC in the driver's order: the group (GPC) each
+// TPC belongs to, and the TPC's index within it. Measured on an H200 (132
+// SMs, 66 TPCs): GPC ids 0..7 holding 4, 8, 8, 8, 8, 8, 9, 9 TPCs, then four
+// TPCs alone in groups 11, 14, 17, 19 (index 0). It differs from chip to chip
+// (floorsweeping) and the public driver API can't reveal it, so the default
+// (weak) definition returns CUDA_ERROR_NOT_SUPPORTED: what the real driver
+// answers for a GPU without a layout, and what cuBLASLt handles by placing
+// clusters in plain order (measured: identical matmul results).
+// A strong definition that gets the arrays from the GPU host (its driver's
+// CLUSTER[4]) makes the slot answer them; both must have the same, non-zero
+// length, the driver's TPC count (cuBLASLt reads as many entries as it
+// expects TPCs, without asking the length).
+CUresult DeviceTpcLayout(CUdevice dev, std::vector<uint8_t>* gpc_of_tpc,
+                         std::vector<uint8_t>* tpc_in_gpc);
 
 // For tests and diagnostics: the table served for `id`, its slot count and
 // name, or nullptr if the UUID is unknown.

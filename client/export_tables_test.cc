@@ -32,6 +32,11 @@ extern "C" CUresult cuCtxGetCurrent(CUcontext* ctx) {
   *ctx = g_current;
   return CUDA_SUCCESS;
 }
+extern "C" CUresult cuCtxGetDevice(CUdevice* dev) {
+  if (g_current == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
+  *dev = 2;
+  return CUDA_SUCCESS;
+}
 extern "C" CUresult cuCtxGetId(CUcontext ctx, unsigned long long* id) {
   *id = reinterpret_cast<uintptr_t>(ctx) + 1;
   return CUDA_SUCCESS;
@@ -73,6 +78,23 @@ extern "C" CUresult cuDeviceGetAttribute(int* value, CUdevice_attribute attr, CU
 }
 
 namespace rgpu::client {
+
+// The GPU host's TPC layout, as a strong definition will fetch it. Unset:
+// unknown, as the library's default answers.
+namespace {
+bool g_have_layout = false;
+std::vector<uint8_t> g_gpc_of_tpc, g_tpc_in_gpc;
+CUdevice g_layout_device = -1;
+}  // namespace
+
+CUresult DeviceTpcLayout(CUdevice dev, std::vector<uint8_t>* gpc_of_tpc, std::vector<uint8_t>* tpc_in_gpc) {
+  g_layout_device = dev;
+  if (!g_have_layout) return CUDA_ERROR_NOT_SUPPORTED;
+  *gpc_of_tpc = g_gpc_of_tpc;
+  *tpc_in_gpc = g_tpc_in_gpc;
+  return CUDA_SUCCESS;
+}
+
 namespace {
 
 Md2::State StateFromHex(const char* hex) {
@@ -112,6 +134,7 @@ F Slot(const char* uuid, size_t slot) {
 constexpr const char* kCudart = "6bd5fb6c5bf4e74a8987d93912fd9df9";
 constexpr const char* kStorage = "c693336e1121df11a8c368f355d89593";
 constexpr const char* kIntegrity = "d4082055bde6704b8d34ba123c66e1f2";
+constexpr const char* kCluster = "1734dc26800d47458726c0f1e7dd8bca";
 
 // ---------------------------------------------------------------------------
 // The hash.
@@ -223,6 +246,7 @@ TEST(ExportTablesTest, SizesAndNullSlotsAsTheRealDriver) {
       {"6e163fbeb958444d835ce182aff1991e", 792, {93}},
       {"bfdb432dbf3c5a4a945eb34029e81e75", 480, {}},
       {"a6b1ff99ecc4c94f92f91928663d5585", 256, {}},
+      {kCluster, 136, {}},
   };
   for (const Expected& e : kExpected) {
     const void* const* t = Table(e.uuid);
@@ -390,6 +414,77 @@ TEST(ExportTablesTest, CallbackHookBuffersAndChecks) {
             CUDA_SUCCESS);
   EXPECT_EQ(flags, 0u);
   EXPECT_EQ((Slot<uint32_t (*)()>("263e88607cd2614392f6bbd5006dfa7e", 3)()), 0u);
+}
+
+// CLUSTER, as cuBLASLt 13.1.0.3 uses it (libcublasLt.so.13+0x330f9a6): [4] then,
+// on success, [13] on both arrays; nvrtc/nvJitLink only check the size.
+TEST(ExportTablesTest, ClusterTpcLayout) {
+  using Layout = CUresult (*)(uint8_t**, uint8_t**);
+  auto layout = Slot<Layout>(kCluster, 4);
+  auto release = Slot<CUresult (*)(void*, void*)>(kCluster, 13);
+  EXPECT_GT(reinterpret_cast<uintptr_t>(Table(kCluster)[0]), 0x68u);  // nvrtc's "cluster API" check
+
+  uint8_t* const untouched = reinterpret_cast<uint8_t*>(0x1111);
+  uint8_t* gpc = untouched;
+  uint8_t* tpc = untouched;
+  g_current = nullptr;  // as the real driver: no context, INVALID_CONTEXT
+  EXPECT_EQ(layout(&gpc, &tpc), CUDA_ERROR_INVALID_CONTEXT);
+  EXPECT_EQ(gpc, untouched);
+
+  // The layout isn't known (the library's default): NOT_SUPPORTED, outputs
+  // untouched, so cuBLASLt takes its plain-order path and releases nothing.
+  g_current = reinterpret_cast<CUcontext>(0x1234);
+  g_have_layout = false;
+  EXPECT_EQ(layout(&gpc, &tpc), CUDA_ERROR_NOT_SUPPORTED);
+  EXPECT_EQ(gpc, untouched);
+  EXPECT_EQ(tpc, untouched);
+  EXPECT_EQ(g_layout_device, 2);  // the current context's device
+
+  // Known: the H200's arrays as its driver answered them, in fresh malloc'd
+  // copies each call, released by [13].
+  g_have_layout = true;
+  g_gpc_of_tpc.assign({0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7,
+                       0, 1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6, 7, 1, 2,
+                       3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6, 7, 6, 7, 11, 14, 17, 19});
+  g_tpc_in_gpc.assign({0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                       3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 6, 6,
+                       6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 8, 8, 0, 0, 0, 0});
+  ASSERT_EQ(g_gpc_of_tpc.size(), 66u);
+  ASSERT_EQ(g_tpc_in_gpc.size(), 66u);
+  ASSERT_EQ(layout(&gpc, &tpc), CUDA_SUCCESS);
+  ASSERT_NE(gpc, untouched);
+  ASSERT_NE(tpc, untouched);
+  EXPECT_EQ(std::vector<uint8_t>(gpc, gpc + 66), g_gpc_of_tpc);
+  EXPECT_EQ(std::vector<uint8_t>(tpc, tpc + 66), g_tpc_in_gpc);
+  uint8_t* gpc2 = nullptr;
+  uint8_t* tpc2 = nullptr;
+  ASSERT_EQ(layout(&gpc2, &tpc2), CUDA_SUCCESS);
+  EXPECT_NE(gpc2, gpc);
+  EXPECT_EQ(release(gpc, tpc), CUDA_SUCCESS);
+  EXPECT_EQ(release(gpc2, nullptr), CUDA_SUCCESS);  // nvrtc's form: one pointer, 0
+  EXPECT_EQ(release(tpc2, nullptr), CUDA_SUCCESS);
+  EXPECT_EQ(release(nullptr, nullptr), CUDA_SUCCESS);
+
+  // The driver dereferences null outputs; we refuse them. A layout whose
+  // arrays disagree is not handed out.
+  EXPECT_EQ(layout(nullptr, &tpc), CUDA_ERROR_INVALID_VALUE);
+  g_tpc_in_gpc.pop_back();
+  gpc = untouched;
+  EXPECT_EQ(layout(&gpc, &tpc), CUDA_ERROR_NOT_SUPPORTED);
+  EXPECT_EQ(gpc, untouched);
+  g_have_layout = false;
+  g_current = nullptr;
+}
+
+TEST(ExportTablesTest, ClusterOtherSlots) {
+  uint32_t one = 0;
+  EXPECT_EQ(Slot<CUresult (*)(uint32_t*)>(kCluster, 14)(&one), CUDA_SUCCESS);  // with no context too
+  EXPECT_EQ(one, 1u);
+  EXPECT_EQ(Slot<CUresult (*)(uint32_t*)>(kCluster, 14)(nullptr), CUDA_ERROR_INVALID_VALUE);
+  // Slots on the driver's own function objects and device fields refuse.
+  for (size_t slot : {1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 15, 16}) {
+    EXPECT_EQ(Slot<CUresult (*)()>(kCluster, slot)(), CUDA_ERROR_NOT_SUPPORTED) << slot;
+  }
 }
 
 }  // namespace

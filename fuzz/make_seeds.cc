@@ -3,7 +3,7 @@
 // from messages the code accepts and mutate from there.
 //
 // Usage: make_seeds OUT_DIR KERNELS_CUBIN KERNELS_FATBIN
-//   writes OUT_DIR/{frame,handshake,calls,device_info,worker}/<name>
+//   writes OUT_DIR/{frame,frame_reader,handshake,calls,device_info,worker}/<name>
 //   (fuzz/make_corpus.sh runs it, together with nvcc for the image corpora).
 // The cubin / fatbin are fuzz/seeds/kernels.cu built for sm_90; the worker
 // seeds load them into the sim and launch its kernels.
@@ -74,6 +74,14 @@ void FrameSeeds() {
   proto::AppendFrame({0, 16, proto::kNoReply, 9}, payload, &stream);
   proto::AppendFrame({0, 14, proto::kReply, 8}, Bytes{0, 0, 0, 0}, &stream);
   Write("frame", "stream", stream);
+  // frame_reader: byte 0 sizes the reader's buffer (16 + 4 * byte).
+  Bytes big(300, 0x5a);
+  proto::AppendFrame({0, 18, proto::kNoReply, 10}, big, &stream);
+  for (uint8_t size_byte : {0, 4, 255}) {
+    Bytes in = {size_byte};
+    in.insert(in.end(), stream.begin(), stream.end());
+    Write("frame_reader", "stream_buffer" + std::to_string(16 + 4 * size_byte), in);
+  }
 }
 
 void HandshakeSeeds() {

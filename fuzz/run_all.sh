@@ -12,6 +12,10 @@
 #   RGPU_FUZZ_ONLY="calls worker"   run only these harnesses
 #   RGPU_FUZZ_BUILD=DIR             build directory (default <repo>/build-fuzz)
 #   RGPU_FUZZ_JOBS=N                ninja -j (default: all cores)
+#   RGPU_FUZZ_KEEP_GOING=1          do not stop a harness at its first failure
+#                                   (libFuzzer -fork=1 -ignore_crashes=1 ...):
+#                                   every distinct failing input is saved;
+#                                   for triage when one known bug hides others
 #
 # Each harness reads its checked-in seeds (fuzz/corpus/<name>/, never
 # written) and keeps what it finds in BUILD/fuzz-work/<name>/corpus, so later
@@ -68,18 +72,26 @@ for h in "${harnesses[@]}"; do
   dict=()
   [[ -f "$root/fuzz/dict/$h.dict" ]] && dict=(-dict="$root/fuzz/dict/$h.dict")
   log=$work/last-run.log
+  mode=()
+  [[ -n "${RGPU_FUZZ_KEEP_GOING:-}" ]] &&
+    mode=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
+  before=$(ls "$work" | grep -cE '^(crash|leak|timeout|oom)-')
   "$build/bin/${h}_fuzzer" -max_total_time="$per" -print_final_stats=1 -timeout=25 \
-    -rss_limit_mb=4096 -artifact_prefix="$work/" "${dict[@]}" \
+    -rss_limit_mb=4096 -artifact_prefix="$work/" "${mode[@]}" "${dict[@]}" \
     "$work/corpus" "$seeds" >"$log" 2>&1
   rc=$?
+  found=$(( $(ls "$work" | grep -cE '^(crash|leak|timeout|oom)-') - before ))
+  (( rc == 0 && found > 0 )) && rc=1
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  # -fork mode prints no final stats: take the last status line's count.
+  [[ -z "$execs" ]] && execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
   speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
   units=$(ls "$work/corpus" | wc -l)
   if (( rc == 0 )); then
     result=ok
   else
-    result="FAILED (rc $rc): $(grep -m1 -E 'ERROR: |runtime error|SUMMARY' "$log" | cut -c1-100)"
+    result="FAILED (rc $rc, $found new failing inputs): $(grep -m1 -E 'ERROR: |runtime error|SUMMARY' "$log" | cut -c1-100)"
     failed+=("$h")
   fi
   printf '%-12s %12s %10s %8s %8s  %s\n' "$h" "${execs:-?}" "${speed:-?}" "${cov:-?}" "$units" "$result"
@@ -88,7 +100,7 @@ if (( ${#failed[@]} )); then
   echo
   for h in "${failed[@]}"; do
     echo "== $h: $build/fuzz-work/$h/last-run.log"
-    grep -E 'ERROR: |runtime error|SUMMARY|Test unit written' "$build/fuzz-work/$h/last-run.log" | head -5
+    grep -E 'ERROR: |runtime error|SUMMARY|Test unit written' "$build/fuzz-work/$h/last-run.log" | sort | uniq -c | sort -rn | head -8
   done
   exit 1
 fi

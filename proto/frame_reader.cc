@@ -36,6 +36,24 @@ bool FrameReader::HasBufferedFrame() const {
   return end_ - start_ >= kFrameHeaderSize + h.length;
 }
 
+Status FrameReader::NextOwned(FrameHeader* h, std::vector<uint8_t>* payload) {
+  RGPU_RETURN_IF_ERROR(Fill(kFrameHeaderSize));
+  RGPU_RETURN_IF_ERROR(DecodeFrameHeader(buf_.data() + start_, max_payload_, h));
+  size_t total = kFrameHeaderSize + h->length;
+  if (total <= buf_.size()) {
+    RGPU_RETURN_IF_ERROR(Fill(total));
+    const uint8_t* p = buf_.data() + start_ + kFrameHeaderSize;
+    payload->assign(p, p + h->length);
+    start_ += total;
+    return {};
+  }
+  big_.swap(*payload);
+  std::span<const uint8_t> ignored;
+  Status st = Next(h, &ignored);  // reads into big_ (re-decodes the header)
+  big_.swap(*payload);
+  return st;
+}
+
 Status FrameReader::Next(FrameHeader* h, std::span<const uint8_t>* payload) {
   RGPU_RETURN_IF_ERROR(Fill(kFrameHeaderSize));
   RGPU_RETURN_IF_ERROR(DecodeFrameHeader(buf_.data() + start_, max_payload_, h));

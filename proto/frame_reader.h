@@ -25,6 +25,10 @@ class FrameReader {
   // then drop the connection: the stream position is lost).
   Status Next(FrameHeader* h, std::span<const uint8_t>* payload);
 
+  // Like Next, but the payload is moved into `payload` (large payloads are
+  // received straight into it: no extra copy).
+  Status NextOwned(FrameHeader* h, std::vector<uint8_t>* payload);
+
   // True when a whole frame is already buffered (Next will not block).
   bool HasBufferedFrame() const;
 

@@ -57,6 +57,21 @@ TEST(EndToEnd, ManagedMemoryIsCoherentBothWays) {
   EXPECT_NE(r.out.find("OK managed"), std::string::npos) << r.out;
 }
 
+TEST(EndToEnd, DeviceOutputAndHostFunctionsReachTheClientInOrder) {
+  TestServer server;
+  RunResult r = RunProgram({Program("device_output")}, server.ClientEnv(), 60);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  size_t dev = r.out.find("device says 42 (thread 0)");
+  size_t host = r.out.find("host after sync: cudaSuccess");
+  ASSERT_NE(dev, std::string::npos) << r.out;
+  ASSERT_NE(host, std::string::npos) << r.out;
+  EXPECT_LT(dev, host) << "device output must come before the host output after the sync";
+  EXPECT_NE(r.out.find("device says 42 (thread 1)"), std::string::npos);
+  EXPECT_NE(r.out.find("callbacks: 3 [1 2 3] cudaSuccess"), std::string::npos) << r.out;
+  // The server's own log must not have swallowed the program's output.
+  EXPECT_EQ(server.Log().find("device says"), std::string::npos);
+}
+
 TEST(EndToEnd, NoServerFailsAtInitWithAReason) {
   std::map<std::string, std::string> env = {{"LD_LIBRARY_PATH", ClientLibDir()},
                                             {"RGPU_SERVER", "127.0.0.1:9"}};  // nothing listens

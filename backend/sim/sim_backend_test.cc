@@ -468,3 +468,38 @@ TEST(SimErrors, NamesAndStrings) {
 
 }  // namespace
 }  // namespace rgpu::backend
+
+namespace rgpu::backend {
+namespace {
+
+TEST_F(SimStreams, HostFunctionsRunInStreamOrder) {
+  CUstream s;
+  ASSERT_CU(t.cuStreamCreate(&s, 0));
+  static int calls = 0;
+  calls = 0;
+  auto fn = [](void* p) { ++*static_cast<int*>(p); };
+  ASSERT_CU(t.cuLaunchHostFunc(s, fn, &calls));
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(t.cuLaunchHostFunc(s, nullptr, &calls), CUDA_ERROR_INVALID_VALUE);
+  // Captured: runs at each graph launch.
+  ASSERT_CU(t.cuStreamBeginCapture_v2(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  ASSERT_CU(t.cuLaunchHostFunc(s, fn, &calls));
+  CUgraph g;
+  ASSERT_CU(t.cuStreamEndCapture(s, &g));
+  EXPECT_EQ(calls, 1);
+  CUgraphExec e;
+  ASSERT_CU(t.cuGraphInstantiateWithFlags(&e, g, 0));
+  ASSERT_CU(t.cuGraphLaunch(e, s));
+  ASSERT_CU(t.cuGraphLaunch(e, s));
+  EXPECT_EQ(calls, 3);
+  // A host function that (against the rules) calls the driver does not hang.
+  auto calls_driver = [](void* p) {
+    auto* table = static_cast<DriverTable*>(p);
+    CUcontext c;
+    table->cuCtxGetCurrent(&c);
+  };
+  EXPECT_CU(t.cuLaunchHostFunc(s, calls_driver, &t));
+}
+
+}  // namespace
+}  // namespace rgpu::backend

@@ -8,6 +8,7 @@
 // CUDA_ERROR_ILLEGAL_ADDRESS instead of crashing the worker. Arithmetic is
 // written in the device code's order so results match bit for bit (the e2e
 // programs use values that are exact in float either way).
+#include <cstdio>
 #include <algorithm>
 #include <cstdint>
 
@@ -210,6 +211,24 @@ namespace {
 // measures only what the driver and the link cost.
 void BenchEmpty(const SimLaunch&) {}
 RGPU_SIM_KERNEL("rgpu_bench_empty", BenchEmpty);
+
+}  // namespace
+}  // namespace rgpu::backend
+
+// ---- tests/programs/device_output.cu ------------------------------------------
+
+namespace rgpu::backend {
+namespace {
+
+// __global__ void say(int v): printf("device says %d (thread %d)\n", v, tid)
+// from every thread, as device printf does (the driver writes it to the
+// worker's stdout, which rgpu carries to the client).
+void Say(const SimLaunch& l) {
+  int v = l.Arg<int>(0);
+  for (uint64_t t = 0; t < l.total_threads(); ++t) printf("device says %d (thread %llu)\n", v, (unsigned long long)t);
+  fflush(stdout);
+}
+RGPU_SIM_KERNEL("_Z3sayi", Say);
 
 }  // namespace
 }  // namespace rgpu::backend

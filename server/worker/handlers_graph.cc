@@ -150,3 +150,38 @@ Status HandleOccupancyMaxActiveClusters(Session& s, const proto::OccupancyMaxAct
 }
 
 }  // namespace rgpu::worker
+
+#include "server/worker/link.h"
+
+namespace rgpu::worker {
+namespace {
+struct HostFuncCall {
+  Link* link;
+  uint64_t id;
+};
+// Runs on a driver thread when the stream reaches the host function.
+void CUDA_CB RunClientHostFunc(void* arg) {
+  auto* call = static_cast<HostFuncCall*>(arg);
+  call->link->RunHostFunc(call->id);
+  delete call;
+}
+}  // namespace
+
+Status HandleLaunchHostFunc(Session& s, const proto::LaunchHostFuncReq& req, proto::LaunchHostFuncRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  if (!s.driver().cuLaunchHostFunc) return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, "host functions are not provided by this backend");
+  if (s.link() == nullptr) return Status::Internal("no client link for host functions");
+  Result<CUstream> st = s.FindStream(req.stream);
+  if (!st.ok()) return st.take_status();
+  auto* call = new HostFuncCall{s.link(), req.callback};
+  CUresult r = s.driver().cuLaunchHostFunc(*st, RunClientHostFunc, call);
+  if (r != CUDA_SUCCESS) delete call;
+  return CuStatus(r, "cuLaunchHostFunc");
+}
+
+Status HandleHostFuncDone(Session&, const proto::HostFuncDoneReq&, proto::HostFuncDoneRep*) {
+  // The link's reader consumes these; one reaching the executor is a bug.
+  return Status::Protocol("HostFuncDone reached the executor");
+}
+
+}  // namespace rgpu::worker

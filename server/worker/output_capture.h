@@ -19,7 +19,7 @@
 namespace rgpu::worker {
 
 // Event kinds carried in the call field of kEvent frames.
-enum class EventKind : uint16_t { kStdout = 1, kStderr = 2, kQueuePosition = 3 };
+enum class EventKind : uint16_t { kStdout = 1, kStderr = 2, kQueuePosition = 3, kHostFunc = 4 };
 
 class OutputCapture {
  public:

@@ -43,6 +43,8 @@ struct ModuleEntry {
   CUcontext ctx = nullptr;  // the context a module was loaded in
 };
 
+class Link;
+
 class Session {
  public:
   Session(const backend::DriverTable& driver, uint64_t session_id, std::string backend_kind);
@@ -53,6 +55,9 @@ class Session {
   const backend::DriverTable& driver() const { return driver_; }
   uint64_t id() const { return session_id_; }
   const std::string& backend_kind() const { return backend_kind_; }
+  // The client link, for host functions (null outside a session's life).
+  Link* link() const { return link_; }
+  void set_link(Link* link) { link_ = link; }
 
   // Makes the client's context `ctx_id` current on this thread. 0 is refused
   // with CUDA_ERROR_INVALID_CONTEXT, as the driver does without a context.
@@ -102,6 +107,7 @@ class Session {
   const backend::DriverTable& driver_;
   const uint64_t session_id_;
   const std::string backend_kind_;
+  Link* link_ = nullptr;
   uint64_t current_ctx_id_ = 0;
   std::unordered_map<uint64_t, ContextEntry> contexts_;
   std::unordered_map<uint64_t, CUstream> streams_;

@@ -8,34 +8,38 @@
 #include "common/net.h"
 #include "proto/calls.gen.h"
 #include "proto/frame.h"
-#include "proto/frame_reader.h"
 #include "proto/handshake.h"
 #include "server/worker/handlers.gen.h"
+#include "server/worker/link.h"
 #include "server/worker/output_capture.h"
 #include "server/worker/session.h"
 
 namespace rgpu::worker {
 namespace {
 
-Status SendReply(int fd, const proto::FrameHeader& req, uint16_t flags,
-                 std::vector<uint8_t>* payload, std::vector<uint8_t>* out) {
+// Requests queued ahead of the executor, in bytes: beyond this the reader
+// stops and TCP pushes back on the client.
+constexpr size_t kMaxQueuedBytes = 512u << 20;
+
+Status SendFrame(Link& link, const proto::FrameHeader& req, uint16_t flags, uint16_t call,
+                 std::span<const uint8_t> payload, std::vector<uint8_t>* out) {
   out->clear();
-  proto::AppendFrame({0, req.call, flags, req.request_id}, *payload, out);
-  return net::WriteAll(fd, out->data(), out->size());
+  proto::AppendFrame({0, call, flags, req.request_id}, payload, out);
+  return link.Send(*out);
 }
 
 // Answers an async call's failure: i32 CUresult, then the reason.
-Status SendAsyncError(int fd, const proto::FrameHeader& req, int cu, const std::string& msg,
+Status SendAsyncError(Link& link, const proto::FrameHeader& req, int cu, const std::string& msg,
                       std::vector<uint8_t>* out) {
   std::vector<uint8_t> payload;
   proto::Writer w(&payload);
   w.I32(cu);
   w.Str(msg.substr(0, 1024));
-  return SendReply(fd, req, proto::kAsyncError, &payload, out);
+  return SendFrame(link, req, proto::kAsyncError, req.call, payload, out);
 }
 
 // Sends captured device output (printf, assert messages) ahead of a reply.
-Status SendOutput(int fd, OutputCapture* capture, std::vector<uint8_t>* out) {
+Status SendOutput(Link& link, OutputCapture* capture, std::vector<uint8_t>* out) {
   if (capture == nullptr) return {};
   std::string so, se;
   capture->Take(&so, &se);
@@ -46,9 +50,7 @@ Status SendOutput(int fd, OutputCapture* capture, std::vector<uint8_t>* out) {
       w.I32(0);
       size_t n = std::min<size_t>(proto::kMaxChunk, text->size() - at);
       w.Bytes(text->data() + at, n);
-      out->clear();
-      proto::AppendFrame({0, static_cast<uint16_t>(kind), proto::kEvent, 0}, payload, out);
-      RGPU_RETURN_IF_ERROR(net::WriteAll(fd, out->data(), out->size()));
+      RGPU_RETURN_IF_ERROR(SendFrame(link, {}, proto::kEvent, static_cast<uint16_t>(kind), payload, out));
     }
   }
   return {};
@@ -56,21 +58,21 @@ Status SendOutput(int fd, OutputCapture* capture, std::vector<uint8_t>* out) {
 
 // One request: decode, run, answer. Returns non-OK only when the session
 // must end (transport failure or protocol violation).
-Status ServeOne(Session& session, int fd, const proto::FrameHeader& h,
-                std::span<const uint8_t> body, std::vector<uint8_t>* reply,
+Status ServeOne(Session& session, Link& link, const Request& req, std::vector<uint8_t>* reply,
                 std::vector<uint8_t>* out, OutputCapture* capture) {
+  const proto::FrameHeader& h = req.header;
   const HandlerEntry* handler = FindHandler(h.call);
   bool async = (h.flags & proto::kNoReply) != 0;
   if (handler == nullptr) {
     LogOnce(LogLevel::kWarn, "call" + std::to_string(h.call), "unsupported call id %u", h.call);
     std::string msg = "call id " + std::to_string(h.call) + " is not supported by this worker";
-    if (async) return SendAsyncError(fd, h, CUDA_ERROR_NOT_SUPPORTED, msg, out);
+    if (async) return SendAsyncError(link, h, CUDA_ERROR_NOT_SUPPORTED, msg, out);
     reply->clear();
     proto::Writer w(reply);
     w.I32(CUDA_ERROR_NOT_SUPPORTED);
-    return SendReply(fd, h, proto::kReply, reply, out);
+    return SendFrame(link, h, proto::kReply, h.call, *reply, out);
   }
-  proto::Reader in(body);
+  proto::Reader in(req.payload);
   reply->clear();
   proto::Writer w(reply);
   w.I32(0);  // patched below
@@ -84,12 +86,12 @@ Status ServeOne(Session& session, int fd, const proto::FrameHeader& h,
   if (!st.ok()) RGPU_LOG_DEBUG("%s -> %d: %s", handler->name, cu, st.message().c_str());
   if (async) {
     if (cu == 0) return {};
-    RGPU_RETURN_IF_ERROR(SendOutput(fd, capture, out));
-    return SendAsyncError(fd, h, cu, std::string(handler->name) + ": " + st.message(), out);
+    RGPU_RETURN_IF_ERROR(SendOutput(link, capture, out));
+    return SendAsyncError(link, h, cu, std::string(handler->name) + ": " + st.message(), out);
   }
-  RGPU_RETURN_IF_ERROR(SendOutput(fd, capture, out));
+  RGPU_RETURN_IF_ERROR(SendOutput(link, capture, out));
   for (int i = 0; i < 4; ++i) (*reply)[i] = static_cast<uint8_t>(static_cast<uint32_t>(cu) >> (8 * i));
-  return SendReply(fd, h, proto::kReply, reply, out);
+  return SendFrame(link, h, proto::kReply, h.call, *reply, out);
 }
 
 }  // namespace
@@ -123,29 +125,32 @@ int RunWorker(const WorkerOptions& options) {
   }
   int rc = 0;
   {
+    Link link(options.fd, kMaxQueuedBytes);
     Session session(driver, options.session_id, options.backend.kind);
+    session.set_link(&link);
+    link.Start();
     std::vector<uint8_t> reply, out;
-    proto::FrameReader reader(options.fd, proto::kMaxFramePayload);
     for (;;) {
-      proto::FrameHeader h;
-      std::span<const uint8_t> body;
-      Status st = reader.Next(&h, &body);
-      if (!st.ok() && st.code() == Code::kTransport) break;  // client gone: a normal end
-      if (st.ok() && (h.flags & (proto::kReply | proto::kAsyncError | proto::kEvent)))
-        st = Status::Protocol("client sent a reply-only frame flag");
-      if (!st.ok()) {
-        RGPU_LOG_ERROR("session %llu: %s; closing", (unsigned long long)options.session_id,
-                       st.ToString().c_str());
-        rc = 2;
+      Request req;
+      Status why;
+      if (!link.NextRequest(&req, &why)) {
+        if (why.code() != Code::kTransport) {
+          RGPU_LOG_ERROR("session %llu: %s; closing", (unsigned long long)options.session_id,
+                         why.ToString().c_str());
+          rc = 2;
+        }
         break;
       }
-      st = ServeOne(session, options.fd, h, body, &reply, &out, capture.get());
+      Status st = ServeOne(session, link, req, &reply, &out, capture.get());
       if (!st.ok()) {
         rc = st.code() == Code::kTransport ? 0 : 2;
         break;
       }
     }
+    // Host functions still waiting must not hold the streams forever.
+    link.Close();
     session.ReleaseAll();
+    session.set_link(nullptr);
   }
   close(options.fd);
   return rc;

@@ -1,0 +1,336 @@
+// NVML: device handles and device queries, about the session's remote GPUs.
+//
+// Static facts (name, UUID, PCI address, compute capability, total memory)
+// are answered locally; live data (memory in use, utilization, temperature,
+// power, clocks, processes, PCI ids) costs one round trip to the worker.
+// Argument checks come first and follow the real library: no init ->
+// UNINITIALIZED; a handle we did not hand out or a null output ->
+// INVALID_ARGUMENT; a short buffer -> INSUFFICIENT_SIZE.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "common/log.h"
+#include "nvml/nvml_state.h"
+
+using rgpu::nvml::CopyOut;
+using rgpu::nvml::NvmlState;
+
+namespace {
+
+// Resolves (state, device) or returns the NVML error from the calling function.
+#define RGPU_NVML_DEVICE_OR_RETURN(state, device, index)          \
+  NvmlState* state = NvmlState::Get();                            \
+  if (state == nullptr) return NVML_ERROR_UNINITIALIZED;          \
+  uint32_t index = 0;                                             \
+  (void)index;                                                    \
+  if (!state->IndexOf(device, &index)) return NVML_ERROR_INVALID_ARGUMENT
+
+nvmlReturn_t Live(NvmlState* s, uint32_t index, uint32_t what, RgpuNvmlLive* live) {
+  return s->Query(index, what, live);
+}
+
+// Fills both PCI layouts' common head (busIdLegacy/busId[16], domain, bus,
+// device) from the facts.
+void PciHead(const RgpuNvmlDeviceFacts& f, char* legacy, unsigned* domain, unsigned* bus,
+             unsigned* device) {
+  *domain = static_cast<unsigned>(f.pci_domain);
+  *bus = static_cast<unsigned>(f.pci_bus);
+  *device = static_cast<unsigned>(f.pci_device);
+  snprintf(legacy, NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE, NVML_DEVICE_PCI_BUS_ID_LEGACY_FMT,
+           *domain & 0xffff, *bus & 0xff, *device & 0xff);
+}
+
+nvmlReturn_t PciInfo(nvmlDevice_t device, nvmlPciInfo_t* pci) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (pci == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  RgpuNvmlLive live;
+  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_PCI, &live); r != NVML_SUCCESS) return r;
+  nvmlPciInfo_t out{};
+  PciHead(s->facts(index), out.busIdLegacy, &out.domain, &out.bus, &out.device);
+  snprintf(out.busId, sizeof out.busId, NVML_DEVICE_PCI_BUS_ID_FMT, out.domain, out.bus & 0xff,
+           out.device & 0xff);
+  out.pciDeviceId = live.pci_device_id;
+  out.pciSubSystemId = live.pci_subsystem_id;
+  *pci = out;
+  return NVML_SUCCESS;
+}
+
+// *count in: capacity of `infos`; out: the number of processes. Fills `infos`
+// through `put(i, pid, used_bytes)`.
+template <class Put>
+nvmlReturn_t Processes(nvmlDevice_t device, unsigned int* count, bool infos_null, Put put) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (count == nullptr || (infos_null && *count != 0)) return NVML_ERROR_INVALID_ARGUMENT;
+  RgpuNvmlLive live;
+  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_PROCESSES, &live); r != NVML_SUCCESS) return r;
+  const unsigned n = live.process_count;
+  if (*count < n) {
+    *count = n;
+    return NVML_ERROR_INSUFFICIENT_SIZE;
+  }
+  for (unsigned i = 0; i < n; ++i) put(i, live.processes[i].pid, live.processes[i].used_bytes);
+  *count = n;
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t ProcessesV2(nvmlDevice_t device, unsigned int* count, nvmlProcessInfo_t* infos) {
+  return Processes(device, count, infos == nullptr, [infos](unsigned i, uint32_t pid, uint64_t used) {
+    infos[i] = nvmlProcessInfo_t{pid, used, 0xFFFFFFFFu, 0xFFFFFFFFu};
+  });
+}
+
+nvmlReturn_t Clock(nvmlDevice_t device, nvmlClockType_t type, unsigned int* clock, bool max) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (clock == nullptr || static_cast<unsigned>(type) >= NVML_CLOCK_COUNT)
+    return NVML_ERROR_INVALID_ARGUMENT;
+  RgpuNvmlLive live;
+  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_CLOCKS, &live); r != NVML_SUCCESS) return r;
+  const unsigned ret = max ? live.max_clock_ret[type] : live.clock_ret[type];
+  if (ret != NVML_SUCCESS) return static_cast<nvmlReturn_t>(ret);
+  *clock = max ? live.max_clock_mhz[type] : live.clock_mhz[type];
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t HandleByIndex(unsigned int index, nvmlDevice_t* device) {
+  NvmlState* s = NvmlState::Get();
+  if (s == nullptr) return NVML_ERROR_UNINITIALIZED;
+  if (device == nullptr || index >= s->device_count()) return NVML_ERROR_INVALID_ARGUMENT;
+  *device = s->handle(index);
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t Count(unsigned int* count) {
+  NvmlState* s = NvmlState::Get();
+  if (s == nullptr) return NVML_ERROR_UNINITIALIZED;
+  if (count == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  *count = s->device_count();
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t HandleByPciBusId(const char* bus_id, nvmlDevice_t* device) {
+  NvmlState* s = NvmlState::Get();
+  if (s == nullptr) return NVML_ERROR_UNINITIALIZED;
+  if (bus_id == nullptr || device == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  uint32_t index = 0;
+  if (!s->FindPciBusId(bus_id, &index)) return NVML_ERROR_NOT_FOUND;
+  *device = s->handle(index);
+  return NVML_SUCCESS;
+}
+
+// Answers "no NVLink": the client sees no link between GPUs (or to
+// anything else) that it could use. Logged once at debug level only: c10 and
+// NCCL ask this routinely and the answer is not a missing feature.
+nvmlReturn_t NoNvLink(const char* name) {
+  rgpu::LogOnce(rgpu::LogLevel::kDebug, name, "%s: no NVLink through rgpu", name);
+  return NVML_ERROR_NOT_SUPPORTED;
+}
+
+}  // namespace
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int* count) { return Count(count); }
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetCount(unsigned int* count) { return Count(count); }
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t* device) {
+  return HandleByIndex(index, device);
+}
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t* device) {
+  return HandleByIndex(index, device);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetHandleByUUID(const char* uuid, nvmlDevice_t* device) {
+  NvmlState* s = NvmlState::Get();
+  if (s == nullptr) return NVML_ERROR_UNINITIALIZED;
+  if (uuid == nullptr || device == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  uint32_t index = 0;
+  if (!s->FindUuid(uuid, &index)) return NVML_ERROR_NOT_FOUND;
+  *device = s->handle(index);
+  return NVML_SUCCESS;
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char* bus_id, nvmlDevice_t* device) {
+  return HandleByPciBusId(bus_id, device);
+}
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetHandleByPciBusId(const char* bus_id, nvmlDevice_t* device) {
+  return HandleByPciBusId(bus_id, device);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int* index_out) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (index_out == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  *index_out = index;
+  return NVML_SUCCESS;
+}
+
+// /dev/nvidiaN has no meaning on this machine; the index is the stable answer.
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int* minor) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (minor == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  *minor = index;
+  return NVML_SUCCESS;
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char* name, unsigned int length) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  return CopyOut(s->facts(index).name, name, length);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char* uuid, unsigned int length) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  return CopyOut(s->uuid_string(index), uuid, length);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device, int* major,
+                                                              int* minor) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (major == nullptr || minor == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  *major = s->facts(index).cc_major;
+  *minor = s->facts(index).cc_minor;
+  return NVML_SUCCESS;
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (memory == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  RgpuNvmlLive live;
+  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_MEMORY, &live); r != NVML_SUCCESS) return r;
+  memory->total = live.mem_total;
+  memory->free = live.mem_free;
+  // v1: "Sum of Reserved and Allocated device memory".
+  memory->used = live.mem_total >= live.mem_free ? live.mem_total - live.mem_free : live.mem_used;
+  return NVML_SUCCESS;
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* memory) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (memory == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  if (memory->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+  RgpuNvmlLive live;
+  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_MEMORY, &live); r != NVML_SUCCESS) return r;
+  memory->total = live.mem_total;
+  memory->reserved = live.mem_reserved;
+  memory->free = live.mem_free;
+  memory->used = live.mem_used;
+  return NVML_SUCCESS;
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device,
+                                                         nvmlUtilization_t* utilization) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (utilization == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  RgpuNvmlLive live;
+  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_UTILIZATION, &live); r != NVML_SUCCESS)
+    return r;
+  utilization->gpu = live.util_gpu;
+  utilization->memory = live.util_memory;
+  return NVML_SUCCESS;
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device,
+                                                    nvmlTemperatureSensors_t sensor,
+                                                    unsigned int* temp) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (temp == nullptr || sensor != NVML_TEMPERATURE_GPU) return NVML_ERROR_INVALID_ARGUMENT;
+  RgpuNvmlLive live;
+  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_TEMPERATURE, &live); r != NVML_SUCCESS)
+    return r;
+  *temp = live.temperature_c;
+  return NVML_SUCCESS;
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int* power) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (power == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  RgpuNvmlLive live;
+  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_POWER, &live); r != NVML_SUCCESS) return r;
+  *power = live.power_mw;
+  return NVML_SUCCESS;
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, nvmlClockType_t type,
+                                                  unsigned int* clock) {
+  return Clock(device, type, clock, /*max=*/false);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMaxClockInfo(nvmlDevice_t device, nvmlClockType_t type,
+                                                     unsigned int* clock) {
+  return Clock(device, type, clock, /*max=*/true);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t* pci) {
+  return PciInfo(device, pci);
+}
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t device, nvmlPciInfo_t* pci) {
+  return PciInfo(device, pci);
+}
+
+// The unversioned entry point: programs built against the nvml.h that
+// predates busIdLegacy pass the 52-byte layout; only that much is written.
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t device, nvmlPciInfoV1_t* pci) {
+  if (pci == nullptr) return NvmlState::Get() == nullptr ? NVML_ERROR_UNINITIALIZED
+                                                         : NVML_ERROR_INVALID_ARGUMENT;
+  nvmlPciInfo_t full{};
+  if (nvmlReturn_t r = PciInfo(device, &full); r != NVML_SUCCESS) return r;
+  nvmlPciInfoV1_t out{};
+  std::memcpy(out.busId, full.busIdLegacy, sizeof out.busId);
+  out.domain = full.domain;
+  out.bus = full.bus;
+  out.device = full.device;
+  out.pciDeviceId = full.pciDeviceId;
+  out.pciSubSystemId = full.pciSubSystemId;
+  *pci = out;
+  return NVML_SUCCESS;
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device,
+                                                                   unsigned int* count,
+                                                                   nvmlProcessInfo_t* infos) {
+  return ProcessesV2(device, count, infos);
+}
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device,
+                                                                   unsigned int* count,
+                                                                   nvmlProcessInfo_t* infos) {
+  return ProcessesV2(device, count, infos);
+}
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device,
+                                                                unsigned int* count,
+                                                                nvmlProcessInfo_v1_t* infos) {
+  return Processes(device, count, infos == nullptr, [infos](unsigned i, uint32_t pid, uint64_t used) {
+    infos[i] = nvmlProcessInfo_v1_t{pid, used};
+  });
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkRemoteDeviceType(nvmlDevice_t device, unsigned int link,
+                                                               nvmlIntNvLinkDeviceType_t* type) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (type == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  return NoNvLink("nvmlDeviceGetNvLinkRemoteDeviceType");
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t device, unsigned int link,
+                                                               nvmlPciInfo_t* pci) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (pci == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  return NoNvLink("nvmlDeviceGetNvLinkRemotePciInfo_v2");
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo(nvmlDevice_t device, unsigned int link,
+                                                            nvmlPciInfoV1_t* pci) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (pci == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  return NoNvLink("nvmlDeviceGetNvLinkRemotePciInfo");
+}
+
+// No GPU fabric (multi-node NVLink) is reachable through rgpu; callers
+// (c10's expandable segments, NCCL) then take their non-fabric path.
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetGpuFabricInfoV(nvmlDevice_t device, void* info) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (info == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  return NoNvLink("nvmlDeviceGetGpuFabricInfoV");
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetGpuFabricInfo(nvmlDevice_t device, void* info) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (info == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  return NoNvLink("nvmlDeviceGetGpuFabricInfo");
+}

@@ -1,0 +1,393 @@
+// rgpu's libnvidia-ml.so.1 end to end: a real rgpu-server over the sim
+// backend, the real client libraries, and a probe process that uses NVML the
+// way torch and pynvml do (dlopen by soname, then plain C calls).
+//
+// The probe is this binary re-run with --probe and LD_LIBRARY_PATH pointing
+// at build/lib. It prints one "key value" line per fact; the tests below
+// check them, so a failure names the fact and shows everything the probe saw.
+#include <cuda.h>
+#include <dlfcn.h>
+#include <link.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "nvml/nvml_types.h"
+#include "tests/support/process.h"
+
+namespace rgpu::testing {
+namespace {
+
+// ---------------------------------------------------------------------------
+// The probe (runs in the child).
+
+template <class F>
+F Sym(void* lib, const char* name) {
+  auto f = reinterpret_cast<F>(dlsym(lib, name));
+  if (f == nullptr) {
+    printf("missing_symbol %s\n", name);
+    fflush(stdout);
+    _exit(3);
+  }
+  return f;
+}
+
+#define NVML(name) Sym<decltype(&name)>(nvml, #name)
+
+// Declarations with the real NVML prototypes, for decltype only.
+extern "C" {
+nvmlReturn_t nvmlInit_v2();
+nvmlReturn_t nvmlShutdown();
+const char* nvmlErrorString(nvmlReturn_t);
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned*);
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned, nvmlDevice_t*);
+nvmlReturn_t nvmlDeviceGetHandleByUUID(const char*, nvmlDevice_t*);
+nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char*, nvmlDevice_t*);
+nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t, char*, unsigned);
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t, char*, unsigned);
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t, nvmlMemory_t*);
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t, nvmlMemory_v2_t*);
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t, nvmlPciInfo_t*);
+nvmlReturn_t nvmlDeviceGetCudaComputeCapability(nvmlDevice_t, int*, int*);
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t, nvmlUtilization_t*);
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t, nvmlTemperatureSensors_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t, nvmlClockType_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetMaxClockInfo(nvmlDevice_t, nvmlClockType_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t, unsigned*, nvmlProcessInfo_t*);
+nvmlReturn_t nvmlDeviceGetNvLinkRemoteDeviceType(nvmlDevice_t, unsigned, nvmlIntNvLinkDeviceType_t*);
+nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t, unsigned, nvmlPciInfo_t*);
+nvmlReturn_t nvmlSystemGetDriverVersion(char*, unsigned);
+nvmlReturn_t nvmlSystemGetNVMLVersion(char*, unsigned);
+nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int*);
+nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t, char*, unsigned);
+}
+
+double NowMs() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string LoadedPath(void* lib) {
+  struct link_map* map = nullptr;
+  if (dlinfo(lib, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return "?";
+  return map->l_name;
+}
+
+void PrintDevice(void* nvml, unsigned i) {
+  nvmlDevice_t d = nullptr;
+  printf("handle%u %d\n", i, NVML(nvmlDeviceGetHandleByIndex_v2)(i, &d));
+  char name[96] = {}, uuid[96] = {};
+  printf("name%u %d %s\n", i, NVML(nvmlDeviceGetName)(d, name, sizeof name), name);
+  printf("uuid%u %d %s\n", i, NVML(nvmlDeviceGetUUID)(d, uuid, sizeof uuid), uuid);
+  char tiny[8];
+  printf("name_tiny%u %d\n", i, NVML(nvmlDeviceGetName)(d, tiny, sizeof tiny));
+  unsigned index = 99;
+  printf("index%u %d %u\n", i, NVML(nvmlDeviceGetIndex)(d, &index), index);
+  nvmlDevice_t by_uuid = nullptr, by_pci = nullptr, by_legacy = nullptr;
+  printf("by_uuid%u %d %d\n", i, NVML(nvmlDeviceGetHandleByUUID)(uuid, &by_uuid), by_uuid == d);
+  nvmlPciInfo_t pci{};
+  printf("pci%u %d %s %s %u %u %u 0x%08x\n", i, NVML(nvmlDeviceGetPciInfo_v3)(d, &pci), pci.busId,
+         pci.busIdLegacy, pci.domain, pci.bus, pci.device, pci.pciDeviceId);
+  printf("by_pci%u %d %d\n", i, NVML(nvmlDeviceGetHandleByPciBusId_v2)(pci.busId, &by_pci),
+         by_pci == d);
+  printf("by_pci_legacy%u %d %d\n", i,
+         NVML(nvmlDeviceGetHandleByPciBusId_v2)(pci.busIdLegacy, &by_legacy), by_legacy == d);
+  int major = 0, minor = 0;
+  printf("cc%u %d %d.%d\n", i, NVML(nvmlDeviceGetCudaComputeCapability)(d, &major, &minor), major,
+         minor);
+  nvmlMemory_t mem{};
+  printf("mem%u %d %llu %llu %llu\n", i, NVML(nvmlDeviceGetMemoryInfo)(d, &mem), mem.total,
+         mem.free, mem.used);
+  nvmlMemory_v2_t mem2{};
+  printf("mem2_noversion%u %d\n", i, NVML(nvmlDeviceGetMemoryInfo_v2)(d, &mem2));
+  mem2.version = nvmlMemory_v2;
+  printf("mem2%u %d %llu %llu %llu %llu\n", i, NVML(nvmlDeviceGetMemoryInfo_v2)(d, &mem2),
+         mem2.total, mem2.reserved, mem2.free, mem2.used);
+  nvmlUtilization_t util{99, 99};
+  printf("util%u %d %u %u\n", i, NVML(nvmlDeviceGetUtilizationRates)(d, &util), util.gpu,
+         util.memory);
+  unsigned temp = 0, power = 0, sm = 0, sm_max = 0, mem_max = 0;
+  printf("temp%u %d %u\n", i, NVML(nvmlDeviceGetTemperature)(d, NVML_TEMPERATURE_GPU, &temp), temp);
+  printf("power%u %d %u\n", i, NVML(nvmlDeviceGetPowerUsage)(d, &power), power);
+  printf("clock_sm%u %d %u\n", i, NVML(nvmlDeviceGetClockInfo)(d, NVML_CLOCK_SM, &sm), sm);
+  printf("max_clock_sm%u %d %u\n", i, NVML(nvmlDeviceGetMaxClockInfo)(d, NVML_CLOCK_SM, &sm_max),
+         sm_max);
+  printf("max_clock_mem%u %d %u\n", i,
+         NVML(nvmlDeviceGetMaxClockInfo)(d, NVML_CLOCK_MEM, &mem_max), mem_max);
+  nvmlIntNvLinkDeviceType_t type{};
+  printf("nvlink_type%u %d\n", i, NVML(nvmlDeviceGetNvLinkRemoteDeviceType)(d, 0, &type));
+  printf("nvlink_pci%u %d\n", i, NVML(nvmlDeviceGetNvLinkRemotePciInfo_v2)(d, 0, &pci));
+  char serial[64];
+  printf("serial%u %d\n", i, NVML(nvmlDeviceGetSerial)(d, serial, sizeof serial));
+}
+
+// Processes on device 0: "procs RET COUNT [PID USED]...".
+void PrintProcesses(void* nvml, const char* key) {
+  nvmlDevice_t d = nullptr;
+  NVML(nvmlDeviceGetHandleByIndex_v2)(0, &d);
+  unsigned count = 0;
+  const nvmlReturn_t sizing = NVML(nvmlDeviceGetComputeRunningProcesses_v3)(d, &count, nullptr);
+  nvmlProcessInfo_t infos[8] = {};
+  unsigned n = 8;
+  const nvmlReturn_t r = NVML(nvmlDeviceGetComputeRunningProcesses_v3)(d, &n, infos);
+  printf("%s_sizing %d %u\n", key, sizing, count);
+  printf("%s %d %u", key, r, n);
+  for (unsigned i = 0; i < n && i < 8; ++i)
+    printf(" %u %llu %u", infos[i].pid, infos[i].usedGpuMemory, infos[i].gpuInstanceId);
+  printf("\n");
+}
+
+int Probe() {
+  printf("pid %d\n", static_cast<int>(getpid()));
+  void* nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (nvml == nullptr) {
+    printf("dlopen_failed %s\n", dlerror());
+    return 2;
+  }
+  printf("nvml_path %s\n", LoadedPath(nvml).c_str());
+  printf("error_string_3 %s\n", NVML(nvmlErrorString)(NVML_ERROR_NOT_SUPPORTED));
+  printf("error_string_9 %s\n", NVML(nvmlErrorString)(NVML_ERROR_DRIVER_NOT_LOADED));
+  unsigned count = 0;
+  printf("count_before_init %d\n", NVML(nvmlDeviceGetCount_v2)(&count));
+  const double t0 = NowMs();
+  const nvmlReturn_t init = NVML(nvmlInit_v2)();
+  printf("init %d %.0f\n", init, NowMs() - t0);
+  if (init != NVML_SUCCESS) {
+    printf("init_again %d\n", NVML(nvmlInit_v2)());
+    return 0;
+  }
+  printf("count %d %u\n", NVML(nvmlDeviceGetCount_v2)(&count), count);
+  nvmlDevice_t bogus = reinterpret_cast<nvmlDevice_t>(&count);
+  char buf[96];
+  printf("bogus_handle %d\n", NVML(nvmlDeviceGetName)(bogus, buf, sizeof buf));
+  nvmlDevice_t none = nullptr;
+  printf("handle_out_of_range %d\n", NVML(nvmlDeviceGetHandleByIndex_v2)(count, &none));
+  printf("by_uuid_unknown %d\n",
+         NVML(nvmlDeviceGetHandleByUUID)("GPU-00000000-0000-0000-0000-000000000000", &none));
+  for (unsigned i = 0; i < count; ++i) PrintDevice(nvml, i);
+  char version[96] = {};
+  printf("driver_version %d %s\n", NVML(nvmlSystemGetDriverVersion)(version, sizeof version), version);
+  printf("nvml_version %d %s\n", NVML(nvmlSystemGetNVMLVersion)(version, sizeof version), version);
+  int cuda_version = 0;
+  printf("cuda_version %d %d\n", NVML(nvmlSystemGetCudaDriverVersion_v2)(&cuda_version), cuda_version);
+  PrintProcesses(nvml, "procs_before");
+
+  // Allocate through the driver API in this process: NVML must see it.
+  void* cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  printf("libcuda_already_loaded %d\n", cuda != nullptr);
+  if (cuda == nullptr) cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  auto cu_device_get_count = Sym<CUresult (*)(int*)>(cuda, "cuDeviceGetCount");
+  auto cu_device_get = Sym<CUresult (*)(CUdevice*, int)>(cuda, "cuDeviceGet");
+  auto cu_retain = Sym<CUresult (*)(CUcontext*, CUdevice)>(cuda, "cuDevicePrimaryCtxRetain");
+  auto cu_set_current = Sym<CUresult (*)(CUcontext)>(cuda, "cuCtxSetCurrent");
+  auto cu_mem_alloc = Sym<CUresult (*)(CUdeviceptr*, size_t)>(cuda, "cuMemAlloc_v2");
+  int cuda_count = 0;
+  printf("cuda_count %d %d\n", cu_device_get_count(&cuda_count), cuda_count);
+  CUdevice dev = 0;
+  CUcontext ctx = nullptr;
+  CUdeviceptr p = 0;
+  CUresult r = cu_device_get(&dev, 0);
+  if (r == CUDA_SUCCESS) r = cu_retain(&ctx, dev);
+  if (r == CUDA_SUCCESS) r = cu_set_current(ctx);
+  if (r == CUDA_SUCCESS) r = cu_mem_alloc(&p, 256u << 20);
+  printf("alloc %d\n", r);
+  nvmlDevice_t d = nullptr;
+  NVML(nvmlDeviceGetHandleByIndex_v2)(0, &d);
+  nvmlMemory_t mem{};
+  printf("mem_after %d %llu %llu %llu\n", NVML(nvmlDeviceGetMemoryInfo)(d, &mem), mem.total,
+         mem.free, mem.used);
+  PrintProcesses(nvml, "procs_after");
+
+  printf("shutdown %d\n", NVML(nvmlShutdown)());
+  printf("count_after_shutdown %d\n", NVML(nvmlDeviceGetCount_v2)(&count));
+  printf("shutdown_again %d\n", NVML(nvmlShutdown)());
+  printf("reinit %d\n", NVML(nvmlInit_v2)());
+  printf("count_after_reinit %d\n", NVML(nvmlDeviceGetCount_v2)(&count));
+  printf("done\n");
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// The tests (parent side).
+
+using Facts = std::map<std::string, std::string>;
+
+Facts Parse(const std::string& out) {
+  Facts facts;
+  std::istringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t space = line.find(' ');
+    if (space == std::string::npos) {
+      facts[line] = "";
+    } else {
+      facts[line.substr(0, space)] = line.substr(space + 1);
+    }
+  }
+  return facts;
+}
+
+// The profile's total_mem, read the simple way.
+uint64_t ProfileTotalMem() {
+  std::ifstream in(RGPU_SIM_PROFILE);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::smatch m;
+  const std::string text = ss.str();
+  if (!std::regex_search(text, m, std::regex("\"total_mem\"\\s*:\\s*([0-9]+)"))) return 0;
+  return std::stoull(m[1]);
+}
+
+std::vector<uint64_t> Numbers(const std::string& s) {
+  std::vector<uint64_t> out;
+  std::istringstream in(s);
+  std::string word;
+  while (in >> word) {
+    try {
+      out.push_back(std::stoull(word, nullptr, 0));
+    } catch (...) {
+      out.push_back(UINT64_MAX);
+    }
+  }
+  return out;
+}
+
+RunResult RunProbe(const std::map<std::string, std::string>& env) {
+  char self[4096] = {};
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  EXPECT_GT(n, 0);
+  return RunProgram({self, "--probe"}, env, 60);
+}
+
+TEST(Nvml, AnswersAboutTheSessionsGpus) {
+  TestServer server({"--sim-gpus", "2"});
+  auto env = server.ClientEnv();
+  env["CUDA_VISIBLE_DEVICES"] = "1";  // NVML ignores it; the driver API honours it
+  const RunResult r = RunProbe(env);
+  const std::string all = "stdout:\n" + r.out + "\nstderr:\n" + r.err + "\nserver:\n" + server.Log();
+  ASSERT_EQ(r.exit_code, 0) << all;
+  Facts f = Parse(r.out);
+  ASSERT_TRUE(f.count("done")) << all;
+
+  EXPECT_EQ(f["nvml_path"].find(ClientLibDir()), 0u) << all;
+  EXPECT_EQ(f["error_string_3"], "Not Supported");
+  EXPECT_EQ(f["error_string_9"], "Driver Not Loaded");
+  EXPECT_EQ(f["count_before_init"], "1");  // NVML_ERROR_UNINITIALIZED
+  EXPECT_EQ(Numbers(f["init"])[0], 0u) << all;
+  EXPECT_EQ(f["count"], "0 2") << "all the session's GPUs, whatever CUDA_VISIBLE_DEVICES says";
+  EXPECT_EQ(f["cuda_count"], "0 1") << "the driver API honours CUDA_VISIBLE_DEVICES";
+  EXPECT_EQ(f["bogus_handle"], "2");
+  EXPECT_EQ(f["handle_out_of_range"], "2");
+  EXPECT_EQ(f["by_uuid_unknown"], "6");  // NVML_ERROR_NOT_FOUND
+
+  const uint64_t total = ProfileTotalMem();
+  ASSERT_GT(total, 0u);
+  const std::regex uuid_re("0 GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}");
+  for (const char* i : {"0", "1"}) {
+    auto key = [i](const char* k) { return std::string(k) + i; };
+    EXPECT_EQ(f[key("handle")], "0") << i;
+    EXPECT_EQ(f[key("name")], "0 NVIDIA H200") << i;
+    EXPECT_TRUE(std::regex_match(f[key("uuid")], uuid_re)) << f[key("uuid")];
+    EXPECT_EQ(f[key("name_tiny")], "7") << "NVML_ERROR_INSUFFICIENT_SIZE";
+    EXPECT_EQ(f[key("index")], std::string("0 ") + i);
+    EXPECT_EQ(f[key("by_uuid")], "0 1");
+    EXPECT_EQ(f[key("by_pci")], "0 1") << f[key("pci")];
+    EXPECT_EQ(f[key("by_pci_legacy")], "0 1") << f[key("pci")];
+    EXPECT_EQ(f[key("cc")], "0 9.0");
+    const std::vector<uint64_t> mem = Numbers(f[key("mem")]);
+    ASSERT_EQ(mem.size(), 4u) << f[key("mem")];
+    EXPECT_EQ(mem[0], 0u);
+    EXPECT_EQ(mem[1], total);
+    EXPECT_EQ(mem[2] + mem[3], total);
+    EXPECT_EQ(f[key("mem2_noversion")], "25");  // NVML_ERROR_ARGUMENT_VERSION_MISMATCH
+    const std::vector<uint64_t> mem2 = Numbers(f[key("mem2")]);
+    ASSERT_EQ(mem2.size(), 5u);
+    EXPECT_EQ(mem2[0], 0u);
+    EXPECT_EQ(mem2[1], total);
+    EXPECT_EQ(mem2[3] + mem2[4], total);
+    EXPECT_EQ(f[key("util")], "0 0 0");
+    EXPECT_EQ(Numbers(f[key("temp")])[0], 0u);
+    EXPECT_EQ(Numbers(f[key("power")])[0], 0u);
+    EXPECT_EQ(f[key("clock_sm")], "0 1980") << "the profile's clock rate, in MHz";
+    EXPECT_EQ(f[key("max_clock_sm")], "0 1980");
+    EXPECT_EQ(f[key("max_clock_mem")], "0 3201");
+    EXPECT_EQ(f[key("nvlink_type")], "3");
+    EXPECT_EQ(f[key("nvlink_pci")], "3");
+    EXPECT_EQ(f[key("serial")], "3") << "an unimplemented NVML function";
+  }
+  EXPECT_NE(f["uuid0"], f["uuid1"]);
+  EXPECT_NE(f["pci0"], f["pci1"]);
+  // "0 00000000:00:06.0 0000:00:06.0 0 0 6 0x233510de": the profile's PCI address.
+  const std::regex pci_re("0 ([0-9A-F]{8}):([0-9A-F]{2}):([0-9A-F]{2})\\.0 ([0-9A-F]{4}):\\2:\\3\\.0 .* 0x233510de");
+  EXPECT_TRUE(std::regex_match(f["pci0"], pci_re)) << f["pci0"];
+
+  EXPECT_EQ(f["driver_version"], "0 580.159");
+  EXPECT_EQ(f["nvml_version"], "0 13.580.159");
+  EXPECT_EQ(f["cuda_version"], "0 13000");
+
+  // The session's process is this process, with the memory it allocated.
+  const uint64_t pid = std::stoull(f["pid"]);
+  EXPECT_EQ(f["procs_before_sizing"], "7 1");  // NVML_ERROR_INSUFFICIENT_SIZE, one process
+  EXPECT_EQ(f["alloc"], "0") << all;
+  const std::vector<uint64_t> before = Numbers(f["mem0"]);
+  const std::vector<uint64_t> after = Numbers(f["mem_after"]);
+  ASSERT_EQ(after.size(), 4u) << f["mem_after"];
+  EXPECT_EQ(after[0], 0u);
+  EXPECT_EQ(after[1], total);
+  EXPECT_GE(after[3], before[3] + (256u << 20)) << "used grows by the allocation";
+  EXPECT_EQ(after[2] + after[3], total);
+  const std::vector<uint64_t> procs = Numbers(f["procs_after"]);
+  ASSERT_EQ(procs.size(), 5u) << f["procs_after"];
+  EXPECT_EQ(procs[0], 0u);
+  EXPECT_EQ(procs[1], 1u);
+  EXPECT_EQ(procs[2], pid) << "reported under the client's own pid";
+  EXPECT_GE(procs[3], 256u << 20);
+  EXPECT_EQ(procs[4], 0xFFFFFFFFu) << "no MIG";
+
+  EXPECT_EQ(f["libcuda_already_loaded"], "1") << "NVML shares the application's libcuda";
+  EXPECT_EQ(f["shutdown"], "0");
+  EXPECT_EQ(f["count_after_shutdown"], "1");
+  EXPECT_EQ(f["shutdown_again"], "1");
+  EXPECT_EQ(f["reinit"], "0");
+  EXPECT_EQ(f["count_after_reinit"], "0");
+  const std::string unsupported = "nvmlDeviceGetSerial is not supported by rgpu";
+  EXPECT_NE(r.err.find(unsupported), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(unsupported), r.err.rfind(unsupported)) << "logged once, by name:\n" << r.err;
+  EXPECT_TRUE(server.alive());
+}
+
+TEST(Nvml, NoServerFailsInitWithDriverNotLoaded) {
+  const std::map<std::string, std::string> env = {{"LD_LIBRARY_PATH", ClientLibDir()},
+                                                  {"RGPU_SERVER", "127.0.0.1:9"}};  // nothing listens
+  const RunResult r = RunProbe(env);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Facts f = Parse(r.out);
+  const std::vector<uint64_t> init = Numbers(f["init"]);
+  ASSERT_EQ(init.size(), 2u) << r.out;
+  EXPECT_EQ(init[0], 9u) << "NVML_ERROR_DRIVER_NOT_LOADED";
+  EXPECT_LT(init[1], 10000u) << "milliseconds";
+  EXPECT_EQ(f["init_again"], "9") << "the failure is remembered, not retried forever";
+  EXPECT_NE(r.err.find("cannot reach a GPU"), std::string::npos) << r.err;
+  EXPECT_LT(r.seconds, 15);
+}
+
+}  // namespace
+}  // namespace rgpu::testing
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--probe") == 0) return rgpu::testing::Probe();
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
