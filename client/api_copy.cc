@@ -48,11 +48,16 @@ CUresult HtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdevicept
   if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
   if (src == nullptr || !IsDevice(s, dst, n)) return CUDA_ERROR_INVALID_VALUE;
   const auto* p = static_cast<const uint8_t*>(src);
+  std::vector<uint8_t> head;
   for (uint64_t off = 0; off < n; off += kChunk) {
     uint64_t len = std::min(kChunk, n - off);
     proto::MemcpyHtoDReq req{c->id, stream, static_cast<uint8_t>(async), dst + off,
                              std::span<const uint8_t>(p + off, len)};
-    CUresult r = Post(s, proto::CallId::kMemcpyHtoD, req);
+    head.clear();
+    proto::Writer w(&head);
+    proto::EncodeHead(w, req);
+    // Written from the caller's buffer: no copy on this side.
+    CUresult r = ToCu(s->conn().PostBulk(proto::CallId::kMemcpyHtoD, head, req.data));
     if (r != CUDA_SUCCESS) return r;
   }
   return CUDA_SUCCESS;
@@ -72,32 +77,31 @@ CUresult DtoH(ClientState* s, CtxObj* c, uint64_t stream, bool async, void* dst,
   if (dst == nullptr || !IsDevice(s, src, n)) return CUDA_ERROR_INVALID_VALUE;
   auto* out = static_cast<uint8_t*>(dst);
   auto state = std::make_shared<DtoHState>();
+  std::vector<uint8_t> payload;
   for (uint64_t off = 0; off < n; off += kChunk) {
     uint64_t len = std::min(kChunk, n - off);
     proto::MemcpyDtoHReq req{c->id, stream, static_cast<uint8_t>(async), src + off, len};
+    payload.clear();
+    proto::Writer w(&payload);
+    proto::Encode(w, req);
     bool last = off + len >= n;
+    // The data is received straight into the caller's buffer.
     if (last && !async) {
-      proto::MemcpyDtoHRep rep;
-      CUresult r = Sync(s, proto::CallId::kMemcpyDtoH, req, &rep);
-      if (r == CUDA_SUCCESS && rep.data.size() != len) r = CUDA_ERROR_UNKNOWN;
-      if (r == CUDA_SUCCESS) memcpy(out + off, rep.data.data(), len);
+      int cu = 0;
+      rgpu::Status st = s->conn().CallInto(proto::CallId::kMemcpyDtoH, payload, out + off, len, &cu);
+      if (!st.ok()) return ToCu(st);
       int earlier = state->error.load();
-      return earlier != 0 ? static_cast<CUresult>(earlier) : r;
+      if (earlier != 0) return static_cast<CUresult>(earlier);
+      if (cu != 0) return static_cast<CUresult>(cu);
+      return s->TakeAsyncError();
     }
-    auto done = [s, state, target = out + off, len](const Reply& reply) {
-      proto::Reader r(reply.payload);
-      proto::MemcpyDtoHRep rep;
-      int err = reply.cu;
-      if (err == 0 && (!proto::Decode(r, &rep).ok() || rep.data.size() != len)) err = CUDA_ERROR_UNKNOWN;
-      if (err == 0) {
-        memcpy(target, rep.data.data(), len);
-      } else {
-        int expected = 0;
-        state->error.compare_exchange_strong(expected, err);
-        s->RecordAsyncError(err, "cuMemcpyDtoHAsync");
-      }
+    auto done = [s, state](int cu) {
+      if (cu == 0) return;
+      int expected = 0;
+      state->error.compare_exchange_strong(expected, cu);
+      s->RecordAsyncError(cu, "cuMemcpyDtoH");
     };
-    CUresult r = ToCu(s->conn().Post(proto::CallId::kMemcpyDtoH, req, done));
+    CUresult r = ToCu(s->conn().PostInto(proto::CallId::kMemcpyDtoH, payload, out + off, len, done));
     if (r != CUDA_SUCCESS) return r;
   }
   return CUDA_SUCCESS;

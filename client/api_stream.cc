@@ -94,7 +94,18 @@ CUresult StreamGetDevice(CUstream h, CUdevice* dev, bool pt) {
 }
 CUresult StreamIsCapturing(CUstream h, CUstreamCaptureStatus* st, bool pt) {
   if (st == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  RGPU_STREAM(s, h, pt, c, id);
+  // Hot: PyTorch asks before most operations. One lookup, no capture open
+  // means no lookup of the capture table.
+  RGPU_STATE_OR_RETURN(s);
+  uint64_t id = 0;
+  if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!s->any_capture()) {
+    if (s->Current() == nullptr && h == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
+    *st = CU_STREAM_CAPTURE_STATUS_NONE;
+    return CUDA_SUCCESS;
+  }
+  CtxObj* c = StreamCtx(s, h);
+  if (c == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
   *st = s->GetCapture(id).id != 0 ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
   return CUDA_SUCCESS;
 }

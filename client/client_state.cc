@@ -1,6 +1,8 @@
 #include "client/client_state.h"
 
 #include <pthread.h>
+
+#include <atomic>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -14,7 +16,10 @@ namespace rgpu::client {
 namespace {
 
 std::mutex g_init_mu;
-ClientState* g_state = nullptr;  // the one ClientState; leaked at exit on purpose
+// The one ClientState, published once cuInit succeeded; leaked at exit on
+// purpose (other libraries' destructors may still call the driver). Read
+// without a lock on every driver call.
+std::atomic<ClientState*> g_state{nullptr};
 CUresult g_init_result = CUDA_ERROR_NOT_INITIALIZED;
 bool g_init_done = false;
 
@@ -85,14 +90,13 @@ std::vector<int> VisibleDevices(const proto::DeviceInfo& info) {
 }
 
 void AtForkChild() {
-  if (g_state != nullptr) g_state->OnForkChild();
+  if (ClientState* s = g_state.load()) s->OnForkChild();
 }
 
 }  // namespace
 
 ClientState* ClientState::Get() {
-  std::lock_guard<std::mutex> lock(g_init_mu);
-  return g_init_done && g_init_result == CUDA_SUCCESS ? g_state : nullptr;
+  return g_state.load(std::memory_order_acquire);
 }
 
 CUresult ClientState::Init(unsigned flags) {
@@ -103,7 +107,7 @@ CUresult ClientState::Init(unsigned flags) {
   g_init_result = s->Start(flags);
   g_init_done = true;
   if (g_init_result == CUDA_SUCCESS) {
-    g_state = s;
+    g_state.store(s, std::memory_order_release);
     pthread_atfork(nullptr, nullptr, AtForkChild);
   } else {
     delete s;
@@ -271,6 +275,7 @@ void ClientState::DropExec(ExecObj* e) {
 }
 
 Capture ClientState::GetCapture(uint64_t stream) {
+  if (!any_capture()) return Capture{};
   std::lock_guard<std::mutex> lock(mu_);
   auto it = captures_.find(stream);
   return it == captures_.end() ? Capture{} : it->second;
@@ -280,6 +285,7 @@ void ClientState::SetCapture(uint64_t stream, const Capture& c) {
   std::lock_guard<std::mutex> lock(mu_);
   if (c.id == 0) captures_.erase(stream);
   else captures_[stream] = c;
+  capture_count_.store(static_cast<int>(captures_.size()), std::memory_order_relaxed);
 }
 
 void ClientState::EndCapture(uint64_t id) {
@@ -288,6 +294,7 @@ void ClientState::EndCapture(uint64_t id) {
     if (it->second.id == id) it = captures_.erase(it);
     else ++it;
   }
+  capture_count_.store(static_cast<int>(captures_.size()), std::memory_order_relaxed);
 }
 
 void ClientState::AddAllocation(CUdeviceptr p, uint64_t size, CtxObj* ctx) {

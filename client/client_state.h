@@ -139,6 +139,8 @@ class ClientState {
   ExecObj* FindExec(const void* e);
   void DropExec(ExecObj* e);
 
+  // True while any capture is open (lets capture queries skip the lookup).
+  bool any_capture() const { return capture_count_.load(std::memory_order_relaxed) != 0; }
   // Stream capture mirror, keyed by wire stream id.
   Capture GetCapture(uint64_t stream);
   void SetCapture(uint64_t stream, const Capture& c);
@@ -184,6 +186,7 @@ class ClientState {
   std::unordered_map<const void*, std::unique_ptr<GraphObj>> graphs_;
   std::unordered_map<const void*, std::unique_ptr<ExecObj>> execs_;
   std::unordered_map<uint64_t, Capture> captures_;
+  std::atomic<int> capture_count_{0};  // entries in captures_
   std::map<CUdeviceptr, Allocation> allocations_;
   std::map<uintptr_t, std::pair<uint64_t, unsigned>> host_ranges_;  // base -> (size, flags)
   std::map<uintptr_t, bool> host_owned_;

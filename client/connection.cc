@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/spin.h"
 #include "common/net.h"
 #include "proto/frame.h"
 #include "proto/frame_reader.h"
@@ -11,6 +12,9 @@
 #include "proto/version.h"
 
 namespace rgpu::client {
+
+// CUDA_ERROR_DEVICE_UNAVAILABLE (common/ and this file avoid cuda.h).
+constexpr int CUDA_ERROR_DEVICE_UNAVAILABLE_VALUE = 46;
 
 Result<std::unique_ptr<Connection>> Connection::Open(const ConnectOptions& options,
                                                      AsyncErrorSink on_async_error) {
@@ -115,11 +119,19 @@ Status Connection::Flush(std::unique_lock<std::mutex>& lock) {
     if (!st.ok() && failed_.ok()) failed_ = std::move(st).With("send");
   }
   flushing_ = false;
+  idle_cv_.notify_all();
   return failed_;
 }
 
 Status Connection::CallRaw(proto::CallId id, std::span<const uint8_t> payload, Reply* reply) {
   auto waiter = std::make_shared<Waiter>();
+  RGPU_RETURN_IF_ERROR(CallWith(id, payload, waiter));
+  *reply = std::move(waiter->reply);
+  return {};
+}
+
+Status Connection::CallWith(proto::CallId id, std::span<const uint8_t> payload,
+                            std::shared_ptr<Waiter> waiter) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!failed_.ok()) return failed_;
   uint64_t rid = next_request_id_++;
@@ -130,10 +142,69 @@ Status Connection::CallRaw(proto::CallId id, std::span<const uint8_t> payload, R
     waiters_.erase(rid);
     return st;
   }
-  cv_.wait(lock, [&] { return waiter->done; });
-  if (!waiter->status.ok()) return waiter->status;
-  *reply = std::move(waiter->reply);
+  // A round trip on a fast link is a few tens of microseconds: spinning that
+  // long saves the wake-up of a sleeping thread on both ends of it.
+  lock.unlock();
+  SpinUntil([&] { return waiter->done.load(std::memory_order_acquire); });
+  lock.lock();
+  cv_.wait(lock, [&] { return waiter->done.load(std::memory_order_acquire); });
+  return waiter->status;
+}
+
+Status Connection::CallInto(proto::CallId id, std::span<const uint8_t> payload, void* dst, size_t len,
+                            int* cu) {
+  auto waiter = std::make_shared<Waiter>();
+  waiter->direct_dst = static_cast<uint8_t*>(dst);
+  waiter->direct_len = len;
+  RGPU_RETURN_IF_ERROR(CallWith(id, payload, waiter));
+  *cu = waiter->reply.cu;
   return {};
+}
+
+Status Connection::PostInto(proto::CallId id, std::span<const uint8_t> payload, void* dst, size_t len,
+                            std::function<void(int cu)> done) {
+  auto w = std::make_shared<Waiter>();
+  w->direct_dst = static_cast<uint8_t*>(dst);
+  w->direct_len = len;
+  w->direct_done = std::move(done);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!failed_.ok()) return failed_;
+  uint64_t rid = next_request_id_++;
+  RGPU_RETURN_IF_ERROR(Enqueue(id, 0, rid, payload));
+  waiters_[rid] = std::move(w);
+  if (!flushing_) send_cv_.notify_one();
+  return {};
+}
+
+Status Connection::PostBulk(proto::CallId id, std::span<const uint8_t> fields,
+                            std::span<const uint8_t> bulk) {
+  if (fields.size() + bulk.size() > proto::kMaxFramePayload)
+    return Status::Invalid("request over the frame limit");
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!failed_.ok()) return failed_;
+  // Become the only writer; frames queued before this one go out first.
+  idle_cv_.wait(lock, [&] { return !flushing_ || !failed_.ok(); });
+  if (!failed_.ok()) return failed_;
+  flushing_ = true;
+  uint64_t rid = next_request_id_++;
+  std::vector<uint8_t> head;
+  head.swap(out_);
+  size_t at = head.size();
+  head.resize(at + proto::kFrameHeaderSize);
+  proto::EncodeFrameHeader({static_cast<uint32_t>(fields.size() + bulk.size()), static_cast<uint16_t>(id),
+                            proto::kNoReply, rid},
+                           head.data() + at);
+  head.insert(head.end(), fields.begin(), fields.end());
+  lock.unlock();
+  Status st = net::WriteAll(fd_, head.data(), head.size());
+  if (st.ok()) st = net::WriteAll(fd_, bulk.data(), bulk.size());
+  lock.lock();
+  bytes_sent_ += head.size() + bulk.size();
+  if (!st.ok() && failed_.ok()) failed_ = std::move(st).With("send");
+  flushing_ = false;
+  idle_cv_.notify_all();
+  if (!out_.empty()) send_cv_.notify_one();
+  return failed_;
 }
 
 Status Connection::PostRaw(proto::CallId id, std::span<const uint8_t> payload, Completion done) {
@@ -160,27 +231,85 @@ void Connection::Fail(Status why) {
     RGPU_LOG_ERROR("lost the link to the GPU server: %s", failed_.message().c_str());
   }
   for (auto& [rid, w] : waiters_) {
-    w->done = true;
     w->status = failed_;
+    w->done.store(true, std::memory_order_release);
+    if (w->direct_done) w->direct_done(CUDA_ERROR_DEVICE_UNAVAILABLE_VALUE);
   }
   waiters_.clear();
   cv_.notify_all();
   send_cv_.notify_all();
 }
 
+Status Connection::ReceiveReply(proto::FrameReader& reader, const proto::FrameHeader& h,
+                                const std::shared_ptr<Waiter>& w) {
+  Reply reply;
+  uint8_t head[12];
+  bool direct = w->direct_dst != nullptr && h.length == 12 + w->direct_len;
+  if (direct) {
+    // i32 CUresult, u64 length, then the data straight into place.
+    RGPU_RETURN_IF_ERROR(reader.ReadPayload(head, 12));
+    proto::Reader r(head, 12);
+    int32_t cu = 0;
+    uint64_t n = 0;
+    (void)r.I32(&cu);
+    (void)r.U64(&n);
+    if (n != w->direct_len) return Status::Protocol("device-to-host reply of unexpected size");
+    RGPU_RETURN_IF_ERROR(reader.ReadPayload(w->direct_dst, n));
+    reply.cu = cu;
+  } else {
+    std::vector<uint8_t> body(h.length);
+    RGPU_RETURN_IF_ERROR(reader.ReadPayload(body.data(), body.size()));
+    proto::Reader r(body);
+    int32_t cu = 0;
+    if (!r.I32(&cu).ok()) return Status::Protocol("reply without a result code");
+    reply.cu = cu;
+    if (w->direct_dst != nullptr && cu == 0) return Status::Protocol("device-to-host reply without its data");
+    reply.payload.assign(r.rest().begin(), r.rest().end());
+  }
+  if (w->direct_done) {
+    w->direct_done(reply.cu);
+    return {};
+  }
+  if (w->completion) {
+    w->completion(reply);
+    return {};
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  w->reply = std::move(reply);
+  w->done.store(true, std::memory_order_release);
+  cv_.notify_all();
+  return {};
+}
+
 void Connection::ReceiveLoop() {
   proto::FrameReader reader(fd_, proto::kMaxFramePayload);
+  std::vector<uint8_t> body;
   for (;;) {
     proto::FrameHeader h;
-    std::span<const uint8_t> body;
-    Status st = reader.Next(&h, &body);
+    Status st = reader.NextHeader(&h);
+    if (!st.ok()) return Fail(std::move(st));
+    if (h.flags & proto::kReply) {
+      std::shared_ptr<Waiter> w;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = waiters_.find(h.request_id);
+        if (it != waiters_.end()) {
+          w = it->second;
+          waiters_.erase(it);
+        }
+      }
+      if (!w) return Fail(Status::Protocol("reply to unknown request " + std::to_string(h.request_id)));
+      st = ReceiveReply(reader, h, w);
+      if (!st.ok()) return Fail(std::move(st));
+      continue;
+    }
+    body.resize(h.length);
+    st = reader.ReadPayload(body.data(), body.size());
     if (!st.ok()) return Fail(std::move(st));
     proto::Reader r(body);
     int32_t cu = 0;
-    if (!r.I32(&cu).ok()) return Fail(Status::Protocol("reply without a result code"));
+    if (!r.I32(&cu).ok()) return Fail(Status::Protocol("frame without a result code"));
     if (h.flags & proto::kEvent) {
-      // Device output of this program (printf, assert messages), written
-      // where the program's own output goes, before the reply that follows.
       if (h.call == 4) {  // a host function is due
         uint64_t id = 0;
         if (!r.U64(&id).ok()) return Fail(Status::Protocol("bad host-function event"));
@@ -192,6 +321,8 @@ void Connection::ReceiveLoop() {
         if (sink) sink(id);
         continue;
       }
+      // Device output of this program (printf, assert messages), written
+      // where the program's own output goes, before the reply that follows.
       std::span<const uint8_t> text;
       if (!r.Bytes(proto::kMaxChunk, &text).ok()) return Fail(Status::Protocol("bad event frame"));
       int fd = h.call == 1 ? 1 : h.call == 2 ? 2 : -1;
@@ -201,31 +332,21 @@ void Connection::ReceiveLoop() {
     if (h.flags & proto::kAsyncError) {
       std::string msg;
       (void)r.Str(4096, &msg);
+      // A failed request that had a reply waiter (PostInto, Post with done)
+      // still releases it.
+      std::shared_ptr<Waiter> w;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = waiters_.find(h.request_id);
+        if (it != waiters_.end()) {
+          w = it->second;
+          waiters_.erase(it);
+        }
+      }
       if (on_async_error_) on_async_error_(cu, msg);
       continue;
     }
-    if (!(h.flags & proto::kReply)) return Fail(Status::Protocol("unexpected frame from server"));
-    std::shared_ptr<Waiter> w;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = waiters_.find(h.request_id);
-      if (it != waiters_.end()) {
-        w = it->second;
-        waiters_.erase(it);
-      }
-    }
-    if (!w) return Fail(Status::Protocol("reply to unknown request " + std::to_string(h.request_id)));
-    Reply reply;
-    reply.cu = cu;
-    reply.payload.assign(r.rest().begin(), r.rest().end());
-    if (w->completion) {
-      w->completion(reply);
-      continue;
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    w->reply = std::move(reply);
-    w->done = true;
-    cv_.notify_all();
+    return Fail(Status::Protocol("unexpected frame from server"));
   }
 }
 

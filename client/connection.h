@@ -15,6 +15,7 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -28,6 +29,7 @@
 
 #include "common/status.h"
 #include "proto/calls.gen.h"
+#include "proto/frame_reader.h"
 
 namespace rgpu::client {
 
@@ -81,6 +83,21 @@ class Connection {
   Status CallRaw(proto::CallId id, std::span<const uint8_t> payload, Reply* reply);
   Status PostRaw(proto::CallId id, std::span<const uint8_t> payload, Completion done);
 
+  // Bulk host->device data without copies (DESIGN.md rule 5): `fields` is
+  // the encoded request up to its last field, a length-prefixed bytes field
+  // whose content is `bulk`. The frame is written from the caller's memory
+  // before this returns (what CUDA promises for pageable memory), after every
+  // request queued before it. No reply unless the worker fails it.
+  Status PostBulk(proto::CallId id, std::span<const uint8_t> fields, std::span<const uint8_t> bulk);
+
+  // Device->host data without copies: the reply's last field (a
+  // length-prefixed bytes field of exactly `len` bytes) is received straight
+  // into `dst`. CallInto waits; PostInto returns at once and runs `done`
+  // with the CUresult when the data has landed (on the receiver thread).
+  Status CallInto(proto::CallId id, std::span<const uint8_t> payload, void* dst, size_t len, int* cu);
+  Status PostInto(proto::CallId id, std::span<const uint8_t> payload, void* dst, size_t len,
+                  std::function<void(int cu)> done);
+
   // Non-OK once the link has failed.
   Status health() const;
   uint64_t session_id() const { return session_id_; }
@@ -96,14 +113,23 @@ class Connection {
 
  private:
   struct Waiter {
-    bool done = false;
+    std::atomic<bool> done{false};
     Status status;
     Reply reply;
     Completion completion;  // async replies
+    // Direct receive of the reply's trailing bytes field.
+    uint8_t* direct_dst = nullptr;
+    size_t direct_len = 0;
+    std::function<void(int cu)> direct_done;
   };
   explicit Connection(int fd) : fd_(fd) {}
   Status Enqueue(proto::CallId id, uint16_t flags, uint64_t request_id,
                  std::span<const uint8_t> payload);
+  // Sends and waits for `waiter` (registered under a new request id).
+  Status CallWith(proto::CallId id, std::span<const uint8_t> payload, std::shared_ptr<Waiter> waiter);
+  // Reads the rest of a reply frame for `w` (direct or buffered).
+  Status ReceiveReply(proto::FrameReader& reader, const proto::FrameHeader& h,
+                      const std::shared_ptr<Waiter>& w);
   Status Flush(std::unique_lock<std::mutex>& lock);
   void ReceiveLoop();
   void SendLoop();
@@ -122,6 +148,7 @@ class Connection {
   bool flushing_ = false;               // GUARDED_BY(mu_)
   bool stopping_ = false;               // GUARDED_BY(mu_)
   std::condition_variable send_cv_;     // wakes the sender when out_ fills
+  std::condition_variable idle_cv_;     // a writer finished (flushing_ went false)
   std::unordered_map<uint64_t, std::shared_ptr<Waiter>> waiters_;  // GUARDED_BY(mu_)
   uint64_t bytes_sent_ = 0;
   std::thread receiver_;

@@ -20,7 +20,7 @@ for f in "$work"/crash-* "$work"/leak-* "$work"/oom-* "$work"/timeout-*; do
   # The first three rgpu frames, innermost first: function (file:line).
   frame=$(grep -E '^ +#[0-9]+ .* /' <<<"$out" | grep -vE '/fuzz/|libFuzzer|compiler-rt|/usr/(lib|include)' |
           head -3 | sed -E 's/^ *#[0-9]+ 0x[0-9a-f]+ in //; s/\(.*\)//; s/ const / /' |
-          sed -E "s|$root/||; s|^(.*) ([^ ]+)$|\\1 (\\2)|" | paste -sd '<' | sed 's/</ <- /g')
+          sed -E "s|$root/||; s|^(.*) ([^ ]+)$|\\1 (\\2)|" | paste -sd '|' | sed 's/|/ <- /g')
   key="${kind:-no failure now} @ ${frame:-?}"
   count[$key]=$(( ${count[$key]:-0} + 1 ))
   example[$key]=$f

@@ -27,7 +27,7 @@ std::set<std::string> ReadExports() {
   return names;
 }
 
-std::string Run(const std::string& command) {
+std::string RunCommand(const std::string& command) {
   FILE* p = popen(command.c_str(), "r");
   if (p == nullptr) return "";
   std::string out;
@@ -40,7 +40,7 @@ std::string Run(const std::string& command) {
 TEST(NvmlExportsTest, DynamicSymbolsAreExactlyNvmlsNames) {
   const std::set<std::string> expected = ReadExports();
   ASSERT_EQ(expected.size(), 404u);
-  std::istringstream lines(Run(std::string("nm -D --defined-only ") + RGPU_LIBNVML));
+  std::istringstream lines(RunCommand(std::string("nm -D --defined-only ") + RGPU_LIBNVML));
   std::set<std::string> exported;
   std::string line;
   while (std::getline(lines, line)) {
@@ -55,7 +55,7 @@ TEST(NvmlExportsTest, DynamicSymbolsAreExactlyNvmlsNames) {
 }
 
 TEST(NvmlExportsTest, NeedsNoCxxRuntime) {
-  const std::string dynamic = Run(std::string("readelf -d ") + RGPU_LIBNVML);
+  const std::string dynamic = RunCommand(std::string("readelf -d ") + RGPU_LIBNVML);
   EXPECT_NE(dynamic.find("(SONAME)"), std::string::npos) << dynamic;
   EXPECT_NE(dynamic.find("[libnvidia-ml.so.1]"), std::string::npos) << dynamic;
   EXPECT_EQ(dynamic.find("libstdc++"), std::string::npos) << dynamic;

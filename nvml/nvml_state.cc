@@ -20,12 +20,12 @@ __attribute__((section(".rgpu_client"), used)) static const char kRgpuNvmlMarker
 namespace rgpu::nvml {
 namespace {
 
-static_assert(RGPU_NVML_BRIDGE_SUCCESS == NVML_SUCCESS);
-static_assert(RGPU_NVML_BRIDGE_UNINITIALIZED == NVML_ERROR_UNINITIALIZED);
-static_assert(RGPU_NVML_BRIDGE_INVALID_ARGUMENT == NVML_ERROR_INVALID_ARGUMENT);
-static_assert(RGPU_NVML_BRIDGE_NOT_SUPPORTED == NVML_ERROR_NOT_SUPPORTED);
-static_assert(RGPU_NVML_BRIDGE_GPU_IS_LOST == NVML_ERROR_GPU_IS_LOST);
-static_assert(RGPU_NVML_BRIDGE_UNKNOWN == NVML_ERROR_UNKNOWN);
+static_assert(int{RGPU_NVML_BRIDGE_SUCCESS} == int{NVML_SUCCESS});
+static_assert(int{RGPU_NVML_BRIDGE_UNINITIALIZED} == int{NVML_ERROR_UNINITIALIZED});
+static_assert(int{RGPU_NVML_BRIDGE_INVALID_ARGUMENT} == int{NVML_ERROR_INVALID_ARGUMENT});
+static_assert(int{RGPU_NVML_BRIDGE_NOT_SUPPORTED} == int{NVML_ERROR_NOT_SUPPORTED});
+static_assert(int{RGPU_NVML_BRIDGE_GPU_IS_LOST} == int{NVML_ERROR_GPU_IS_LOST});
+static_assert(int{RGPU_NVML_BRIDGE_UNKNOWN} == int{NVML_ERROR_UNKNOWN});
 
 // The driver functions we need from libcuda.so.1 (cuda.h is not included:
 // this library shares no header with the driver beyond the bridge's).

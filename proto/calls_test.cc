@@ -74,3 +74,18 @@ TEST(Calls, NameOverLimitRefused) {
 
 }  // namespace
 }  // namespace rgpu::proto
+
+namespace rgpu::proto {
+namespace {
+TEST(Calls, EncodeHeadPlusBulkEqualsEncode) {
+  std::vector<uint8_t> data = {9, 8, 7, 6, 5};
+  MemcpyHtoDReq req{1, 2, 1, 0x7000, data};
+  std::vector<uint8_t> whole, head;
+  Writer w1(&whole), w2(&head);
+  Encode(w1, req);
+  EncodeHead(w2, req);
+  head.insert(head.end(), data.begin(), data.end());
+  EXPECT_EQ(whole, head);
+}
+}  // namespace
+}  // namespace rgpu::proto

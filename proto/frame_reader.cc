@@ -29,49 +29,30 @@ Status FrameReader::Fill(size_t n) {
   return {};
 }
 
-bool FrameReader::HasBufferedFrame() const {
-  if (end_ - start_ < kFrameHeaderSize) return false;
-  FrameHeader h;
-  if (!DecodeFrameHeader(buf_.data() + start_, max_payload_, &h).ok()) return true;  // Next reports it
-  return end_ - start_ >= kFrameHeaderSize + h.length;
-}
-
-Status FrameReader::NextOwned(FrameHeader* h, std::vector<uint8_t>* payload) {
+Status FrameReader::NextHeader(FrameHeader* h) {
   RGPU_RETURN_IF_ERROR(Fill(kFrameHeaderSize));
   RGPU_RETURN_IF_ERROR(DecodeFrameHeader(buf_.data() + start_, max_payload_, h));
-  size_t total = kFrameHeaderSize + h->length;
-  if (total <= buf_.size()) {
-    RGPU_RETURN_IF_ERROR(Fill(total));
-    const uint8_t* p = buf_.data() + start_ + kFrameHeaderSize;
-    payload->assign(p, p + h->length);
-    start_ += total;
-    return {};
-  }
-  big_.swap(*payload);
-  std::span<const uint8_t> ignored;
-  Status st = Next(h, &ignored);  // reads into big_ (re-decodes the header)
-  big_.swap(*payload);
-  return st;
+  start_ += kFrameHeaderSize;
+  return {};
 }
 
-Status FrameReader::Next(FrameHeader* h, std::span<const uint8_t>* payload) {
-  RGPU_RETURN_IF_ERROR(Fill(kFrameHeaderSize));
-  RGPU_RETURN_IF_ERROR(DecodeFrameHeader(buf_.data() + start_, max_payload_, h));
-  size_t total = kFrameHeaderSize + h->length;
-  if (total <= buf_.size()) {
-    RGPU_RETURN_IF_ERROR(Fill(total));
-    *payload = std::span<const uint8_t>(buf_.data() + start_ + kFrameHeaderSize, h->length);
-    start_ += total;
-    return {};
-  }
-  // Large payload: take what is buffered, read the rest directly.
-  big_.resize(h->length);
-  size_t have = end_ - start_ - kFrameHeaderSize;
-  memcpy(big_.data(), buf_.data() + start_ + kFrameHeaderSize, have);
-  start_ = end_ = 0;
+Status FrameReader::ReadPayload(void* dst, size_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  size_t have = std::min(n, end_ - start_);
+  memcpy(out, buf_.data() + start_, have);
+  start_ += have;
+  if (start_ == end_) start_ = end_ = 0;
   size_t got = have;
-  while (got < h->length) {
-    ssize_t r = recv(fd_, big_.data() + got, h->length - got, 0);
+  // Small remainders go through the buffer (fewer recv calls for the next
+  // frames); large ones straight into dst.
+  if (n - got < buf_.size() / 4) {
+    RGPU_RETURN_IF_ERROR(Fill(n - got));
+    memcpy(out + got, buf_.data() + start_, n - got);
+    start_ += n - got;
+    return {};
+  }
+  while (got < n) {
+    ssize_t r = recv(fd_, out + got, n - got, 0);
     if (r < 0) {
       if (errno == EINTR) continue;
       return Status::Errno(Code::kTransport, "read", errno);
@@ -79,8 +60,28 @@ Status FrameReader::Next(FrameHeader* h, std::span<const uint8_t>* payload) {
     if (r == 0) return Status::Transport("connection closed by peer");
     got += static_cast<size_t>(r);
   }
-  *payload = big_;
   return {};
+}
+
+Status FrameReader::Next(FrameHeader* h, std::span<const uint8_t>* payload) {
+  RGPU_RETURN_IF_ERROR(NextHeader(h));
+  if (h->length <= buf_.size()) {
+    RGPU_RETURN_IF_ERROR(Fill(h->length));
+    *payload = std::span<const uint8_t>(buf_.data() + start_, h->length);
+    start_ += h->length;
+    return {};
+  }
+  static thread_local std::vector<uint8_t> big;
+  big.resize(h->length);
+  RGPU_RETURN_IF_ERROR(ReadPayload(big.data(), h->length));
+  *payload = big;
+  return {};
+}
+
+Status FrameReader::NextOwned(FrameHeader* h, std::vector<uint8_t>* payload) {
+  RGPU_RETURN_IF_ERROR(NextHeader(h));
+  payload->resize(h->length);
+  return ReadPayload(payload->data(), h->length);
 }
 
 }  // namespace rgpu::proto

@@ -1,10 +1,14 @@
 // FrameReader: reads whole frames from a blocking socket with few system
 // calls. Small frames are parsed out of one large receive buffer (a batch of
 // launches arrives in one recv); a payload larger than the buffer is read
-// straight into its own storage.
+// straight into its destination.
 //
-// Not thread-safe: one reader per socket, used by one thread. A returned
-// payload span is valid until the next call to Next().
+// Two ways to read: Next/NextOwned return a whole frame; NextHeader followed
+// by ReadPayload calls lets the caller put parts of a payload where they
+// belong (a device-to-host copy straight into the application's buffer).
+//
+// Not thread-safe: one reader per socket, used by one thread. A span returned
+// by Next is valid until the next call.
 #pragma once
 
 #include <cstdint>
@@ -24,16 +28,19 @@ class FrameReader {
   // the read failed, kProtocol when the header is invalid (the caller must
   // then drop the connection: the stream position is lost).
   Status Next(FrameHeader* h, std::span<const uint8_t>* payload);
-
   // Like Next, but the payload is moved into `payload` (large payloads are
   // received straight into it: no extra copy).
   Status NextOwned(FrameHeader* h, std::vector<uint8_t>* payload);
 
-  // True when a whole frame is already buffered (Next will not block).
-  bool HasBufferedFrame() const;
+  // Reads the next header only; its payload must then be consumed with
+  // ReadPayload (exactly h->length bytes in total) before the next frame.
+  Status NextHeader(FrameHeader* h);
+  // Copies the next n payload bytes into dst (buffered bytes first, then
+  // straight from the socket).
+  Status ReadPayload(void* dst, size_t n);
 
  private:
-  // Reads until at least `n` bytes are buffered past start_.
+  // Reads until at least `n` bytes are buffered past start_ (n <= size).
   Status Fill(size_t n);
 
   int fd_;
@@ -41,7 +48,6 @@ class FrameReader {
   std::vector<uint8_t> buf_;
   size_t start_ = 0;  // first unconsumed byte
   size_t end_ = 0;    // one past the last received byte
-  std::vector<uint8_t> big_;
 };
 
 }  // namespace rgpu::proto

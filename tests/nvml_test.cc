@@ -85,65 +85,82 @@ std::string LoadedPath(void* lib) {
   return map->l_name;
 }
 
+// Every line is printed after its call has returned: printf's arguments are
+// evaluated in no particular order, so a call and the output it writes never
+// share one printf.
 void PrintDevice(void* nvml, unsigned i) {
+  int rc = 0;
   nvmlDevice_t d = nullptr;
-  printf("handle%u %d\n", i, NVML(nvmlDeviceGetHandleByIndex_v2)(i, &d));
-  char name[96] = {}, uuid[96] = {};
-  printf("name%u %d %s\n", i, NVML(nvmlDeviceGetName)(d, name, sizeof name), name);
-  printf("uuid%u %d %s\n", i, NVML(nvmlDeviceGetUUID)(d, uuid, sizeof uuid), uuid);
-  char tiny[8];
-  printf("name_tiny%u %d\n", i, NVML(nvmlDeviceGetName)(d, tiny, sizeof tiny));
+  rc = NVML(nvmlDeviceGetHandleByIndex_v2)(i, &d);
+  printf("handle%u %d\n", i, rc);
+  char name[96] = {}, uuid[96] = {}, tiny[8] = {};
+  rc = NVML(nvmlDeviceGetName)(d, name, sizeof name);
+  printf("name%u %d %s\n", i, rc, name);
+  rc = NVML(nvmlDeviceGetUUID)(d, uuid, sizeof uuid);
+  printf("uuid%u %d %s\n", i, rc, uuid);
+  rc = NVML(nvmlDeviceGetName)(d, tiny, sizeof tiny);
+  printf("name_tiny%u %d\n", i, rc);
   unsigned index = 99;
-  printf("index%u %d %u\n", i, NVML(nvmlDeviceGetIndex)(d, &index), index);
+  rc = NVML(nvmlDeviceGetIndex)(d, &index);
+  printf("index%u %d %u\n", i, rc, index);
   nvmlDevice_t by_uuid = nullptr, by_pci = nullptr, by_legacy = nullptr;
-  printf("by_uuid%u %d %d\n", i, NVML(nvmlDeviceGetHandleByUUID)(uuid, &by_uuid), by_uuid == d);
+  rc = NVML(nvmlDeviceGetHandleByUUID)(uuid, &by_uuid);
+  printf("by_uuid%u %d %d\n", i, rc, by_uuid == d);
   nvmlPciInfo_t pci{};
-  printf("pci%u %d %s %s %u %u %u 0x%08x\n", i, NVML(nvmlDeviceGetPciInfo_v3)(d, &pci), pci.busId,
-         pci.busIdLegacy, pci.domain, pci.bus, pci.device, pci.pciDeviceId);
-  printf("by_pci%u %d %d\n", i, NVML(nvmlDeviceGetHandleByPciBusId_v2)(pci.busId, &by_pci),
-         by_pci == d);
-  printf("by_pci_legacy%u %d %d\n", i,
-         NVML(nvmlDeviceGetHandleByPciBusId_v2)(pci.busIdLegacy, &by_legacy), by_legacy == d);
+  rc = NVML(nvmlDeviceGetPciInfo_v3)(d, &pci);
+  printf("pci%u %d %s %s %u %u %u 0x%08x\n", i, rc, pci.busId, pci.busIdLegacy, pci.domain,
+         pci.bus, pci.device, pci.pciDeviceId);
+  rc = NVML(nvmlDeviceGetHandleByPciBusId_v2)(pci.busId, &by_pci);
+  printf("by_pci%u %d %d\n", i, rc, by_pci == d);
+  rc = NVML(nvmlDeviceGetHandleByPciBusId_v2)(pci.busIdLegacy, &by_legacy);
+  printf("by_pci_legacy%u %d %d\n", i, rc, by_legacy == d);
   int major = 0, minor = 0;
-  printf("cc%u %d %d.%d\n", i, NVML(nvmlDeviceGetCudaComputeCapability)(d, &major, &minor), major,
-         minor);
+  rc = NVML(nvmlDeviceGetCudaComputeCapability)(d, &major, &minor);
+  printf("cc%u %d %d.%d\n", i, rc, major, minor);
   nvmlMemory_t mem{};
-  printf("mem%u %d %llu %llu %llu\n", i, NVML(nvmlDeviceGetMemoryInfo)(d, &mem), mem.total,
-         mem.free, mem.used);
+  rc = NVML(nvmlDeviceGetMemoryInfo)(d, &mem);
+  printf("mem%u %d %llu %llu %llu\n", i, rc, mem.total, mem.free, mem.used);
   nvmlMemory_v2_t mem2{};
-  printf("mem2_noversion%u %d\n", i, NVML(nvmlDeviceGetMemoryInfo_v2)(d, &mem2));
+  rc = NVML(nvmlDeviceGetMemoryInfo_v2)(d, &mem2);
+  printf("mem2_noversion%u %d\n", i, rc);
   mem2.version = nvmlMemory_v2;
-  printf("mem2%u %d %llu %llu %llu %llu\n", i, NVML(nvmlDeviceGetMemoryInfo_v2)(d, &mem2),
-         mem2.total, mem2.reserved, mem2.free, mem2.used);
+  rc = NVML(nvmlDeviceGetMemoryInfo_v2)(d, &mem2);
+  printf("mem2%u %d %llu %llu %llu %llu\n", i, rc, mem2.total, mem2.reserved, mem2.free, mem2.used);
   nvmlUtilization_t util{99, 99};
-  printf("util%u %d %u %u\n", i, NVML(nvmlDeviceGetUtilizationRates)(d, &util), util.gpu,
-         util.memory);
-  unsigned temp = 0, power = 0, sm = 0, sm_max = 0, mem_max = 0;
-  printf("temp%u %d %u\n", i, NVML(nvmlDeviceGetTemperature)(d, NVML_TEMPERATURE_GPU, &temp), temp);
-  printf("power%u %d %u\n", i, NVML(nvmlDeviceGetPowerUsage)(d, &power), power);
-  printf("clock_sm%u %d %u\n", i, NVML(nvmlDeviceGetClockInfo)(d, NVML_CLOCK_SM, &sm), sm);
-  printf("max_clock_sm%u %d %u\n", i, NVML(nvmlDeviceGetMaxClockInfo)(d, NVML_CLOCK_SM, &sm_max),
-         sm_max);
-  printf("max_clock_mem%u %d %u\n", i,
-         NVML(nvmlDeviceGetMaxClockInfo)(d, NVML_CLOCK_MEM, &mem_max), mem_max);
+  rc = NVML(nvmlDeviceGetUtilizationRates)(d, &util);
+  printf("util%u %d %u %u\n", i, rc, util.gpu, util.memory);
+  unsigned value = 0;
+  rc = NVML(nvmlDeviceGetTemperature)(d, NVML_TEMPERATURE_GPU, &value);
+  printf("temp%u %d %u\n", i, rc, value);
+  rc = NVML(nvmlDeviceGetPowerUsage)(d, &value);
+  printf("power%u %d %u\n", i, rc, value);
+  rc = NVML(nvmlDeviceGetClockInfo)(d, NVML_CLOCK_SM, &value);
+  printf("clock_sm%u %d %u\n", i, rc, value);
+  rc = NVML(nvmlDeviceGetMaxClockInfo)(d, NVML_CLOCK_SM, &value);
+  printf("max_clock_sm%u %d %u\n", i, rc, value);
+  rc = NVML(nvmlDeviceGetMaxClockInfo)(d, NVML_CLOCK_MEM, &value);
+  printf("max_clock_mem%u %d %u\n", i, rc, value);
   nvmlIntNvLinkDeviceType_t type{};
-  printf("nvlink_type%u %d\n", i, NVML(nvmlDeviceGetNvLinkRemoteDeviceType)(d, 0, &type));
-  printf("nvlink_pci%u %d\n", i, NVML(nvmlDeviceGetNvLinkRemotePciInfo_v2)(d, 0, &pci));
+  rc = NVML(nvmlDeviceGetNvLinkRemoteDeviceType)(d, 0, &type);
+  printf("nvlink_type%u %d\n", i, rc);
+  rc = NVML(nvmlDeviceGetNvLinkRemotePciInfo_v2)(d, 0, &pci);
+  printf("nvlink_pci%u %d\n", i, rc);
   char serial[64];
-  printf("serial%u %d\n", i, NVML(nvmlDeviceGetSerial)(d, serial, sizeof serial));
+  rc = NVML(nvmlDeviceGetSerial)(d, serial, sizeof serial);
+  printf("serial%u %d\n", i, rc);
 }
 
-// Processes on device 0: "procs RET COUNT [PID USED]...".
+// Processes on device 0: "KEY RET COUNT [PID USED GPU_INSTANCE]...".
 void PrintProcesses(void* nvml, const char* key) {
   nvmlDevice_t d = nullptr;
   NVML(nvmlDeviceGetHandleByIndex_v2)(0, &d);
   unsigned count = 0;
-  const nvmlReturn_t sizing = NVML(nvmlDeviceGetComputeRunningProcesses_v3)(d, &count, nullptr);
+  const int sizing = NVML(nvmlDeviceGetComputeRunningProcesses_v3)(d, &count, nullptr);
+  printf("%s_sizing %d %u\n", key, sizing, count);
   nvmlProcessInfo_t infos[8] = {};
   unsigned n = 8;
-  const nvmlReturn_t r = NVML(nvmlDeviceGetComputeRunningProcesses_v3)(d, &n, infos);
-  printf("%s_sizing %d %u\n", key, sizing, count);
-  printf("%s %d %u", key, r, n);
+  const int rc = NVML(nvmlDeviceGetComputeRunningProcesses_v3)(d, &n, infos);
+  printf("%s %d %u", key, rc, n);
   for (unsigned i = 0; i < n && i < 8; ++i)
     printf(" %u %llu %u", infos[i].pid, infos[i].usedGpuMemory, infos[i].gpuInstanceId);
   printf("\n");
@@ -159,29 +176,38 @@ int Probe() {
   printf("nvml_path %s\n", LoadedPath(nvml).c_str());
   printf("error_string_3 %s\n", NVML(nvmlErrorString)(NVML_ERROR_NOT_SUPPORTED));
   printf("error_string_9 %s\n", NVML(nvmlErrorString)(NVML_ERROR_DRIVER_NOT_LOADED));
+  int rc = 0;
   unsigned count = 0;
-  printf("count_before_init %d\n", NVML(nvmlDeviceGetCount_v2)(&count));
+  rc = NVML(nvmlDeviceGetCount_v2)(&count);
+  printf("count_before_init %d\n", rc);
   const double t0 = NowMs();
-  const nvmlReturn_t init = NVML(nvmlInit_v2)();
-  printf("init %d %.0f\n", init, NowMs() - t0);
-  if (init != NVML_SUCCESS) {
-    printf("init_again %d\n", NVML(nvmlInit_v2)());
+  rc = NVML(nvmlInit_v2)();
+  printf("init %d %.0f\n", rc, NowMs() - t0);
+  if (rc != NVML_SUCCESS) {
+    rc = NVML(nvmlInit_v2)();
+    printf("init_again %d\n", rc);
     return 0;
   }
-  printf("count %d %u\n", NVML(nvmlDeviceGetCount_v2)(&count), count);
+  rc = NVML(nvmlDeviceGetCount_v2)(&count);
+  printf("count %d %u\n", rc, count);
   nvmlDevice_t bogus = reinterpret_cast<nvmlDevice_t>(&count);
   char buf[96];
-  printf("bogus_handle %d\n", NVML(nvmlDeviceGetName)(bogus, buf, sizeof buf));
+  rc = NVML(nvmlDeviceGetName)(bogus, buf, sizeof buf);
+  printf("bogus_handle %d\n", rc);
   nvmlDevice_t none = nullptr;
-  printf("handle_out_of_range %d\n", NVML(nvmlDeviceGetHandleByIndex_v2)(count, &none));
-  printf("by_uuid_unknown %d\n",
-         NVML(nvmlDeviceGetHandleByUUID)("GPU-00000000-0000-0000-0000-000000000000", &none));
+  rc = NVML(nvmlDeviceGetHandleByIndex_v2)(count, &none);
+  printf("handle_out_of_range %d\n", rc);
+  rc = NVML(nvmlDeviceGetHandleByUUID)("GPU-00000000-0000-0000-0000-000000000000", &none);
+  printf("by_uuid_unknown %d\n", rc);
   for (unsigned i = 0; i < count; ++i) PrintDevice(nvml, i);
   char version[96] = {};
-  printf("driver_version %d %s\n", NVML(nvmlSystemGetDriverVersion)(version, sizeof version), version);
-  printf("nvml_version %d %s\n", NVML(nvmlSystemGetNVMLVersion)(version, sizeof version), version);
+  rc = NVML(nvmlSystemGetDriverVersion)(version, sizeof version);
+  printf("driver_version %d %s\n", rc, version);
+  rc = NVML(nvmlSystemGetNVMLVersion)(version, sizeof version);
+  printf("nvml_version %d %s\n", rc, version);
   int cuda_version = 0;
-  printf("cuda_version %d %d\n", NVML(nvmlSystemGetCudaDriverVersion_v2)(&cuda_version), cuda_version);
+  rc = NVML(nvmlSystemGetCudaDriverVersion_v2)(&cuda_version);
+  printf("cuda_version %d %d\n", rc, cuda_version);
   PrintProcesses(nvml, "procs_before");
 
   // Allocate through the driver API in this process: NVML must see it.
@@ -194,7 +220,8 @@ int Probe() {
   auto cu_set_current = Sym<CUresult (*)(CUcontext)>(cuda, "cuCtxSetCurrent");
   auto cu_mem_alloc = Sym<CUresult (*)(CUdeviceptr*, size_t)>(cuda, "cuMemAlloc_v2");
   int cuda_count = 0;
-  printf("cuda_count %d %d\n", cu_device_get_count(&cuda_count), cuda_count);
+  rc = cu_device_get_count(&cuda_count);
+  printf("cuda_count %d %d\n", rc, cuda_count);
   CUdevice dev = 0;
   CUcontext ctx = nullptr;
   CUdeviceptr p = 0;
@@ -206,15 +233,20 @@ int Probe() {
   nvmlDevice_t d = nullptr;
   NVML(nvmlDeviceGetHandleByIndex_v2)(0, &d);
   nvmlMemory_t mem{};
-  printf("mem_after %d %llu %llu %llu\n", NVML(nvmlDeviceGetMemoryInfo)(d, &mem), mem.total,
-         mem.free, mem.used);
+  rc = NVML(nvmlDeviceGetMemoryInfo)(d, &mem);
+  printf("mem_after %d %llu %llu %llu\n", rc, mem.total, mem.free, mem.used);
   PrintProcesses(nvml, "procs_after");
 
-  printf("shutdown %d\n", NVML(nvmlShutdown)());
-  printf("count_after_shutdown %d\n", NVML(nvmlDeviceGetCount_v2)(&count));
-  printf("shutdown_again %d\n", NVML(nvmlShutdown)());
-  printf("reinit %d\n", NVML(nvmlInit_v2)());
-  printf("count_after_reinit %d\n", NVML(nvmlDeviceGetCount_v2)(&count));
+  rc = NVML(nvmlShutdown)();
+  printf("shutdown %d\n", rc);
+  rc = NVML(nvmlDeviceGetCount_v2)(&count);
+  printf("count_after_shutdown %d\n", rc);
+  rc = NVML(nvmlShutdown)();
+  printf("shutdown_again %d\n", rc);
+  rc = NVML(nvmlInit_v2)();
+  printf("reinit %d\n", rc);
+  rc = NVML(nvmlDeviceGetCount_v2)(&count);
+  printf("count_after_reinit %d\n", rc);
   printf("done\n");
   return 0;
 }

@@ -100,6 +100,15 @@ def encode_body(fields):
     return "\n".join(out) if out else "  (void)w;\n  (void)m;"
 
 
+def encode_head_body(fields):
+    """Encodes all fields but the content of the last (bytes) field: the
+    caller sends that content itself, straight from its memory."""
+    out = encode_body(fields[:-1]).splitlines() if len(fields) > 1 else []
+    out = [l for l in out if not l.strip().startswith("(void)")]
+    out.append(f"  w.U64(m.{fields[-1][1]}.size());")
+    return "\n".join(out)
+
+
 def decode_body(sname, fields):
     out = []
     for kind, fname, limit in fields:
@@ -136,6 +145,10 @@ def gen_proto(calls):
             sname = f"{c['name']}{suffix}"
             h.append(struct(sname, fields))
             h.append(f"void Encode(Writer& w, const {sname}& m);")
+            if fields and fields[-1][0] == "bytes":
+                h.append(f"// All of m but the bytes of `{fields[-1][1]}` (only its length): for\n"
+                         f"// senders that write those bytes from their own memory.")
+                h.append(f"void EncodeHead(Writer& w, const {sname}& m);")
             h.append(f"// Consumes the whole of `r`; fails on truncation, a length over its\n"
                      f"// limit, or trailing bytes. Spans and views point into r's frame.")
             h.append(f"Status Decode(Reader& r, {sname}* m);\n")
@@ -153,18 +166,24 @@ def gen_proto(calls):
         for suffix, fields in (("Req", c["req"]), ("Rep", c["rep"])):
             sname = f"{c['name']}{suffix}"
             cc.append(f"void Encode(Writer& w, const {sname}& m) {{\n{encode_body(fields)}\n}}\n")
+            if fields and fields[-1][0] == "bytes":
+                cc.append(f"void EncodeHead(Writer& w, const {sname}& m) {{\n{encode_head_body(fields)}\n}}\n")
             cc.append(f"Status Decode(Reader& r, {sname}* m) {{\n{decode_body(sname, fields)}\n}}\n")
     cc.append("}  // namespace rgpu::proto")
     return "\n".join(h) + "\n", "\n".join(cc) + "\n"
 
 
 def gen_handlers(calls):
-    h = [HEADER, "#pragma once\n", '#include "proto/calls.gen.h"\n', "namespace rgpu::worker {\n",
+    h = [HEADER, "#pragma once\n", "#include <span>\n", '#include "proto/calls.gen.h"\n', "namespace rgpu::worker {\n",
          "class Session;\n",
          "// Hand-written in server/worker/handlers_*.cc. A handler returns OK or a",
          "// kCuda Status (the CUresult goes back to the client); any other code",
          "// ends the session (the client broke the protocol).",
-         "using RawHandler = Status (*)(Session&, proto::Reader&, proto::Writer*);",
+         "// Reply fields are encoded into `out`; when the reply ends in a bytes field,",
+         "// only its length is encoded and *bulk points at its content (owned by the",
+         "// handler until the next request), so that large data is sent uncopied.",
+         "using RawHandler = Status (*)(Session&, proto::Reader&, proto::Writer*,",
+         "                             std::span<const uint8_t>* bulk);",
          "struct HandlerEntry {\n  proto::CallId id;\n  const char* name;\n  bool async;\n  RawHandler fn;\n};",
          "// Sorted by id; nullptr for an unknown id.",
          "const HandlerEntry* FindHandler(uint16_t id);\n"]
@@ -172,25 +191,39 @@ def gen_handlers(calls):
         h.append(f"Status Handle{c['name']}(Session& s, const proto::{c['name']}Req& req, "
                  f"proto::{c['name']}Rep* rep);")
     h.append("\n}  // namespace rgpu::worker")
+    bulk_types = []
     cc = [HEADER, '#include "server/worker/handlers.gen.h"\n', "#include <algorithm>\n",
-          "namespace rgpu::worker {", "namespace {\n",
+          "namespace rgpu::worker {", "namespace {\n", "@BULK_TYPES@",
           "// Decode, insist nothing is left, run the handler, encode the reply fields.",
           "template <class Req, class Rep, Status (*Fn)(Session&, const Req&, Rep*)>",
-          "Status Run(Session& s, proto::Reader& in, proto::Writer* out) {",
+          "Status Run(Session& s, proto::Reader& in, proto::Writer* out, std::span<const uint8_t>* bulk) {",
           "  Req req;", "  RGPU_RETURN_IF_ERROR(proto::Decode(in, &req));", "  Rep rep;",
           "  Status st = Fn(s, req, &rep);", "  if (out != nullptr) proto::Encode(*out, rep);",
-          "  return st;", "}\n", "const HandlerEntry kHandlers[] = {"]
+          "  *bulk = {};", "  return st;", "}\n",
+          "// For replies ending in a bytes field: that field's content is sent as bulk.",
+          "template <class Req, class Rep, Status (*Fn)(Session&, const Req&, Rep*), class Last>",
+          "Status RunBulk(Session& s, proto::Reader& in, proto::Writer* out, std::span<const uint8_t>* bulk) {",
+          "  Req req;", "  RGPU_RETURN_IF_ERROR(proto::Decode(in, &req));", "  Rep rep;",
+          "  Status st = Fn(s, req, &rep);", "  proto::EncodeHead(*out, rep);",
+          "  *bulk = Last::Get(rep);", "  return st;", "}\n",
+          "const HandlerEntry kHandlers[] = {"]
     for c in calls:
         n = c["name"]
-        cc.append(f"    {{proto::CallId::k{n}, \"{n}\", {'true' if c['mode'] == 'async' else 'false'}, "
-                  f"&Run<proto::{n}Req, proto::{n}Rep, &Handle{n}>}},")
+        if c["rep"] and c["rep"][-1][0] == "bytes":
+            last = c["rep"][-1][1]
+            bulk_types.append(f"struct Last{n} {{\n  static std::span<const uint8_t> Get(const proto::{n}Rep& r) {{ return r.{last}; }}\n}};")
+            fn = f"&RunBulk<proto::{n}Req, proto::{n}Rep, &Handle{n}, Last{n}>"
+        else:
+            fn = f"&Run<proto::{n}Req, proto::{n}Rep, &Handle{n}>"
+        cc.append(f"    {{proto::CallId::k{n}, \"{n}\", {'true' if c['mode'] == 'async' else 'false'}, {fn}}},")
     cc.append("};\n}  // namespace\n")
     cc.append("const HandlerEntry* FindHandler(uint16_t id) {\n"
               "  const HandlerEntry* it = std::lower_bound(std::begin(kHandlers), std::end(kHandlers), id,\n"
               "      [](const HandlerEntry& e, uint16_t v) { return static_cast<uint16_t>(e.id) < v; });\n"
               "  return it != std::end(kHandlers) && static_cast<uint16_t>(it->id) == id ? it : nullptr;\n}\n")
     cc.append("}  // namespace rgpu::worker")
-    return "\n".join(h) + "\n", "\n".join(cc) + "\n"
+    text = "\n".join(cc) + "\n"
+    return "\n".join(h) + "\n", text.replace("@BULK_TYPES@", "\n".join(bulk_types) + "\n")
 
 
 def check_cuda_h(path):

@@ -9,9 +9,11 @@
 // threads running host functions; Send serialises them.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <span>
@@ -23,9 +25,32 @@
 
 namespace rgpu::worker {
 
+// Payload storage that is not zero-filled on resize: a 64 MiB copy chunk is
+// overwritten by recv at once, and clearing it first would cost as much as
+// the copy itself.
+template <class T>
+struct UninitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  UninitAllocator() = default;
+  template <class U>
+  UninitAllocator(const UninitAllocator<U>&) {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using PayloadBuffer = std::vector<uint8_t, UninitAllocator<uint8_t>>;
+
 struct Request {
   proto::FrameHeader header;
-  std::vector<uint8_t> payload;
+  PayloadBuffer payload;
 };
 
 class Link {
@@ -41,11 +66,17 @@ class Link {
   bool NextRequest(Request* r, Status* why);
   // Writes one whole frame. Thread-safe.
   Status Send(std::span<const uint8_t> frame);
+  // Writes one frame given in two pieces (head, then bulk data sent from
+  // where it lies). Thread-safe.
+  Status Send(std::span<const uint8_t> head, std::span<const uint8_t> bulk);
   // Runs on a driver thread inside a host function: asks the client to run
   // callback `id` and waits until it says it has, or until the link closes.
   void RunHostFunc(uint64_t id);
   // Wakes waiting host functions (the session is ending).
   void Close();
+  // Gives a served request's storage back for reuse (large buffers only:
+  // reusing them avoids page faults on every bulk copy).
+  void Recycle(Request&& r);
 
  private:
   void ReadLoop();
@@ -57,9 +88,11 @@ class Link {
   std::condition_variable cv_;        // queue, space, host functions
   std::deque<Request> queue_;         // GUARDED_BY(mu_)
   size_t queued_bytes_ = 0;           // GUARDED_BY(mu_)
+  std::atomic<size_t> queued_count_{0};  // queue_.size(), readable without mu_
   bool ended_ = false;                // GUARDED_BY(mu_)
   Status end_reason_;                 // GUARDED_BY(mu_)
   std::set<uint64_t> host_funcs_done_;  // GUARDED_BY(mu_)
+  std::vector<PayloadBuffer> spare_;  // GUARDED_BY(mu_): recycled large buffers
   std::thread reader_;
 };
 

@@ -76,7 +76,8 @@ Status ServeOne(Session& session, Link& link, const Request& req, std::vector<ui
   reply->clear();
   proto::Writer w(reply);
   w.I32(0);  // patched below
-  Status st = handler->fn(session, in, &w);
+  std::span<const uint8_t> bulk;
+  Status st = handler->fn(session, in, &w, &bulk);
   if (!st.ok() && st.code() != Code::kCuda) {
     RGPU_LOG_ERROR("session %llu: %s: %s; closing", (unsigned long long)session.id(),
                    handler->name, st.ToString().c_str());
@@ -91,7 +92,14 @@ Status ServeOne(Session& session, Link& link, const Request& req, std::vector<ui
   }
   RGPU_RETURN_IF_ERROR(SendOutput(link, capture, out));
   for (int i = 0; i < 4; ++i) (*reply)[i] = static_cast<uint8_t>(static_cast<uint32_t>(cu) >> (8 * i));
-  return SendFrame(link, h, proto::kReply, h.call, *reply, out);
+  if (bulk.empty()) return SendFrame(link, h, proto::kReply, h.call, *reply, out);
+  // Large reply data (device-to-host copies) goes out from where it lies.
+  out->resize(proto::kFrameHeaderSize);
+  proto::EncodeFrameHeader({static_cast<uint32_t>(reply->size() + bulk.size()), h.call, proto::kReply,
+                            h.request_id},
+                           out->data());
+  out->insert(out->end(), reply->begin(), reply->end());
+  return link.Send(*out, bulk);
 }
 
 }  // namespace
@@ -142,6 +150,7 @@ int RunWorker(const WorkerOptions& options) {
         break;
       }
       Status st = ServeOne(session, link, req, &reply, &out, capture.get());
+      link.Recycle(std::move(req));
       if (!st.ok()) {
         rc = st.code() == Code::kTransport ? 0 : 2;
         break;
