@@ -75,6 +75,15 @@
   X(cuMemsetD2D8Async)                                \
   X(cuMemsetD2D16Async)                               \
   X(cuMemsetD2D32Async)                               \
+  /* virtual memory management */                     \
+  X(cuMemGetAllocationGranularity)                    \
+  X(cuMemAddressReserve)                              \
+  X(cuMemAddressFree)                                 \
+  X(cuMemCreate)                                      \
+  X(cuMemRelease)                                     \
+  X(cuMemMap)                                         \
+  X(cuMemUnmap)                                       \
+  X(cuMemSetAccess)                                   \
   /* streams */                                       \
   X(cuStreamCreate)                                   \
   X(cuStreamCreateWithPriority)                       \
@@ -132,6 +141,7 @@
   X(cuGraphUpload)                                    \
   X(cuGraphExecDestroy)                               \
   X(cuGraphDestroy)                                   \
+  X(cuGraphGetNodes)                                  \
   /* errors */                                        \
   X(cuGetErrorName)                                   \
   X(cuGetErrorString)

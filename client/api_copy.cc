@@ -29,11 +29,7 @@ CUresult Target(ClientState* s, CUstream h, bool per_thread, CtxObj** ctx, uint6
   return *ctx == nullptr ? CUDA_ERROR_INVALID_CONTEXT : CUDA_SUCCESS;
 }
 
-bool IsDevice(ClientState* s, CUdeviceptr p, uint64_t n) {
-  CUdeviceptr base = 0;
-  uint64_t size = 0;
-  return s->FindAllocation(p, &base, &size) && p - base <= size && n <= size - (p - base);
-}
+bool IsDevice(ClientState* s, CUdeviceptr p, uint64_t n) { return s->CoveredByAllocations(p, n); }
 
 CUresult DtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdeviceptr dst,
               CUdeviceptr src, uint64_t n);

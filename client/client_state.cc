@@ -307,6 +307,19 @@ bool ClientState::RemoveAllocation(CUdeviceptr p) {
   return allocations_.erase(p) != 0;
 }
 
+bool ClientState::CoveredByAllocations(CUdeviceptr p, uint64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = allocations_.upper_bound(p);
+  if (it == allocations_.begin()) return false;
+  --it;
+  if (p - it->first >= std::max<uint64_t>(it->second.size, 1)) return false;
+  uint64_t want = p + n < p ? UINT64_MAX : p + n;
+  uint64_t covered = it->first + it->second.size;
+  for (auto next = std::next(it); covered < want && next != allocations_.end() && next->first == covered; ++next)
+    covered = next->first + next->second.size;
+  return want <= covered;
+}
+
 bool ClientState::FindAllocation(CUdeviceptr p, CUdeviceptr* base, uint64_t* size, CtxObj** ctx) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = allocations_.upper_bound(p);

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -88,6 +89,21 @@ struct FuncObj {
   uint32_t params_bytes = 0;
 };
 
+// Virtual-memory objects this client made (cuMemCreate handles are named by
+// the client; the worker maps them to real handles).
+struct MemHandleObj {
+  uint64_t size = 0;
+  CUmemAllocationProp prop{};
+  int refs = 1;
+  CtxObj* ctx = nullptr;
+};
+struct VmmState {
+  std::mutex mu;
+  std::map<uint64_t, MemHandleObj> handles;                // id -> object
+  std::map<CUdeviceptr, std::pair<uint64_t, uint64_t>> mappings;  // base -> (size, handle id)
+  std::map<std::tuple<int, int, int>, size_t> granularity;  // (dev, type, option) -> bytes
+};
+
 struct Allocation {
   uint64_t size = 0;
   CtxObj* ctx = nullptr;
@@ -103,6 +119,7 @@ class ClientState {
 
   Connection& conn() { return *conn_; }
   HostFuncs& host_funcs();
+  VmmState& vmm() { return vmm_; }
   const proto::DeviceInfo& info() const { return info_; }
   int device_count() const { return static_cast<int>(visible_.size()); }
   // Maps a visible ordinal (after CUDA_VISIBLE_DEVICES) to the worker's.
@@ -149,6 +166,9 @@ class ClientState {
 
   void AddAllocation(CUdeviceptr p, uint64_t size, CtxObj* ctx);
   bool RemoveAllocation(CUdeviceptr p);
+  // True when [p, p+n) is device memory of this client: one allocation, or
+  // several placed end to end (virtual-memory mappings side by side).
+  bool CoveredByAllocations(CUdeviceptr p, uint64_t n);
   // The allocation containing p, if any: base and size.
   bool FindAllocation(CUdeviceptr p, CUdeviceptr* base, uint64_t* size, CtxObj** ctx = nullptr);
   // Host memory from cuMemAllocHost / cuMemHostAlloc / cuMemHostRegister.
@@ -170,6 +190,7 @@ class ClientState {
 
   std::unique_ptr<Connection> conn_;
   std::unique_ptr<HostFuncs> host_funcs_;
+  VmmState vmm_;
   std::once_flag host_funcs_once_;
   proto::DeviceInfo info_;
   std::vector<int> visible_;

@@ -115,12 +115,8 @@ void CopyAnswer(uint32_t what, const proto::NvmlAnswer& a, RgpuNvmlLive* out) {
       out->util_gpu = a.util_gpu;
       out->util_memory = a.util_memory;
       break;
-    case proto::NvmlWhat::kTemperature:
-      out->temperature_c = a.temperature_c;
-      break;
-    case proto::NvmlWhat::kPower:
-      out->power_mw = a.power_mw;
-      break;
+    case proto::NvmlWhat::kTemperature: out->temperature_c = a.temperature_c; break;
+    case proto::NvmlWhat::kPower: out->power_mw = a.power_mw; break;
     case proto::NvmlWhat::kClocks:
       for (int i = 0; i < proto::kNvmlClockTypes; ++i) {
         out->clock_ret[i] = a.clock_ret[i];
@@ -129,9 +125,7 @@ void CopyAnswer(uint32_t what, const proto::NvmlAnswer& a, RgpuNvmlLive* out) {
         out->max_clock_mhz[i] = a.max_clock_mhz[i];
       }
       break;
-    case proto::NvmlWhat::kProcesses:
-      CopyProcesses(a.processes, out);
-      break;
+    case proto::NvmlWhat::kProcesses: CopyProcesses(a.processes, out); break;
     case proto::NvmlWhat::kDriverVersion:
       CopyString(a.driver_version, out->driver_version, sizeof out->driver_version);
       break;

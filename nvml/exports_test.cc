@@ -66,7 +66,8 @@ TEST(NvmlExportsTest, NeedsNoCxxRuntime) {
 TEST(NvmlExportsTest, EveryNameResolvesAndStubsAnswerNotSupported) {
   void* lib = dlopen(RGPU_LIBNVML, RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(lib, nullptr) << dlerror();
-  for (const std::string& name : ReadExports()) EXPECT_NE(dlsym(lib, name.c_str()), nullptr) << name;
+  for (const std::string& name : ReadExports())
+    EXPECT_NE(dlsym(lib, name.c_str()), nullptr) << name;
   // An NVML function rgpu does not implement: a weak stub.
   using GetSerial = int (*)(void*, char*, unsigned);
   auto get_serial = reinterpret_cast<GetSerial>(dlsym(lib, "nvmlDeviceGetSerial"));

@@ -19,11 +19,11 @@ using rgpu::nvml::NvmlState;
 namespace {
 
 // Resolves (state, device) or returns the NVML error from the calling function.
-#define RGPU_NVML_DEVICE_OR_RETURN(state, device, index)          \
-  NvmlState* state = NvmlState::Get();                            \
-  if (state == nullptr) return NVML_ERROR_UNINITIALIZED;          \
-  uint32_t index = 0;                                             \
-  (void)index;                                                    \
+#define RGPU_NVML_DEVICE_OR_RETURN(state, device, index) \
+  NvmlState* state = NvmlState::Get();                   \
+  if (state == nullptr) return NVML_ERROR_UNINITIALIZED; \
+  uint32_t index = 0;                                    \
+  (void)index;                                           \
   if (!state->IndexOf(device, &index)) return NVML_ERROR_INVALID_ARGUMENT
 
 nvmlReturn_t Live(NvmlState* s, uint32_t index, uint32_t what, RgpuNvmlLive* live) {
@@ -63,7 +63,8 @@ nvmlReturn_t Processes(nvmlDevice_t device, unsigned int* count, bool infos_null
   RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
   if (count == nullptr || (infos_null && *count != 0)) return NVML_ERROR_INVALID_ARGUMENT;
   RgpuNvmlLive live;
-  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_PROCESSES, &live); r != NVML_SUCCESS) return r;
+  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_PROCESSES, &live); r != NVML_SUCCESS)
+    return r;
   const unsigned n = live.process_count;
   if (*count < n) {
     *count = n;
@@ -75,9 +76,10 @@ nvmlReturn_t Processes(nvmlDevice_t device, unsigned int* count, bool infos_null
 }
 
 nvmlReturn_t ProcessesV2(nvmlDevice_t device, unsigned int* count, nvmlProcessInfo_t* infos) {
-  return Processes(device, count, infos == nullptr, [infos](unsigned i, uint32_t pid, uint64_t used) {
-    infos[i] = nvmlProcessInfo_t{pid, used, 0xFFFFFFFFu, 0xFFFFFFFFu};
-  });
+  return Processes(device, count, infos == nullptr,
+                   [infos](unsigned i, uint32_t pid, uint64_t used) {
+                     infos[i] = nvmlProcessInfo_t{pid, used, 0xFFFFFFFFu, 0xFFFFFFFFu};
+                   });
 }
 
 nvmlReturn_t Clock(nvmlDevice_t device, nvmlClockType_t type, unsigned int* clock, bool max) {
@@ -148,7 +150,8 @@ RGPU_NVML_API nvmlReturn_t nvmlDeviceGetHandleByUUID(const char* uuid, nvmlDevic
   return NVML_SUCCESS;
 }
 
-RGPU_NVML_API nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char* bus_id, nvmlDevice_t* device) {
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char* bus_id,
+                                                            nvmlDevice_t* device) {
   return HandleByPciBusId(bus_id, device);
 }
 RGPU_NVML_API nvmlReturn_t nvmlDeviceGetHandleByPciBusId(const char* bus_id, nvmlDevice_t* device) {
@@ -201,7 +204,8 @@ RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemo
   return NVML_SUCCESS;
 }
 
-RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* memory) {
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device,
+                                                      nvmlMemory_v2_t* memory) {
   RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
   if (memory == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
   if (memory->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
@@ -267,8 +271,8 @@ RGPU_NVML_API nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t device, nvmlPciI
 // The unversioned entry point: programs built against the nvml.h that
 // predates busIdLegacy pass the 52-byte layout; only that much is written.
 RGPU_NVML_API nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t device, nvmlPciInfoV1_t* pci) {
-  if (pci == nullptr) return NvmlState::Get() == nullptr ? NVML_ERROR_UNINITIALIZED
-                                                         : NVML_ERROR_INVALID_ARGUMENT;
+  if (pci == nullptr)
+    return NvmlState::Get() == nullptr ? NVML_ERROR_UNINITIALIZED : NVML_ERROR_INVALID_ARGUMENT;
   nvmlPciInfo_t full{};
   if (nvmlReturn_t r = PciInfo(device, &full); r != NVML_SUCCESS) return r;
   nvmlPciInfoV1_t out{};
@@ -295,19 +299,22 @@ RGPU_NVML_API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t 
 RGPU_NVML_API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device,
                                                                 unsigned int* count,
                                                                 nvmlProcessInfo_v1_t* infos) {
-  return Processes(device, count, infos == nullptr, [infos](unsigned i, uint32_t pid, uint64_t used) {
-    infos[i] = nvmlProcessInfo_v1_t{pid, used};
-  });
+  return Processes(device, count, infos == nullptr,
+                   [infos](unsigned i, uint32_t pid, uint64_t used) {
+                     infos[i] = nvmlProcessInfo_v1_t{pid, used};
+                   });
 }
 
-RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkRemoteDeviceType(nvmlDevice_t device, unsigned int link,
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkRemoteDeviceType(nvmlDevice_t device,
+                                                               unsigned int link,
                                                                nvmlIntNvLinkDeviceType_t* type) {
   RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
   if (type == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
   return NoNvLink("nvmlDeviceGetNvLinkRemoteDeviceType");
 }
 
-RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t device, unsigned int link,
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t device,
+                                                               unsigned int link,
                                                                nvmlPciInfo_t* pci) {
   RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
   if (pci == nullptr) return NVML_ERROR_INVALID_ARGUMENT;

@@ -185,8 +185,10 @@ nvmlReturn_t NvmlState::Load() {
             abi != nullptr ? abi() : 0u, static_cast<size_t>(size), RGPU_NVML_BRIDGE_ABI);
     return NVML_ERROR_LIB_RM_VERSION_MISMATCH;
   }
-  auto count_fn = reinterpret_cast<RgpuNvmlDeviceCountFn>(slots[RGPU_NVML_BRIDGE_SLOT_DEVICE_COUNT]);
-  auto facts_fn = reinterpret_cast<RgpuNvmlDeviceFactsFn>(slots[RGPU_NVML_BRIDGE_SLOT_DEVICE_FACTS]);
+  auto count_fn =
+      reinterpret_cast<RgpuNvmlDeviceCountFn>(slots[RGPU_NVML_BRIDGE_SLOT_DEVICE_COUNT]);
+  auto facts_fn =
+      reinterpret_cast<RgpuNvmlDeviceFactsFn>(slots[RGPU_NVML_BRIDGE_SLOT_DEVICE_FACTS]);
   query_ = reinterpret_cast<RgpuNvmlQueryFn>(slots[RGPU_NVML_BRIDGE_SLOT_QUERY]);
   uint32_t count = 0;
   if (int r = count_fn(&count); r != 0) return static_cast<nvmlReturn_t>(r);
@@ -196,7 +198,8 @@ nvmlReturn_t NvmlState::Load() {
   }
   facts_.resize(count);
   for (uint32_t i = 0; i < count; ++i) {
-    if (int r = facts_fn(i, &facts_[i], sizeof facts_[i]); r != 0) return static_cast<nvmlReturn_t>(r);
+    if (int r = facts_fn(i, &facts_[i], sizeof facts_[i]); r != 0)
+      return static_cast<nvmlReturn_t>(r);
     facts_[i].name[sizeof facts_[i].name - 1] = 0;
     facts_[i].pci_bus_id[sizeof facts_[i].pci_bus_id - 1] = 0;
     uuids_.push_back(FormatUuid(facts_[i].uuid));

@@ -41,14 +41,17 @@ RGPU_NVML_API const char* nvmlErrorString(nvmlReturn_t result) {
     case NVML_ERROR_VGPU_ECC_NOT_SUPPORTED:
       return "The requested vgpu operation is not available on target device, becasue ECC is "
              "enabled";
-    case NVML_ERROR_INSUFFICIENT_RESOURCES: return "Ran out of critical resources, other than memory";
+    case NVML_ERROR_INSUFFICIENT_RESOURCES:
+      return "Ran out of critical resources, other than memory";
     case NVML_ERROR_FREQ_NOT_SUPPORTED: return "The requested frequency is not supported";
     case NVML_ERROR_ARGUMENT_VERSION_MISMATCH: return "The provided version is invalid/unsupported";
     case NVML_ERROR_DEPRECATED: return "The requested functionality has been deprecated";
     case NVML_ERROR_NOT_READY: return "The system is not ready for the request";
     case NVML_ERROR_GPU_NOT_FOUND: return "No GPUs were found";
-    case NVML_ERROR_INVALID_STATE: return "Resource not in correct state to perform requested operation";
-    case NVML_ERROR_RESET_TYPE_NOT_SUPPORTED: return "Reset not supported for given device/parameters";
+    case NVML_ERROR_INVALID_STATE:
+      return "Resource not in correct state to perform requested operation";
+    case NVML_ERROR_RESET_TYPE_NOT_SUPPORTED:
+      return "Reset not supported for given device/parameters";
     case NVML_ERROR_UNKNOWN: break;
   }
   return "Unknown Error";

@@ -83,7 +83,7 @@ typedef struct nvmlPciInfo_st {
   unsigned int domain;
   unsigned int bus;
   unsigned int device;
-  unsigned int pciDeviceId;     // (16-bit device id << 16) | 16-bit vendor id
+  unsigned int pciDeviceId;  // (16-bit device id << 16) | 16-bit vendor id
   unsigned int pciSubSystemId;
   char busId[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
 } nvmlPciInfo_t;

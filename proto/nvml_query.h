@@ -85,12 +85,8 @@ inline void EncodeNvmlAnswer(Writer& w, uint32_t what, const NvmlAnswer& a) {
       w.U32(a.util_gpu);
       w.U32(a.util_memory);
       break;
-    case NvmlWhat::kTemperature:
-      w.U32(a.temperature_c);
-      break;
-    case NvmlWhat::kPower:
-      w.U32(a.power_mw);
-      break;
+    case NvmlWhat::kTemperature: w.U32(a.temperature_c); break;
+    case NvmlWhat::kPower: w.U32(a.power_mw); break;
     case NvmlWhat::kClocks:
       for (int i = 0; i < kNvmlClockTypes; ++i) {
         w.U32(a.clock_ret[i]);
@@ -109,9 +105,7 @@ inline void EncodeNvmlAnswer(Writer& w, uint32_t what, const NvmlAnswer& a) {
         w.U8(p.is_session ? 1 : 0);
       }
       break;
-    case NvmlWhat::kDriverVersion:
-      w.Str(a.driver_version);
-      break;
+    case NvmlWhat::kDriverVersion: w.Str(a.driver_version); break;
     case NvmlWhat::kPci:
       w.U32(a.pci_device_id);
       w.U32(a.pci_subsystem_id);
@@ -138,12 +132,8 @@ inline Status DecodeNvmlAnswer(Reader& r, uint32_t what, NvmlAnswer* a) {
       RGPU_RETURN_IF_ERROR(r.U32(&a->util_gpu));
       RGPU_RETURN_IF_ERROR(r.U32(&a->util_memory));
       break;
-    case NvmlWhat::kTemperature:
-      RGPU_RETURN_IF_ERROR(r.U32(&a->temperature_c));
-      break;
-    case NvmlWhat::kPower:
-      RGPU_RETURN_IF_ERROR(r.U32(&a->power_mw));
-      break;
+    case NvmlWhat::kTemperature: RGPU_RETURN_IF_ERROR(r.U32(&a->temperature_c)); break;
+    case NvmlWhat::kPower: RGPU_RETURN_IF_ERROR(r.U32(&a->power_mw)); break;
     case NvmlWhat::kClocks:
       for (int i = 0; i < kNvmlClockTypes; ++i) {
         RGPU_RETURN_IF_ERROR(r.U32(&a->clock_ret[i]));

@@ -72,6 +72,13 @@ TEST(EndToEnd, DeviceOutputAndHostFunctionsReachTheClientInOrder) {
   EXPECT_EQ(server.Log().find("device says"), std::string::npos);
 }
 
+TEST(EndToEnd, VirtualMemoryMappingsWorkAcrossTheSeam) {
+  TestServer server;
+  RunResult r = RunProgram({Program("vmm")}, server.ClientEnv(), 60);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("OK vmm"), std::string::npos) << r.out;
+}
+
 TEST(EndToEnd, NoServerFailsAtInitWithAReason) {
   std::map<std::string, std::string> env = {{"LD_LIBRARY_PATH", ClientLibDir()},
                                             {"RGPU_SERVER", "127.0.0.1:9"}};  // nothing listens

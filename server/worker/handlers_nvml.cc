@@ -138,9 +138,9 @@ std::vector<std::string> Candidates(const Session& s) {
       info.dli_fname[0] == '/') {
     out.push_back(DirName(info.dli_fname) + "/libnvidia-ml.so.1");
   }
-  for (const char* p : {"/usr/local/nvidia/lib64/libnvidia-ml.so.1",
-                        "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1", "/usr/lib64/libnvidia-ml.so.1",
-                        "libnvidia-ml.so.1"}) {
+  for (const char* p :
+       {"/usr/local/nvidia/lib64/libnvidia-ml.so.1", "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+        "/usr/lib64/libnvidia-ml.so.1", "libnvidia-ml.so.1"}) {
     out.push_back(p);
   }
   return out;
@@ -257,7 +257,8 @@ nvmlReturn_t RealProcesses(RealNvml& n, nvmlDevice_t d, NvmlAnswer* a) {
   unsigned count = proto::kNvmlMaxProcesses;
   auto add = [&](unsigned pid, unsigned long long used) {
     // NVML_VALUE_NOT_AVAILABLE (all ones) when the driver can't attribute memory.
-    const uint64_t bytes = used == static_cast<unsigned long long>(NVML_VALUE_NOT_AVAILABLE) ? 0 : used;
+    const uint64_t bytes =
+        used == static_cast<unsigned long long>(NVML_VALUE_NOT_AVAILABLE) ? 0 : used;
     a->processes.push_back({pid, bytes, static_cast<pid_t>(pid) == self});
   };
   auto list = n.ProcessesV3 != nullptr ? n.ProcessesV3 : n.ProcessesV2;
@@ -331,9 +332,7 @@ void RealAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
     case NvmlWhat::kTemperature:
       r = Call(n.Temperature, d, NVML_TEMPERATURE_GPU, &a->temperature_c);
       break;
-    case NvmlWhat::kPower:
-      r = Call(n.Power, d, &a->power_mw);
-      break;
+    case NvmlWhat::kPower: r = Call(n.Power, d, &a->power_mw); break;
     case NvmlWhat::kClocks:
       for (int c = 0; c < proto::kNvmlClockTypes; ++c) {
         const auto type = static_cast<nvmlClockType_t>(c);
@@ -341,9 +340,7 @@ void RealAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
         a->max_clock_ret[c] = Call(n.MaxClock, d, type, &a->max_clock_mhz[c]);
       }
       break;
-    case NvmlWhat::kProcesses:
-      r = RealProcesses(n, d, a);
-      break;
+    case NvmlWhat::kProcesses: r = RealProcesses(n, d, a); break;
     case NvmlWhat::kPci: {
       nvmlPciInfo_t pci{};
       r = Call(n.PciInfoV3, d, &pci);
@@ -351,8 +348,7 @@ void RealAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
       a->pci_subsystem_id = pci.pciSubSystemId;
       break;
     }
-    case NvmlWhat::kDriverVersion:
-      break;  // answered above
+    case NvmlWhat::kDriverVersion: break;  // answered above
   }
   if (r != NVML_SUCCESS) *a = NvmlAnswer{};
   a->nvml_return = r;
@@ -379,21 +375,17 @@ Status SimAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
   switch (what) {
     case NvmlWhat::kMemory: {
       size_t total = 0;
-      RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuDeviceTotalMem_v2(&total, cu_dev), "cuDeviceTotalMem"));
+      RGPU_RETURN_IF_ERROR(
+          CuStatus(s.driver().cuDeviceTotalMem_v2(&total, cu_dev), "cuDeviceTotalMem"));
       const uint64_t used = s.bytes_allocated() < total ? s.bytes_allocated() : total;
       a->mem_total = total;
       a->mem_used = used;
       a->mem_free = total - used;
       break;
     }
-    case NvmlWhat::kUtilization:
-      break;  // nothing runs on a simulated GPU between calls
-    case NvmlWhat::kTemperature:
-      a->temperature_c = kSimTemperatureC;
-      break;
-    case NvmlWhat::kPower:
-      a->power_mw = kSimPowerMw;
-      break;
+    case NvmlWhat::kUtilization: break;  // nothing runs on a simulated GPU between calls
+    case NvmlWhat::kTemperature: a->temperature_c = kSimTemperatureC; break;
+    case NvmlWhat::kPower: a->power_mw = kSimPowerMw; break;
     case NvmlWhat::kClocks: {
       const uint32_t sm = Attribute(s, cu_dev, CU_DEVICE_ATTRIBUTE_CLOCK_RATE) / 1000;
       const uint32_t mem = Attribute(s, cu_dev, CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE) / 1000;
@@ -408,9 +400,7 @@ Status SimAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
     case NvmlWhat::kProcesses:
       a->processes.push_back({static_cast<uint32_t>(getpid()), s.bytes_allocated(), true});
       break;
-    case NvmlWhat::kDriverVersion:
-      a->driver_version = kSimDriverVersion;
-      break;
+    case NvmlWhat::kDriverVersion: a->driver_version = kSimDriverVersion; break;
     case NvmlWhat::kPci: {
       char name[256] = {};
       RGPU_RETURN_IF_ERROR(
@@ -428,11 +418,13 @@ Status HandleNvmlQuery(Session& s, const proto::NvmlQueryReq& req, proto::NvmlQu
   // The reply's span points here until the dispatcher has encoded it.
   thread_local std::vector<uint8_t> encoded;
   if (!proto::IsNvmlWhat(req.what))
-    return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "NvmlQuery: unknown what " + std::to_string(req.what));
+    return Status::Cuda(CUDA_ERROR_INVALID_VALUE,
+                        "NvmlQuery: unknown what " + std::to_string(req.what));
   int count = 0;
   RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuDeviceGetCount(&count), "cuDeviceGetCount"));
   if (req.dev < 0 || req.dev >= count)
-    return Status::Cuda(CUDA_ERROR_INVALID_DEVICE, "NvmlQuery: no device " + std::to_string(req.dev));
+    return Status::Cuda(CUDA_ERROR_INVALID_DEVICE,
+                        "NvmlQuery: no device " + std::to_string(req.dev));
   const auto what = static_cast<NvmlWhat>(req.what);
   NvmlAnswer answer;
   if (s.backend_kind() == "sim") {

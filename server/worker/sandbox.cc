@@ -35,6 +35,16 @@
 
 #include "common/log.h"
 
+// Sanitizer builds (tests only) need a few allowances for LeakSanitizer; see
+// sandbox.h.
+#if defined(__SANITIZE_ADDRESS__)
+#define RGPU_SANDBOX_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RGPU_SANDBOX_SANITIZER 1
+#endif
+#endif
+
 namespace rgpu::worker {
 namespace {
 
@@ -156,13 +166,6 @@ constexpr SyscallRow kSyscalls[] = {
     // prctl: thread names (PR_SET_NAME), VMA names, reading flags. With
     // no_new_privs and no capabilities none of its options gains anything.
     {"prctl", Rule::kAllow},
-#if defined(__SANITIZE_ADDRESS__)
-#define RGPU_SANDBOX_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RGPU_SANDBOX_SANITIZER 1
-#endif
-#endif
 #ifdef RGPU_SANDBOX_SANITIZER
     // Sanitizer builds only (tests): LeakSanitizer stops the world at exit
     // from a helper task it clones and that ptraces every thread.
@@ -611,12 +614,20 @@ Status EnterSandbox(const SandboxOptions& o, SandboxReport* report) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
     return Status::Errno(Code::kInternal, "sandbox: PR_SET_NO_NEW_PRIVS", errno);
   r->no_new_privs = true;
+#ifndef RGPU_SANDBOX_SANITIZER
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
     return Status::Errno(Code::kInternal, "sandbox: PR_SET_DUMPABLE", errno);
+#endif
   // 4. Files.
   if (o.landlock) RGPU_RETURN_IF_ERROR(ApplyLandlock(rw, ro, r));
   // 5. User and capabilities.
   RGPU_RETURN_IF_ERROR(ChangeUser(target, r));
+#ifdef RGPU_SANDBOX_SANITIZER
+  // LeakSanitizer ptraces this process's threads from a helper process at
+  // exit, which a non-dumpable target refuses (a user change clears the
+  // flag by itself): without this a sanitizer build hangs at exit.
+  prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
   // 6. System calls, last: the steps above need calls it forbids.
   if (o.seccomp) RGPU_RETURN_IF_ERROR(InstallSeccomp(o, r));
   RGPU_LOG_INFO("sandbox: %s", r->Describe().c_str());

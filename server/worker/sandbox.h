@@ -56,9 +56,10 @@
 // and before cuInit (the real driver starts threads there). The report says
 // how many threads were running.
 //
-// Sanitizer builds (RGPU_SANITIZE): LeakSanitizer checks leaks at exit
-// with ptrace from a helper thread; there the table also allows what it
-// needs (ptrace, wait4). Such builds are for tests only.
+// Sanitizer builds (RGPU_SANITIZE, compiled with ASan): LeakSanitizer checks
+// leaks at exit by ptracing the threads from a helper process; there the
+// table also allows what it needs (ptrace, wait4, any clone) and the process
+// stays dumpable. Such builds are for tests only.
 //
 // Threading: call once, from the worker's main thread, before serving.
 #pragma once

@@ -159,6 +159,34 @@ Status Session::AddExec(uint64_t id, CUgraphExec e) { return AddTo(execs_, id, e
 Result<CUgraphExec> Session::FindExec(uint64_t id) const { return FindIn(execs_, id, "graph exec"); }
 Result<CUgraphExec> Session::TakeExec(uint64_t id) { return TakeFrom(execs_, id, "graph exec"); }
 
+Status Session::AddMemHandle(uint64_t id, CUmemGenericAllocationHandle h) {
+  if (id == 0 || mem_handles_.count(id)) return Status::Protocol("memory handle id " + std::to_string(id) + " reserved or in use");
+  mem_handles_[id] = h;
+  return {};
+}
+Result<CUmemGenericAllocationHandle> Session::FindMemHandle(uint64_t id) const {
+  auto it = mem_handles_.find(id);
+  if (it == mem_handles_.end()) return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "unknown memory handle " + std::to_string(id));
+  return it->second;
+}
+Result<CUmemGenericAllocationHandle> Session::TakeMemHandle(uint64_t id) {
+  Result<CUmemGenericAllocationHandle> h = FindMemHandle(id);
+  if (h.ok()) mem_handles_.erase(id);
+  return h;
+}
+bool Session::RemoveReservation(CUdeviceptr p, uint64_t size) {
+  auto it = reservations_.find(p);
+  if (it == reservations_.end() || it->second != size) return false;
+  reservations_.erase(it);
+  return true;
+}
+bool Session::RemoveMapping(CUdeviceptr p, uint64_t size) {
+  auto it = mappings_.find(p);
+  if (it == mappings_.end() || it->second != size) return false;
+  mappings_.erase(it);
+  return true;
+}
+
 void Session::AddAllocation(CUdeviceptr ptr, uint64_t size) {
   allocations_[ptr] = size;
   bytes_allocated_ += size;
@@ -177,7 +205,17 @@ Status Session::CheckRange(CUdeviceptr ptr, uint64_t size, const char* what) con
   if (it != allocations_.begin()) {
     --it;
     uint64_t base = it->first, len = it->second;
-    if (ptr >= base && ptr - base <= len && size <= len - (ptr - base)) return {};
+    if (ptr >= base && ptr - base <= len) {
+      // Walk across allocations that touch end to end.
+      uint64_t covered_end = base + len;
+      uint64_t want_end = ptr + size;
+      if (want_end < ptr) want_end = UINT64_MAX;  // overflow: cannot be covered
+      for (auto next = std::next(it); covered_end < want_end && next != allocations_.end() &&
+                                      next->first == covered_end;
+           ++next)
+        covered_end = next->first + next->second;
+      if (want_end <= covered_end) return {};
+    }
   }
   return Status::Cuda(CUDA_ERROR_INVALID_VALUE,
                       std::string(what) + ": range 0x" + [&] {
@@ -214,6 +252,18 @@ void Session::ReleaseAll() {
   for (auto& [id, e] : events_)
     if (driver_.cuEventDestroy_v2) driver_.cuEventDestroy_v2(e);
   events_.clear();
+  // Mapped ranges are in allocations_ too, but are unmapped, not freed.
+  for (auto& [ptr, size] : mappings_) {
+    allocations_.erase(ptr);
+    if (driver_.cuMemUnmap) driver_.cuMemUnmap(ptr, size);
+  }
+  mappings_.clear();
+  for (auto& [id, h] : mem_handles_)
+    if (driver_.cuMemRelease) driver_.cuMemRelease(h);
+  mem_handles_.clear();
+  for (auto& [ptr, size] : reservations_)
+    if (driver_.cuMemAddressFree) driver_.cuMemAddressFree(ptr, size);
+  reservations_.clear();
   for (auto& [ptr, size] : allocations_)
     if (driver_.cuMemFree_v2) driver_.cuMemFree_v2(ptr);
   allocations_.clear();

@@ -87,8 +87,20 @@ class Session {
   Result<CUgraphExec> FindExec(uint64_t id) const;
   Result<CUgraphExec> TakeExec(uint64_t id);
 
+  // Virtual memory: physical allocations by client id, reservations and
+  // mappings by address (all released at session end).
+  Status AddMemHandle(uint64_t id, CUmemGenericAllocationHandle h);
+  Result<CUmemGenericAllocationHandle> FindMemHandle(uint64_t id) const;
+  Result<CUmemGenericAllocationHandle> TakeMemHandle(uint64_t id);
+  void AddReservation(CUdeviceptr p, uint64_t size) { reservations_[p] = size; }
+  bool RemoveReservation(CUdeviceptr p, uint64_t size);
+  void AddMapping(CUdeviceptr p, uint64_t size) { mappings_[p] = size; }
+  bool RemoveMapping(CUdeviceptr p, uint64_t size);
+
   // Device memory owned by this session. CheckRange fails with
-  // CUDA_ERROR_INVALID_VALUE unless [ptr, ptr+size) lies in one allocation.
+  // CUDA_ERROR_INVALID_VALUE unless [ptr, ptr+size) lies in this session's
+  // memory: one allocation, or several that follow each other without a gap
+  // (virtual-memory mappings placed side by side).
   void AddAllocation(CUdeviceptr ptr, uint64_t size);
   bool RemoveAllocation(CUdeviceptr ptr);
   Status CheckRange(CUdeviceptr ptr, uint64_t size, const char* what) const;
@@ -117,6 +129,9 @@ class Session {
   std::unordered_map<uint64_t, CUgraph> graphs_;
   std::unordered_map<uint64_t, CUgraphExec> execs_;
   std::map<CUdeviceptr, uint64_t> allocations_;  // base -> size
+  std::unordered_map<uint64_t, CUmemGenericAllocationHandle> mem_handles_;
+  std::map<CUdeviceptr, uint64_t> reservations_;  // base -> size
+  std::map<CUdeviceptr, uint64_t> mappings_;      // base -> size
   uint64_t bytes_allocated_ = 0;
 };
 

@@ -1,0 +1,132 @@
+// Handlers: virtual memory management (reserve, create, map, access) and
+// graph inspection. Mapped ranges count as session memory for CheckRange.
+#include "proto/coding.h"
+#include "server/worker/handlers.gen.h"
+#include "server/worker/session.h"
+
+namespace rgpu::worker {
+namespace {
+constexpr uint32_t kMaxAccessDescs = 64;
+
+Status NotProvided(const char* what) {
+  return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, std::string(what) + " is not provided by this backend");
+}
+
+CUmemAllocationProp Prop(uint32_t type, uint32_t handle_types, uint32_t loc_type, int32_t loc_id) {
+  CUmemAllocationProp p{};
+  p.type = static_cast<CUmemAllocationType>(type);
+  p.requestedHandleTypes = static_cast<CUmemAllocationHandleType>(handle_types);
+  p.location.type = static_cast<CUmemLocationType>(loc_type);
+  p.location.id = loc_id;
+  return p;
+}
+}  // namespace
+
+Status HandleMemGetGranularity(Session& s, const proto::MemGetGranularityReq& req,
+                               proto::MemGetGranularityRep* rep) {
+  if (!s.driver().cuMemGetAllocationGranularity) return NotProvided("cuMemGetAllocationGranularity");
+  CUmemAllocationProp p = Prop(req.type, 0, CU_MEM_LOCATION_TYPE_DEVICE, req.dev);
+  size_t g = 0;
+  Status st = CuStatus(s.driver().cuMemGetAllocationGranularity(
+                           &g, &p, static_cast<CUmemAllocationGranularity_flags>(req.option)),
+                       "cuMemGetAllocationGranularity");
+  rep->granularity = g;
+  return st;
+}
+
+Status HandleMemAddressReserve(Session& s, const proto::MemAddressReserveReq& req,
+                               proto::MemAddressReserveRep* rep) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  if (!s.driver().cuMemAddressReserve) return NotProvided("cuMemAddressReserve");
+  CUdeviceptr p = 0;
+  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuMemAddressReserve(&p, req.size, req.alignment, req.addr, req.flags),
+                                "cuMemAddressReserve"));
+  s.AddReservation(p, req.size);
+  rep->ptr = p;
+  return {};
+}
+
+Status HandleMemAddressFree(Session& s, const proto::MemAddressFreeReq& req, proto::MemAddressFreeRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  if (!s.RemoveReservation(req.ptr, req.size))
+    return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "cuMemAddressFree: not a reservation of this session");
+  return CuStatus(s.driver().cuMemAddressFree(req.ptr, req.size), "cuMemAddressFree");
+}
+
+Status HandleMemCreate(Session& s, const proto::MemCreateReq& req, proto::MemCreateRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  if (!s.driver().cuMemCreate) return NotProvided("cuMemCreate");
+  if (req.handle_types != CU_MEM_HANDLE_TYPE_NONE)
+    return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, "shareable memory handles have no meaning across the network");
+  CUmemAllocationProp p = Prop(req.type, req.handle_types, req.loc_type, req.loc_id);
+  p.allocFlags.compressionType = req.compression;
+  p.allocFlags.gpuDirectRDMACapable = req.rdma;
+  p.allocFlags.usage = req.usage;
+  CUmemGenericAllocationHandle h = 0;
+  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuMemCreate(&h, req.size, &p, req.flags), "cuMemCreate"));
+  Status added = s.AddMemHandle(req.handle, h);
+  if (!added.ok()) s.driver().cuMemRelease(h);
+  return added;
+}
+
+Status HandleMemRelease(Session& s, const proto::MemReleaseReq& req, proto::MemReleaseRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  Result<CUmemGenericAllocationHandle> h = s.TakeMemHandle(req.handle);
+  if (!h.ok()) return h.take_status();
+  return CuStatus(s.driver().cuMemRelease(*h), "cuMemRelease");
+}
+
+Status HandleMemMap(Session& s, const proto::MemMapReq& req, proto::MemMapRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  Result<CUmemGenericAllocationHandle> h = s.FindMemHandle(req.handle);
+  if (!h.ok()) return h.take_status();
+  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuMemMap(req.ptr, req.size, req.offset, *h, req.flags), "cuMemMap"));
+  s.AddMapping(req.ptr, req.size);
+  s.AddAllocation(req.ptr, req.size);
+  return {};
+}
+
+Status HandleMemUnmap(Session& s, const proto::MemUnmapReq& req, proto::MemUnmapRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  if (!s.RemoveMapping(req.ptr, req.size))
+    return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "cuMemUnmap: not a mapping of this session");
+  s.RemoveAllocation(req.ptr);
+  return CuStatus(s.driver().cuMemUnmap(req.ptr, req.size), "cuMemUnmap");
+}
+
+Status HandleMemSetAccess(Session& s, const proto::MemSetAccessReq& req, proto::MemSetAccessRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  RGPU_RETURN_IF_ERROR(s.CheckRange(req.ptr, req.size, "cuMemSetAccess"));
+  proto::Reader r(req.descs);
+  uint32_t n = 0;
+  RGPU_RETURN_IF_ERROR(r.U32(&n));
+  if (n == 0 || n > kMaxAccessDescs) return Status::Protocol("cuMemSetAccess: descriptor count");
+  CUmemAccessDesc descs[kMaxAccessDescs];
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t type = 0, flags = 0;
+    int32_t id = 0;
+    RGPU_RETURN_IF_ERROR(r.U32(&type));
+    RGPU_RETURN_IF_ERROR(r.I32(&id));
+    RGPU_RETURN_IF_ERROR(r.U32(&flags));
+    descs[i] = CUmemAccessDesc{};
+    descs[i].location.type = static_cast<CUmemLocationType>(type);
+    descs[i].location.id = id;
+    descs[i].flags = static_cast<CUmemAccess_flags>(flags);
+  }
+  RGPU_RETURN_IF_ERROR(r.Finish());
+  return CuStatus(s.driver().cuMemSetAccess(req.ptr, req.size, descs, n), "cuMemSetAccess");
+}
+
+Status HandleGraphGetNodeCount(Session& s, const proto::GraphGetNodeCountReq& req,
+                               proto::GraphGetNodeCountRep* rep) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  if (!s.driver().cuGraphGetNodes) return NotProvided("cuGraphGetNodes");
+  Result<CUgraph> g = s.FindGraph(req.graph);
+  if (!g.ok()) return g.take_status();
+  size_t n = 0;
+  Status st = CuStatus(s.driver().cuGraphGetNodes(*g, nullptr, &n), "cuGraphGetNodes");
+  rep->count = n;
+  return st;
+}
+
+}  // namespace rgpu::worker
