@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every CUDA test program (tests/e2e, tests/programs) on the local GPU
+# and through rgpu (rgpu-server --backend cuda on loopback), and compares
+# exit status and output (lines with timings are left out of the comparison).
+# Usage: tests/gpu/run_programs.sh [BUILD_DIR]   (default: build)
+# Prints a table and "N passed, N failed"; exit status 1 if any failed.
+set -u
+build=${1:-build}
+bin="$build/bin"
+port=${RGPU_PROGRAMS_PORT:-7391}
+log=${OUT:-/tmp}/rgpu-programs-server.log
+"$bin/rgpu-server" --listen 127.0.0.1:$port --backend cuda >"$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+normalize() { grep -viE 'ms|µs|us\b|GB/s|time|elapsed' ; }
+pass=0; fail=0
+printf '%-28s | %-6s | %-6s | %s\n' program local rgpu "output equal"
+for p in "$build"/tests/e2e/* "$build"/tests/programs/*; do
+  [ -f "$p" ] && [ -x "$p" ] || continue
+  name=$(basename "$p")
+  case "$name" in link_loss) args=(0.5) ;; *) args=() ;; esac
+  lo=$(timeout 120 "$p" "${args[@]}" 2>&1); lrc=$?
+  ro=$(RGPU_SERVER=127.0.0.1:$port timeout 120 "$bin/rgpu" run -- "$p" "${args[@]}" 2>&1); rrc=$?
+  if [ "$(printf '%s\n' "$lo" | normalize)" = "$(printf '%s\n' "$ro" | normalize)" ]; then eq=yes; else eq=no; fi
+  if [ $lrc -eq $rrc ] && [ $rrc -eq 0 ] && [ $eq = yes ]; then pass=$((pass+1)); v=""; else fail=$((fail+1)); v="  <-- FAIL"; fi
+  printf '%-28s | %-6s | %-6s | %s%s\n' "$name" "$lrc" "$rrc" "$eq" "$v"
+  if [ -n "$v" ]; then
+    printf '    local : %s\n' "$(printf '%s' "$lo" | tail -3 | tr '\n' ' ')"
+    printf '    remote: %s\n' "$(printf '%s' "$ro" | tail -3 | tr '\n' ' ')"
+  fi
+done
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
