@@ -165,6 +165,7 @@ struct BackendOptions {
   std::string driver_path;  // cuda: the real libcuda.so.1 (empty: search)
   std::string profile_path; // sim: the recorded device profile (JSON)
   int sim_gpus = 1;         // sim: how many identical devices
+  int sim_first_index = 0;  // sim: host-wide index of the first one (its UUID/PCI id)
 };
 
 // Loads a backend into `table`. On failure the table is left empty and the

@@ -123,6 +123,10 @@ CUresult ClientState::Start(unsigned) {
   if (opt.token.empty() && !Env("RGPU_TOKEN_FILE").empty())
     opt.token = ReadTokenFile(Env("RGPU_TOKEN_FILE"));
   opt.identity = Identity();
+  if (const char* w = getenv("RGPU_WAIT_TIMEOUT"); w != nullptr && *w) {
+    double secs = atof(w);
+    opt.wait_timeout_ms = secs <= 0 ? 0 : static_cast<int>(secs * 1000);
+  }
   auto sink = [this](int cu, const std::string& msg) { RecordAsyncError(cu, msg); };
   Result<std::unique_ptr<Connection>> c = Connection::Open(opt, sink);
   if (!c.ok()) {

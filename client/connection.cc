@@ -1,6 +1,8 @@
 #include "client/connection.h"
 
 #include <sys/socket.h>
+
+#include <chrono>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -30,18 +32,43 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectOptions& optio
   proto::Hello hello{proto::kHelloMagic, proto::kProtocolVersion, options.token, options.identity, 1};
   std::vector<uint8_t> frame = proto::EncodeHelloFrame(hello);
   RGPU_RETURN_IF_ERROR(net::WriteAll(*fd, frame.data(), frame.size()));
-  if (!net::WaitReadable(*fd, options.handshake_timeout_ms))
-    return Status::Transport("server " + options.server + " did not answer the handshake within " +
-                             std::to_string(options.handshake_timeout_ms) + " ms");
-  uint8_t hb[proto::kFrameHeaderSize];
-  Status st = net::ReadExact(*fd, hb, sizeof hb);
-  if (!st.ok()) return std::move(st).With("handshake with " + options.server);
-  proto::FrameHeader h;
-  RGPU_RETURN_IF_ERROR(proto::DecodeFrameHeader(hb, 8192, &h));
-  std::vector<uint8_t> body(h.length);
-  RGPU_RETURN_IF_ERROR(net::ReadExact(*fd, body.data(), body.size()));
+  // The reply comes from the worker that takes the session; while every GPU
+  // is leased the server queues us and says where we stand.
   proto::HelloReply reply;
-  RGPU_RETURN_IF_ERROR(proto::DecodeHelloReply(body, &reply));
+  auto start = std::chrono::steady_clock::now();
+  uint32_t last_position = 0;
+  for (;;) {
+    int waited = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now() - start)
+                                      .count());
+    int left = options.wait_timeout_ms < 0 ? -1 : std::max(0, options.wait_timeout_ms - waited);
+    if (!net::WaitReadable(*fd, left))
+      return Status::Transport("no GPU became free on " + options.server + " within " +
+                               std::to_string(options.wait_timeout_ms / 1000) + " s (RGPU_WAIT_TIMEOUT)");
+    uint8_t hb[proto::kFrameHeaderSize];
+    Status st = net::ReadExact(*fd, hb, sizeof hb);
+    if (!st.ok()) return std::move(st).With("handshake with " + options.server);
+    proto::FrameHeader h;
+    RGPU_RETURN_IF_ERROR(proto::DecodeFrameHeader(hb, 8192, &h));
+    std::vector<uint8_t> body(h.length);
+    RGPU_RETURN_IF_ERROR(net::ReadExact(*fd, body.data(), body.size()));
+    if (h.flags & proto::kEvent) {
+      proto::Reader r(body);
+      int32_t ignored = 0;
+      uint32_t position = 0;
+      if (h.call == 3 && r.I32(&ignored).ok() && r.U32(&position).ok() && position != last_position) {
+        // One line, and only when the position changes (nothing if we never wait).
+        RGPU_LOG_WARN("waiting for a GPU on %s: position %u in the queue", options.server.c_str(), position);
+        last_position = position;
+      }
+      continue;
+    }
+    RGPU_RETURN_IF_ERROR(proto::DecodeHelloReply(body, &reply));
+    break;
+  }
+  if (last_position != 0)
+    RGPU_LOG_WARN("got a GPU after %.1f s in the queue",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (reply.status != proto::HelloStatus::kAccepted)
     return Status::Auth("server " + options.server + " refused the session: " + reply.message);
   c->session_id_ = reply.session_id;

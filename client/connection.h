@@ -38,7 +38,7 @@ struct ConnectOptions {
   std::string token;
   std::string identity;
   int connect_timeout_ms = 10000;
-  int handshake_timeout_ms = 30000;
+  int wait_timeout_ms = -1;  // for a GPU (queue); -1: as long as it takes
 };
 
 // A received reply: CUresult and the reply fields that follow it.

@@ -208,7 +208,9 @@ RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device,
                                                       nvmlMemory_v2_t* memory) {
   RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
   if (memory == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
-  if (memory->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+  // NVIDIA's 580.159.04 answers FUNCTION_NOT_FOUND, not ARGUMENT_VERSION_MISMATCH,
+  // for a struct without the version word (measured on an H200 with version 0).
+  if (memory->version != nvmlMemory_v2) return NVML_ERROR_FUNCTION_NOT_FOUND;
   RgpuNvmlLive live;
   if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_MEMORY, &live); r != NVML_SUCCESS) return r;
   memory->total = live.mem_total;

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "server/supervisor/supervisor.h"
 #include "server/worker/worker.h"
+#include "backend/driver_table.h"
 
 namespace rgpu::server {
 namespace {
@@ -41,6 +42,25 @@ std::string DefaultProfile() {
   return "";
 }
 
+// Prints the number of GPUs the backend sees (run as a separate process by
+// the supervisor, which itself never loads CUDA).
+int ProbeGpus(const SupervisorOptions& opt) {
+  backend::BackendOptions b;
+  b.kind = opt.backend;
+  b.driver_path = opt.driver_path;
+  b.profile_path = opt.profile_path;
+  b.sim_gpus = opt.sim_gpus;
+  backend::DriverTable d;
+  Status st = backend::LoadBackend(b, &d);
+  int n = 0;
+  if (!st.ok() || d.cuInit(0) != CUDA_SUCCESS || d.cuDeviceGetCount(&n) != CUDA_SUCCESS) {
+    fprintf(stderr, "rgpu-server: GPU probe failed: %s\n", st.ok() ? "cuInit/cuDeviceGetCount" : st.message().c_str());
+    return 1;
+  }
+  printf("%d\n", n);
+  return 0;
+}
+
 }  // namespace
 
 int ServerMain(int argc, char** argv) {
@@ -48,6 +68,9 @@ int ServerMain(int argc, char** argv) {
   SupervisorOptions opt;
   std::string token_file;
   int worker_fd = -1;
+  int control_fd = -1;
+  int sim_index = 0;
+  bool probe_gpus = false;
   uint64_t session_id = 0;
   app.add_option("--listen", opt.listen, "HOST:PORT to listen on")->capture_default_str();
   app.add_option("--backend", opt.backend, "cuda (real GPU) or sim (host memory, tests)")
@@ -66,9 +89,17 @@ int ServerMain(int argc, char** argv) {
                  "close connections that do not finish the handshake in time")
       ->capture_default_str()
       ->check(CLI::Range(10, 600000));
-  // Internal: how the supervisor starts a worker process.
+  app.add_option("--gpus", opt.gpus, "GPUs to serve: all, or host indices like 0,1")->capture_default_str();
+  app.add_flag("--paranoid-wipe", opt.paranoid_wipe,
+               "after a session, read back every wiped byte (default: sampled pages)");
+  app.add_option("--admin-socket", opt.admin_socket,
+                 "Unix socket answering `rgpu status` (default /tmp/rgpu-server-PORT.sock)");
+  // Internal: how the supervisor starts worker processes.
   app.add_option("--worker-fd", worker_fd)->group("");
+  app.add_option("--control-fd", control_fd)->group("");
   app.add_option("--session-id", session_id)->group("");
+  app.add_option("--sim-index", sim_index)->group("");
+  app.add_flag("--probe-gpus", probe_gpus)->group("");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -76,14 +107,18 @@ int ServerMain(int argc, char** argv) {
   }
   if (opt.backend == "sim" && opt.profile_path.empty()) opt.profile_path = DefaultProfile();
 
-  if (worker_fd >= 0) {
+  if (probe_gpus) return ProbeGpus(opt);
+  if (worker_fd >= 0 || control_fd >= 0) {
     worker::WorkerOptions w;
     w.fd = worker_fd;
+    w.control_fd = control_fd;
     w.session_id = session_id;
+    w.paranoid_wipe = opt.paranoid_wipe;
     w.backend.kind = opt.backend;
     w.backend.driver_path = opt.driver_path;
     w.backend.profile_path = opt.profile_path;
     w.backend.sim_gpus = opt.sim_gpus;
+    w.backend.sim_first_index = sim_index;
     return worker::RunWorker(w);
   }
 

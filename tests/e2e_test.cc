@@ -108,15 +108,15 @@ TEST(EndToEnd, WrongTokenFailsAtInitWithAReason) {
 }
 
 TEST(EndToEnd, WorkerKilledMidRunGivesAnErrorNotAHang) {
-  TestServer server;
+  TestServer server({"--sim-gpus", "2"});
   Child victim({Program("link_loss"), "60"}, server.ClientEnv());
   ASSERT_TRUE(victim.WaitForOutput("READY", 20));
-  std::vector<pid_t> workers = server.Workers();
-  ASSERT_EQ(workers.size(), 1u);
+  std::vector<pid_t> workers = server.SessionWorkers();
+  ASSERT_EQ(workers.size(), 1u) << server.StatusJson();
   pid_t victim_worker = workers[0];
   Child bystander({Program("link_loss"), "3"}, server.ClientEnv());
   ASSERT_TRUE(bystander.WaitForOutput("READY", 20));
-  ASSERT_EQ(server.Workers().size(), 2u);
+  ASSERT_EQ(server.SessionWorkers().size(), 2u) << server.StatusJson();
   kill(victim_worker, SIGKILL);
   RunResult r = victim.Wait(10);
   EXPECT_FALSE(r.timed_out) << "client hung after its worker died";

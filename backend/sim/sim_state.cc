@@ -110,7 +110,7 @@ Result<std::unique_ptr<SimDevice>> SimDevice::Create(const BackendOptions& optio
   for (int i = 0; i < options.sim_gpus; ++i) {
     auto d = std::make_unique<Device>();
     d->facts = facts;
-    Derive(&d->facts, i);
+    Derive(&d->facts, options.sim_first_index + i);
     // Reserve as much address space as the card has memory; fall back to less
     // (with a warning) where the host limits virtual memory.
     Status s;

@@ -4,6 +4,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 
 #include "common/log.h"
 #include "common/net.h"
@@ -35,7 +39,10 @@ Supervisor::Supervisor(SupervisorOptions options) : options_(std::move(options))
 
 Supervisor::~Supervisor() {
   for (Pending& p : pending_) close(p.fd);
-  if (listen_fd_ >= 0) close(listen_fd_);
+  pool_.reset();
+  for (int fd : {listen_fd_, admin_fd_, sigchld_fd_})
+    if (fd >= 0) close(fd);
+  if (!options_.admin_socket.empty() && admin_fd_ >= 0) unlink(options_.admin_socket.c_str());
 }
 
 Status Supervisor::Start() {
@@ -59,7 +66,78 @@ Status Supervisor::Start() {
     if (n <= 0) return Status::Errno(Code::kInternal, "readlink /proc/self/exe", errno);
     options_.self_exe.assign(buf, n);
   }
+  Result<std::vector<int>> gpus = ChooseGpus();
+  if (!gpus.ok()) return gpus.take_status();
+  // SIGCHLD through a descriptor: a session's end frees its GPU at once.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  sigchld_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sigchld_fd_ < 0) return Status::Errno(Code::kInternal, "signalfd", errno);
+  if (options_.admin_socket.empty()) options_.admin_socket = "/tmp/rgpu-server-" + std::to_string(port_) + ".sock";
+  unlink(options_.admin_socket.c_str());
+  admin_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (options_.admin_socket.size() >= sizeof addr.sun_path)
+    return Status::Invalid("admin socket path too long: " + options_.admin_socket);
+  strcpy(addr.sun_path, options_.admin_socket.c_str());
+  if (admin_fd_ < 0 || bind(admin_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(admin_fd_, 16) != 0)
+    return Status::Errno(Code::kTransport, "admin socket " + options_.admin_socket, errno);
+  chmod(options_.admin_socket.c_str(), 0600);  // status names the users: owner only
+  pool_ = std::make_unique<GpuPool>(options_, *gpus);
+  pool_->Start();
   return {};
+}
+
+Result<std::vector<int>> Supervisor::ChooseGpus() {
+  int count = 0;
+  if (options_.backend == "sim") {
+    count = options_.sim_gpus;
+  } else {
+    // Count the GPUs with a probe process: the supervisor itself never
+    // loads CUDA.
+    std::string cmd = "'" + options_.self_exe + "' --probe-gpus --backend cuda";
+    if (!options_.driver_path.empty()) cmd += " --driver '" + options_.driver_path + "'";
+    FILE* f = popen(cmd.c_str(), "r");
+    if (f == nullptr) return Status::Errno(Code::kInternal, "popen probe", errno);
+    if (fscanf(f, "%d", &count) != 1) count = -1;
+    int rc = pclose(f);
+    if (count <= 0 || rc != 0)
+      return Status::Internal("no usable GPU found by the cuda backend (probe said " + std::to_string(count) + ")");
+  }
+  std::vector<int> out;
+  if (options_.gpus == "all") {
+    for (int i = 0; i < count; ++i) out.push_back(i);
+    return out;
+  }
+  std::stringstream ss(options_.gpus);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    long v = strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != 0 || v < 0 || v >= count)
+      return Status::Invalid("--gpus: '" + item + "' is not a GPU index below " + std::to_string(count));
+    for (int d : out)
+      if (d == v) return Status::Invalid("--gpus: " + item + " named twice");
+    out.push_back(static_cast<int>(v));
+  }
+  if (out.empty()) return Status::Invalid("--gpus: no GPU named");
+  return out;
+}
+
+void Supervisor::ServeAdmin() {
+  for (;;) {
+    int fd = accept4(admin_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) return;
+    std::string json = pool_->StatusJson() + "\n";
+    // Tiny, one write; a reader that cannot take it loses it.
+    ssize_t ignored = send(fd, json.data(), json.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)ignored;
+    close(fd);
+  }
 }
 
 void Supervisor::RequestStop() { g_stop.store(true); }
@@ -74,19 +152,30 @@ int Supervisor::Run() {
   while (!g_stop.load()) {
     std::vector<pollfd> fds;
     fds.push_back({listen_fd_, POLLIN, 0});
+    fds.push_back({sigchld_fd_, POLLIN, 0});
+    fds.push_back({admin_fd_, POLLIN, 0});
+    size_t first_pending = fds.size();
     for (Pending& p : pending_) fds.push_back({p.fd, POLLIN, 0});
+    size_t first_pool = fds.size();
+    pool_->AddPollFds(&fds);
     int rc = poll(fds.data(), fds.size(), 100);
     if (rc < 0 && errno != EINTR) {
       RGPU_LOG_ERROR("poll: %s", strerror(errno));
       return 1;
     }
+    if (rc > 0 && fds[1].revents) {
+      signalfd_siginfo si;
+      while (read(sigchld_fd_, &si, sizeof si) == sizeof si) {
+      }
+    }
     ReapChildren();
+    if (rc > 0 && fds[2].revents) ServeAdmin();
     auto now = std::chrono::steady_clock::now();
     std::vector<Pending> keep;
     for (size_t i = 0; i < pending_.size(); ++i) {
       Pending& p = pending_[i];
       bool done = false;
-      if (rc > 0 && (fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) done = ServePending(p);
+      if (rc > 0 && (fds[first_pending + i].revents & (POLLIN | POLLHUP | POLLERR))) done = ServePending(p);
       if (!done && now > p.deadline) {
         RGPU_LOG_WARN("%s: handshake timed out", p.peer.c_str());
         close(p.fd);
@@ -95,12 +184,11 @@ int Supervisor::Run() {
       if (!done) keep.push_back(std::move(p));
     }
     pending_ = std::move(keep);
+    if (rc > 0) pool_->OnPoll(std::vector<pollfd>(fds.begin() + first_pool, fds.end()));
     if (rc > 0 && (fds[0].revents & POLLIN)) AcceptAll();
   }
-  RGPU_LOG_INFO("stopping; %zu worker(s) still running are told to stop", workers_.size());
-  for (auto& [pid, sid] : workers_) kill(pid, SIGTERM);
-  for (auto& [pid, sid] : workers_) waitpid(pid, nullptr, 0);
-  workers_.clear();
+  RGPU_LOG_INFO("stopping; %zu session(s) still running are told to stop", pool_->sessions());
+  pool_->StopAll();
   return 0;
 }
 
@@ -192,50 +280,23 @@ bool Supervisor::ServePending(Pending& p) {
     Refuse(p, static_cast<int>(proto::HelloStatus::kBadToken), "wrong or missing token");
     return true;
   }
-  if (static_cast<int>(workers_.size()) >= options_.max_sessions) {
+  if (static_cast<int>(pool_->sessions() + pool_->queued()) >= options_.max_sessions) {
     Refuse(p, static_cast<int>(proto::HelloStatus::kNoCapacity),
            "server at its session limit (" + std::to_string(options_.max_sessions) + ")");
     return true;
   }
-  uint64_t sid = next_session_id_++;
-  st = SpawnWorker(p.fd, sid);
-  if (!st.ok()) {
-    Refuse(p, static_cast<int>(proto::HelloStatus::kNoCapacity), "cannot start worker: " + st.message());
+  if (hello.gpus_wanted != 1) {
+    Refuse(p, static_cast<int>(proto::HelloStatus::kNoCapacity),
+           "sessions of " + std::to_string(hello.gpus_wanted) + " GPUs are not offered yet (one GPU per session)");
     return true;
   }
-  RGPU_LOG_INFO("%s: session %llu (%s) started", p.peer.c_str(), (unsigned long long)sid,
-                hello.identity.c_str());
-  close(p.fd);  // the worker owns it now
+  uint64_t sid = next_session_id_++;
+  // The pool leases a GPU now or queues the client; the worker that takes
+  // the session sends the handshake's reply.
+  int flags = fcntl(p.fd, F_GETFL);
+  fcntl(p.fd, F_SETFL, flags & ~O_NONBLOCK);
+  pool_->Admit(p.fd, sid, hello.identity, p.peer);
   return true;
-}
-
-Status Supervisor::SpawnWorker(int fd, uint64_t session_id) {
-  std::vector<std::string> args = {options_.self_exe, "--worker-fd", std::to_string(fd),
-                                   "--session-id", std::to_string(session_id),
-                                   "--backend", options_.backend,
-                                   "--sim-gpus", std::to_string(options_.sim_gpus)};
-  if (!options_.driver_path.empty()) args.insert(args.end(), {"--driver", options_.driver_path});
-  if (!options_.profile_path.empty()) args.insert(args.end(), {"--profile", options_.profile_path});
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) return Status::Errno(Code::kInternal, "fork", errno);
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec. A worker must not
-    // outlive its supervisor: its client then gets a closed link at once.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
-    int flags = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    fcntl(fd, F_SETFD, 0);  // keep across exec
-    if (listen_fd_ >= 0) close(listen_fd_);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  workers_[pid] = session_id;
-  return {};
 }
 
 void Supervisor::ReapChildren() {
@@ -243,17 +304,11 @@ void Supervisor::ReapChildren() {
     int status = 0;
     pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid <= 0) return;
-    auto it = workers_.find(pid);
-    uint64_t sid = it == workers_.end() ? 0 : it->second;
-    if (it != workers_.end()) workers_.erase(it);
     if (WIFSIGNALED(status))
-      RGPU_LOG_WARN("session %llu: worker %d killed by signal %d", (unsigned long long)sid, pid,
-                    WTERMSIG(status));
+      RGPU_LOG_WARN("worker %d killed by signal %d", pid, WTERMSIG(status));
     else if (WEXITSTATUS(status) != 0)
-      RGPU_LOG_WARN("session %llu: worker %d exited with %d", (unsigned long long)sid, pid,
-                    WEXITSTATUS(status));
-    else
-      RGPU_LOG_INFO("session %llu: ended", (unsigned long long)sid);
+      RGPU_LOG_WARN("worker %d exited with %d", pid, WEXITSTATUS(status));
+    pool_->OnChildExit(pid, status);
   }
 }
 

@@ -14,10 +14,12 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "server/supervisor/gpu_pool.h"
 
 namespace rgpu::server {
 
@@ -33,6 +35,9 @@ struct SupervisorOptions {
   int handshake_timeout_ms = 5000;
   std::string self_exe;         // binary to exec for workers (default /proc/self/exe)
   std::string log_level;
+  std::string gpus = "all";     // "all" or a comma-separated list of host GPU indices
+  bool paranoid_wipe = false;   // workers read back every wiped byte
+  std::string admin_socket;     // Unix socket for `rgpu status` (default /tmp/rgpu-server-PORT.sock)
 };
 
 class Supervisor {
@@ -45,6 +50,7 @@ class Supervisor {
   // Binds the listening socket. Refuses a non-loopback address without a token.
   Status Start();
   uint16_t port() const { return port_; }
+  const std::string& admin_socket() const { return options_.admin_socket; }
   // Serves until a SIGINT/SIGTERM arrives (or RequestStop). Returns the exit code.
   int Run();
   void RequestStop();
@@ -61,14 +67,17 @@ class Supervisor {
   // (handed to a worker or closed).
   bool ServePending(Pending& p);
   void Refuse(Pending& p, int status, const std::string& why);
-  Status SpawnWorker(int fd, uint64_t session_id);
   void ReapChildren();
+  Result<std::vector<int>> ChooseGpus();
+  void ServeAdmin();
 
   SupervisorOptions options_;
   int listen_fd_ = -1;
+  int admin_fd_ = -1;
+  int sigchld_fd_ = -1;
   uint16_t port_ = 0;
   std::vector<Pending> pending_;
-  std::map<pid_t, uint64_t> workers_;  // pid -> session id
+  std::unique_ptr<GpuPool> pool_;
   uint64_t next_session_id_ = 1;
 };
 

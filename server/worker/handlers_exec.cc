@@ -256,7 +256,7 @@ Status HandleGetGlobal(Session& s, const proto::GetGlobalReq& req, proto::GetGlo
                              : s.driver().cuModuleGetGlobal_v2(&p, &size, m->module, name.c_str());
   RGPU_RETURN_IF_ERROR(CuStatus(r, "cuModuleGetGlobal"));
   // Globals are session memory too: copies to them must pass CheckRange.
-  s.AddAllocation(p, size);
+  s.AddAllocation(p, size, /*owned=*/false);
   rep->dptr = p;
   rep->size = size;
   return {};

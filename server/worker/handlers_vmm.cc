@@ -82,7 +82,7 @@ Status HandleMemMap(Session& s, const proto::MemMapReq& req, proto::MemMapRep*) 
   if (!h.ok()) return h.take_status();
   RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuMemMap(req.ptr, req.size, req.offset, *h, req.flags), "cuMemMap"));
   s.AddMapping(req.ptr, req.size);
-  s.AddAllocation(req.ptr, req.size);
+  s.AddAllocation(req.ptr, req.size, /*owned=*/false);
   return {};
 }
 

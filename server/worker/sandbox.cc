@@ -95,7 +95,9 @@ constexpr SyscallRow kSyscalls[] = {
     {"lstat", Rule::kAllow}, {"newfstatat", Rule::kAllow}, {"statx", Rule::kAllow},
     {"fstatfs", Rule::kAllow}, {"statfs", Rule::kAllow}, {"access", Rule::kAllow},
     {"faccessat", Rule::kAllow}, {"faccessat2", Rule::kAllow}, {"readlink", Rule::kAllow},
-    {"readlinkat", Rule::kAllow}, {"getdents64", Rule::kAllow}, {"getcwd", Rule::kAllow},
+    {"readlinkat", Rule::kAllow}, {"getdents64", Rule::kAllow},
+    {"getdents", Rule::kAllow},  // LeakSanitizer lists /proc/self/task with the old call
+    {"getcwd", Rule::kAllow},
     {"fcntl", Rule::kAllow}, {"dup", Rule::kAllow}, {"dup2", Rule::kAllow},
     {"dup3", Rule::kAllow}, {"pipe", Rule::kAllow}, {"pipe2", Rule::kAllow},
     {"flock", Rule::kAllow}, {"fsync", Rule::kAllow}, {"fdatasync", Rule::kAllow},

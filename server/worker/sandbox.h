@@ -99,6 +99,7 @@ struct SandboxOptions {
   // Diagnosis only: a forbidden system call fails with ENOSYS and is logged
   // ("sandbox: forbidden system call 41 (socket)") instead of killing the
   // worker. For finding what a new driver version needs; never in service.
+  // (It works through SIGSYS: a thread that blocks every signal still dies.)
   bool seccomp_audit = false;
 };
 

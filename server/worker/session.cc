@@ -187,7 +187,9 @@ bool Session::RemoveMapping(CUdeviceptr p, uint64_t size) {
   return true;
 }
 
-void Session::AddAllocation(CUdeviceptr ptr, uint64_t size) {
+void Session::AddAllocation(CUdeviceptr ptr, uint64_t size, bool owned) {
+  if (!owned) registered_only_.insert(ptr);
+  else registered_only_.erase(ptr);
   allocations_[ptr] = size;
   bytes_allocated_ += size;
 }
@@ -196,6 +198,7 @@ bool Session::RemoveAllocation(CUdeviceptr ptr) {
   auto it = allocations_.find(ptr);
   if (it == allocations_.end()) return false;
   bytes_allocated_ -= it->second;
+  registered_only_.erase(it->first);
   allocations_.erase(it);
   return true;
 }
@@ -226,13 +229,66 @@ Status Session::CheckRange(CUdeviceptr ptr, uint64_t size, const char* what) con
                       }() + " is outside this session's allocations");
 }
 
-void Session::ReleaseAll() {
+Result<uint64_t> Session::WipeAll(bool paranoid) {
+  const backend::DriverTable& d = driver_;
+  if (!d.cuMemsetD8_v2 || !d.cuMemcpyDtoH_v2) return Status::Internal("wipe: backend lacks memset/copy");
+  constexpr uint64_t kPage = 4096;
+  constexpr uint64_t kChunk = 64u << 20;
+  std::vector<uint8_t> buf;
+  uint64_t wiped = 0;
+  Status bad;
+  for (auto& [ptr, size] : allocations_) {
+    if (size == 0) continue;
+    if (d.cuMemsetD8_v2(ptr, 0, size) != CUDA_SUCCESS) {
+      bad = Status::Internal("wipe: memset failed at " + std::to_string(ptr));
+      continue;
+    }
+    wiped += size;
+  }
+  if (d.cuCtxSynchronize) d.cuCtxSynchronize();
+  // Verify: read back and demand zeros.
+  auto check = [&](CUdeviceptr p, uint64_t n) {
+    buf.assign(n, 0xff);
+    if (d.cuMemcpyDtoH_v2(buf.data(), p, n) != CUDA_SUCCESS) return false;
+    for (uint8_t b : buf)
+      if (b != 0) return false;
+    return true;
+  };
+  for (auto& [ptr, size] : allocations_) {
+    if (size == 0) continue;
+    bool ok = true;
+    if (paranoid) {
+      for (uint64_t off = 0; ok && off < size; off += kChunk) ok = check(ptr + off, std::min(kChunk, size - off));
+    } else {
+      uint64_t n = std::min(kPage, size);
+      for (uint64_t off : {uint64_t{0}, size / 2 / kPage * kPage, size - n})
+        if (ok && off + n <= size) ok = check(ptr + off, n);
+    }
+    if (!ok) bad = Status::Internal("wipe: non-zero bytes read back in the allocation at " + std::to_string(ptr));
+  }
+  if (!bad.ok()) return bad;
+  return wiped;
+}
+
+void Session::ReleaseAll(bool paranoid_wipe) {
   // Work may still run: wait for it before freeing what it uses.
   for (auto& [id, c] : contexts_) {
     if (driver_.cuCtxSetCurrent && driver_.cuCtxSynchronize) {
       driver_.cuCtxSetCurrent(c.ctx);
       driver_.cuCtxSynchronize();
     }
+  }
+  // Every byte this session could have written is zeroed before anything is
+  // freed (a sticky error in the context can make this fail: then the
+  // context's memory goes back to the driver, which scrubs it for the next
+  // process, and the failure is logged).
+  if (!allocations_.empty()) {
+    Result<uint64_t> wiped = WipeAll(paranoid_wipe);
+    if (wiped.ok())
+      RGPU_LOG_INFO("session %llu: wiped and verified %llu bytes%s", (unsigned long long)session_id_,
+                    (unsigned long long)*wiped, paranoid_wipe ? " (full read-back)" : "");
+    else
+      RGPU_LOG_ERROR("session %llu: %s", (unsigned long long)session_id_, wiped.status().message().c_str());
   }
   for (auto& [id, e] : execs_)
     if (driver_.cuGraphExecDestroy) driver_.cuGraphExecDestroy(e);
@@ -265,8 +321,9 @@ void Session::ReleaseAll() {
     if (driver_.cuMemAddressFree) driver_.cuMemAddressFree(ptr, size);
   reservations_.clear();
   for (auto& [ptr, size] : allocations_)
-    if (driver_.cuMemFree_v2) driver_.cuMemFree_v2(ptr);
+    if (driver_.cuMemFree_v2 && !registered_only_.count(ptr)) driver_.cuMemFree_v2(ptr);
   allocations_.clear();
+  registered_only_.clear();
   bytes_allocated_ = 0;
   for (auto& [id, c] : contexts_) {
     if (c.primary) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -101,14 +102,22 @@ class Session {
   // CUDA_ERROR_INVALID_VALUE unless [ptr, ptr+size) lies in this session's
   // memory: one allocation, or several that follow each other without a gap
   // (virtual-memory mappings placed side by side).
-  void AddAllocation(CUdeviceptr ptr, uint64_t size);
+  // `owned`: made by cuMemAlloc here, so freed by ReleaseAll; module
+  // globals and virtual-memory mappings are only registered.
+  void AddAllocation(CUdeviceptr ptr, uint64_t size, bool owned = true);
   bool RemoveAllocation(CUdeviceptr ptr);
   Status CheckRange(CUdeviceptr ptr, uint64_t size, const char* what) const;
   uint64_t bytes_allocated() const { return bytes_allocated_; }
 
+  // Zeroes every byte of device memory this session could have written
+  // (allocations, module globals, mappings) and checks that it reads back as
+  // zero: sampled pages, or everything when `paranoid`. Returns the number
+  // of bytes wiped; a non-OK status if a check found data left behind.
+  Result<uint64_t> WipeAll(bool paranoid);
   // Frees everything the session still holds (modules, streams, events,
-  // memory, contexts), in dependency order. Called at session end.
-  void ReleaseAll();
+  // memory, contexts), in dependency order, after wiping it. Called at
+  // session end.
+  void ReleaseAll(bool paranoid_wipe = false);
 
  private:
   struct ContextEntry {
@@ -129,6 +138,7 @@ class Session {
   std::unordered_map<uint64_t, CUgraph> graphs_;
   std::unordered_map<uint64_t, CUgraphExec> execs_;
   std::map<CUdeviceptr, uint64_t> allocations_;  // base -> size
+  std::set<CUdeviceptr> registered_only_;         // in allocations_, not ours to free
   std::unordered_map<uint64_t, CUmemGenericAllocationHandle> mem_handles_;
   std::map<CUdeviceptr, uint64_t> reservations_;  // base -> size
   std::map<CUdeviceptr, uint64_t> mappings_;      // base -> size

@@ -9,6 +9,7 @@
 #include "proto/calls.gen.h"
 #include "proto/frame.h"
 #include "proto/handshake.h"
+#include "server/supervisor/control.h"
 #include "server/worker/handlers.gen.h"
 #include "server/worker/link.h"
 #include "server/worker/output_capture.h"
@@ -104,12 +105,33 @@ Status ServeOne(Session& session, Link& link, const Request& req, std::vector<ui
 
 }  // namespace
 
-int RunWorker(const WorkerOptions& options) {
+int RunWorker(const WorkerOptions& given) {
+  WorkerOptions options = given;
   SetLogTag("rgpu-worker[" + std::to_string(getpid()) + "]");
   backend::DriverTable driver;
   Status loaded = backend::LoadBackend(options.backend, &driver);
   if (loaded.ok() && (driver.cuInit == nullptr || driver.cuInit(0) != CUDA_SUCCESS))
     loaded = Status::Internal("backend " + options.backend.kind + ": cuInit failed");
+  if (options.control_fd >= 0) {
+    // Warm: create the context now, so that a session never waits for it.
+    CUdevice dev = 0;
+    CUcontext ctx = nullptr;
+    if (loaded.ok() && (driver.cuDeviceGet(&dev, 0) != CUDA_SUCCESS ||
+                        driver.cuDevicePrimaryCtxRetain(&ctx, dev) != CUDA_SUCCESS ||
+                        driver.cuCtxSetCurrent(ctx) != CUDA_SUCCESS))
+      loaded = Status::Internal("backend " + options.backend.kind + ": cannot create a context");
+    if (!loaded.ok()) {
+      RGPU_LOG_ERROR("warm worker: %s", loaded.ToString().c_str());
+      return 1;
+    }
+    if (!server::SendControl(options.control_fd, {server::ControlKind::kReady}).ok()) return 1;
+    server::ControlMessage m;
+    Status st = server::ReceiveControl(options.control_fd, &m);
+    if (!st.ok() || m.kind != server::ControlKind::kAttach) return st.ok() ? 2 : 0;  // supervisor gone
+    close(options.control_fd);
+    options.fd = m.fd;
+    options.session_id = m.session_id;
+  }
   // The worker, not the supervisor, accepts the session: only now is it
   // known that the backend works, and the client gets the reason if not.
   proto::HelloReply hello;
@@ -158,7 +180,7 @@ int RunWorker(const WorkerOptions& options) {
     }
     // Host functions still waiting must not hold the streams forever.
     link.Close();
-    session.ReleaseAll();
+    session.ReleaseAll(options.paranoid_wipe);
     session.set_link(nullptr);
   }
   close(options.fd);

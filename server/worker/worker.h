@@ -12,11 +12,16 @@
 namespace rgpu::worker {
 
 struct WorkerOptions {
-  int fd = -1;  // the client's connected socket (blocking)
+  int fd = -1;          // the client's connected socket (blocking)
+  int control_fd = -1;  // warm mode: wait here for the client (see control.h)
   uint64_t session_id = 0;
+  bool paranoid_wipe = false;
   backend::BackendOptions backend;
 };
 
+// In warm mode (control_fd >= 0) the worker first loads the backend and
+// creates its context, says it is ready on the control channel, and waits
+// for the supervisor to hand it a client; then, as otherwise:
 // Serves the session until the client disconnects or breaks the protocol.
 // Frees everything the session held before returning. Returns the process
 // exit code: 0 after a clean end, 1 when the backend could not start, 2 on a

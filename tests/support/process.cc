@@ -5,6 +5,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -225,6 +227,30 @@ std::vector<pid_t> TestServer::Workers() const {
       out.push_back(p);
   }
   closedir(d);
+  return out;
+}
+
+std::string TestServer::StatusJson() const {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = "/tmp/rgpu-server-" + std::to_string(port_) + ".sock";
+  strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
+  }
+  close(fd);
+  return out;
+}
+
+std::vector<pid_t> TestServer::SessionWorkers() const {
+  std::vector<pid_t> out;
+  std::string js = StatusJson();
+  for (size_t at = js.find("\"worker_pid\":"); at != std::string::npos; at = js.find("\"worker_pid\":", at + 1))
+    out.push_back(atoi(js.c_str() + at + 13));
   return out;
 }
 

@@ -58,6 +58,10 @@ class TestServer {
   // Worker processes (children of the server) alive now.
   std::vector<pid_t> Workers() const;
   bool alive() const;
+  // `rgpu status --json` as the server answers it on its admin socket.
+  std::string StatusJson() const;
+  // Pids of the workers serving sessions now (from the status).
+  std::vector<pid_t> SessionWorkers() const;
   // Everything the server wrote to stderr so far.
   std::string Log() const;
 

@@ -1,0 +1,84 @@
+#include "server/supervisor/control.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "proto/coding.h"
+
+namespace rgpu::server {
+namespace {
+constexpr size_t kMaxControl = 2048;
+}
+
+Status ControlPair(int fds[2]) {
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+    return Status::Errno(Code::kInternal, "socketpair", errno);
+  return {};
+}
+
+Status SendControl(int sock, const ControlMessage& m) {
+  std::vector<uint8_t> buf;
+  proto::Writer w(&buf);
+  w.U8(static_cast<uint8_t>(m.kind));
+  w.U64(m.session_id);
+  w.Str(m.identity.substr(0, 1024));
+  iovec iov{buf.data(), buf.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+  if (m.fd >= 0) {
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &m.fd, sizeof(int));
+  }
+  for (;;) {
+    if (sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0) return {};
+    if (errno != EINTR) return Status::Errno(Code::kTransport, "control send", errno);
+  }
+}
+
+Status ReceiveControl(int sock, ControlMessage* m) {
+  uint8_t buf[kMaxControl];
+  iovec iov{buf, sizeof buf};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return Status::Errno(Code::kTransport, "control receive", errno);
+  if (n == 0) return Status::Transport("control channel closed");
+  m->fd = -1;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+      memcpy(&m->fd, CMSG_DATA(c), sizeof(int));
+  }
+  auto fail = [&](const char* why) {
+    if (m->fd >= 0) close(m->fd);
+    m->fd = -1;
+    return Status::Protocol(std::string("control message: ") + why);
+  };
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return fail("truncated");
+  proto::Reader r(buf, static_cast<size_t>(n));
+  uint8_t kind = 0;
+  if (!r.U8(&kind).ok() || (kind != 1 && kind != 2)) return fail("unknown kind");
+  m->kind = static_cast<ControlKind>(kind);
+  if (!r.U64(&m->session_id).ok() || !r.Str(1024, &m->identity).ok() || !r.Finish().ok())
+    return fail("malformed");
+  if (m->kind == ControlKind::kAttach && m->fd < 0) return fail("attach without a client socket");
+  return {};
+}
+
+}  // namespace rgpu::server

@@ -1,0 +1,114 @@
+// Time-slicing over the sim backend: exclusive leases, FIFO queue with
+// positions, wait timeouts, a worker per session, wipe after each session,
+// and a killed client freeing its GPU.
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/process.h"
+
+namespace rgpu::testing {
+namespace {
+
+std::string Program(const std::string& name) { return BuildDir() + "/tests/programs/" + name; }
+
+TEST(Scheduler, OneGpuServesSessionsOneAtATimeInArrivalOrder) {
+  TestServer server({"--sim-gpus", "1"});
+  Child holder({Program("link_loss"), "1.5"}, server.ClientEnv());
+  ASSERT_TRUE(holder.WaitForOutput("READY", 20));
+  Child first({Program("link_loss"), "0.3"}, server.ClientEnv());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Child second({Program("link_loss"), "0.3"}, server.ClientEnv());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // While the holder runs, nobody else has the GPU.
+  EXPECT_EQ(server.SessionWorkers().size(), 1u) << server.StatusJson();
+  EXPECT_NE(server.StatusJson().find("\"position\":2"), std::string::npos) << server.StatusJson();
+  ASSERT_TRUE(first.WaitForOutput("READY", 30));
+  EXPECT_FALSE(second.WaitForOutput("READY", 0.05)) << "second overtook first";
+  RunResult h = holder.Wait(30), a = first.Wait(30), b = second.Wait(30);
+  EXPECT_EQ(h.exit_code, 0) << h.err;
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(a.err.find("position 1 in the queue"), std::string::npos) << a.err;
+  EXPECT_NE(b.err.find("position 2 in the queue"), std::string::npos) << b.err;
+  EXPECT_EQ(h.err.find("queue"), std::string::npos) << "a client that never waits prints nothing";
+}
+
+TEST(Scheduler, WaitTimeoutFailsClearly) {
+  TestServer server({"--sim-gpus", "1"});
+  Child holder({Program("link_loss"), "5"}, server.ClientEnv());
+  ASSERT_TRUE(holder.WaitForOutput("READY", 20));
+  auto env = server.ClientEnv();
+  env["RGPU_WAIT_TIMEOUT"] = "0.5";
+  RunResult r = RunProgram({Program("link_loss"), "0.1"}, env, 20);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("no GPU became free"), std::string::npos) << r.err;
+  EXPECT_LT(r.seconds, 5);
+}
+
+TEST(Scheduler, TwoGpusServeTwoSessionsAtOnceEachWithItsOwnWorker) {
+  TestServer server({"--sim-gpus", "2"});
+  Child a({Program("link_loss"), "1"}, server.ClientEnv());
+  Child b({Program("link_loss"), "1"}, server.ClientEnv());
+  ASSERT_TRUE(a.WaitForOutput("READY", 20));
+  ASSERT_TRUE(b.WaitForOutput("READY", 20));
+  std::vector<pid_t> w1 = server.SessionWorkers();
+  ASSERT_EQ(w1.size(), 2u) << server.StatusJson();
+  EXPECT_NE(w1[0], w1[1]);
+  EXPECT_EQ(a.Wait(30).exit_code, 0);
+  EXPECT_EQ(b.Wait(30).exit_code, 0);
+  // A worker serves one session: the next session gets a new process.
+  Child c({Program("link_loss"), "0.5"}, server.ClientEnv());
+  ASSERT_TRUE(c.WaitForOutput("READY", 20));
+  std::vector<pid_t> w2 = server.SessionWorkers();
+  ASSERT_EQ(w2.size(), 1u);
+  EXPECT_NE(w2[0], w1[0]);
+  EXPECT_NE(w2[0], w1[1]);
+  EXPECT_EQ(c.Wait(30).exit_code, 0);
+}
+
+TEST(Scheduler, MemoryIsWipedAndVerifiedAfterEverySession) {
+  TestServer server({"--sim-gpus", "1"});
+  for (int i = 0; i < 2; ++i) {
+    RunResult r = RunProgram({Program("wipe_check")}, server.ClientEnv(), 60);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("NO-PATTERN"), std::string::npos) << r.out;
+  }
+  // The worker zeroed the 64 MiB it served and read it back.
+  for (int i = 0; i < 100 && server.Log().find("wiped and verified") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::string log = server.Log();
+  size_t at = log.find("wiped and verified ");
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_GE(std::stoull(log.substr(at + 19)), 64ull << 20) << log.substr(at, 80);
+}
+
+TEST(Scheduler, KilledClientFreesItsGpu) {
+  TestServer server({"--sim-gpus", "1"});
+  auto holder = std::make_unique<Child>(std::vector<std::string>{Program("link_loss"), "60"}, server.ClientEnv());
+  ASSERT_TRUE(holder->WaitForOutput("READY", 20));
+  Child waiter({Program("link_loss"), "0.2"}, server.ClientEnv());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(waiter.WaitForOutput("READY", 0.05));
+  kill(holder->pid(), SIGKILL);
+  holder.reset();
+  EXPECT_TRUE(waiter.WaitForOutput("READY", 10)) << server.StatusJson();
+  EXPECT_EQ(waiter.Wait(30).exit_code, 0);
+}
+
+TEST(Scheduler, StatusNamesGpusHoldersAndQueue) {
+  TestServer server({"--sim-gpus", "2"});
+  Child a({Program("link_loss"), "1"}, server.ClientEnv());
+  ASSERT_TRUE(a.WaitForOutput("READY", 20));
+  std::string js = server.StatusJson();
+  EXPECT_NE(js.find("\"state\":\"leased\""), std::string::npos) << js;
+  EXPECT_NE(js.find("link_loss"), std::string::npos) << js;  // the holder's identity names the program
+  EXPECT_NE(js.find("\"sessions_active\":1"), std::string::npos) << js;
+  EXPECT_EQ(a.Wait(30).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace rgpu::testing
