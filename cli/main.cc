@@ -3,7 +3,7 @@
 //   rgpu run [--server HOST:PORT] [--token-file F] -- CMD ARGS...
 //   rgpu server ARGS...      (the same as rgpu-server ARGS...)
 //   rgpu bench [--server HOST:PORT] [--sim] [--quick] [--json F] [--native-driver P]
-//   rgpu status              (declared; not implemented yet)
+//   rgpu status              GPUs, leases, sessions and queue of a local server
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/bench_command.h"
+#include "cli/status_command.h"
 #include "cli/rgpu_version.h"
 #include "cli/run_command.h"
 #include "proto/version.h"
@@ -60,11 +61,6 @@ int RunCommandStart(int argc, char** argv, int first) {
   return argc;
 }
 
-int NotImplemented(const char* what) {
-  fprintf(stderr, "rgpu %s: not implemented yet\n", what);
-  return 2;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,7 +86,12 @@ int main(int argc, char** argv) {
   run->footer("usage: rgpu run [--server HOST:PORT] [--token-file F] -- CMD ARGS...");
 
   app.add_subcommand("server", "start a GPU host server (same as rgpu-server; see rgpu server --help)");
-  app.add_subcommand("status", "show GPUs, leases, sessions and queues (not implemented yet)");
+  rgpu::cli::StatusOptions status_options;
+  CLI::App* status = app.add_subcommand("status", "show GPUs, leases, sessions and queues of a server on this host");
+  status->add_option("--admin-socket", status_options.admin_socket, "the server's admin socket");
+  status->add_option("--port", status_options.port, "the server's TCP port (names its default admin socket)")
+      ->capture_default_str();
+  status->add_flag("--json", status_options.json, "print the server's JSON");
   rgpu::cli::BenchOptions bench_options;
   CLI::App* bench = app.add_subcommand("bench", "measure the link and the GPU through it, side by side with local");
   rgpu::cli::AddBenchOptions(bench, &bench_options);
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run->parsed()) return rgpu::cli::ExecRun(run_options);
-  if (app.got_subcommand("status")) return NotImplemented("status");
+  if (status->parsed()) return rgpu::cli::RunStatus(status_options);
   if (bench->parsed()) return rgpu::cli::RunBench(bench_options);
   fprintf(stderr, "%s", app.help().c_str());
   return 2;

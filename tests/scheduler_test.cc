@@ -107,6 +107,11 @@ TEST(Scheduler, StatusNamesGpusHoldersAndQueue) {
   EXPECT_NE(js.find("\"state\":\"leased\""), std::string::npos) << js;
   EXPECT_NE(js.find("link_loss"), std::string::npos) << js;  // the holder's identity names the program
   EXPECT_NE(js.find("\"sessions_active\":1"), std::string::npos) << js;
+  // The CLI reads the same socket.
+  RunResult table = RunProgram({BuildDir() + "/bin/rgpu", "status", "--port", std::to_string(server.port())}, {}, 10);
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("leased"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("link_loss"), std::string::npos) << table.out;
   EXPECT_EQ(a.Wait(30).exit_code, 0);
 }
 
