@@ -6,6 +6,8 @@
 // 580.159 driver. Slots call only the client's public driver functions.
 #include "client/export_tables.h"
 
+#include <atomic>
+
 #include <pthread.h>
 #include <unistd.h>
 
@@ -20,7 +22,6 @@
 #include <vector>
 
 #include "client/integrity_hash.h"
-#include "client/nvml_bridge.h"
 #include "client/proc_address.h"
 #include "common/log.h"
 
@@ -586,8 +587,14 @@ void RunContextStorageDestructors(CUcontext ctx) {
   }
 }
 
+namespace {
+std::atomic<PrivateTableFinder> g_private_finder{nullptr};
+}  // namespace
+
+void SetPrivateTableFinder(PrivateTableFinder finder) { g_private_finder.store(finder); }
+
 bool FindExportTable(const CUuuid& id, ExportTableView* view) {
-  if (FindNvmlBridgeTable && FindNvmlBridgeTable(id.bytes, view)) return true;  // rgpu-private
+  if (PrivateTableFinder f = g_private_finder.load(); f != nullptr && f(id.bytes, view)) return true;
   const int t = FindTableId(id);
   if (t < 0) return false;
   view->name = kSpecs[t].name;

@@ -97,4 +97,9 @@ struct ExportTableView {
 };
 bool FindExportTable(const CUuuid& id, ExportTableView* view);
 
+// rgpu-private tables (the NVML bridge) live in files the unit tests of this
+// one do not link; they register a finder here when the library loads.
+using PrivateTableFinder = bool (*)(const void* uuid, ExportTableView* view);
+void SetPrivateTableFinder(PrivateTableFinder finder);
+
 }  // namespace rgpu::client

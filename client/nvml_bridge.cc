@@ -200,6 +200,12 @@ const void* const* BridgeSlots() {
 
 }  // namespace
 
+namespace {
+// Registers the bridge with cuGetExportTable when the library loads (a
+// pointer store: no thread, no socket).
+const bool kRegistered = (SetPrivateTableFinder(&FindNvmlBridgeTable), true);
+}  // namespace
+
 bool FindNvmlBridgeTable(const void* uuid, ExportTableView* view) {
   if (uuid == nullptr || std::memcmp(uuid, kBridgeUuid, sizeof kBridgeUuid) != 0) return false;
   view->name = "RGPU_NVML_BRIDGE";

@@ -137,10 +137,11 @@ typedef int (*RgpuNvmlQueryFn)(uint32_t index, uint32_t what, RgpuNvmlLive* out,
 
 namespace rgpu::client {
 struct ExportTableView;
-// For client/export_tables.cc's lookup: fills *view and returns true when
-// `uuid` (16 bytes) is the bridge's UUID. Defined in nvml_bridge.cc, which
-// only libcuda.so.1 links (weak, so the surface's unit tests link without it).
-__attribute__((weak)) bool FindNvmlBridgeTable(const void* uuid, ExportTableView* view);
+// Fills *view and returns true when `uuid` (16 bytes) is the bridge's UUID.
+// nvml_bridge.cc registers it with export_tables.cc's lookup when the
+// library loads (SetPrivateTableFinder), so the surface's unit tests link
+// without this file.
+bool FindNvmlBridgeTable(const void* uuid, ExportTableView* view);
 }  // namespace rgpu::client
 #endif
 

@@ -5,8 +5,10 @@
 //
 // Input: the bytes a client would send after the handshake, i.e. frames
 // (16-byte header + payload, proto/frame.h). Each is handled as
-// server/worker/worker.cc's loop and ServeOne do (that code is private to
-// worker.cc, so its few steps are repeated here; keep them in step):
+// server/worker/worker.cc's ServeOne does (that code is private to
+// worker.cc, so its few steps are repeated here; keep them in step; the
+// socket side, Link and proto::FrameReader, is left out: frame_reader_fuzzer
+// covers the reader):
 //   decode the header with kMaxFramePayload (a bad header ends the session),
 //   refuse reply-only flags, stop when the input ends inside a payload (the
 //   client went away), find the handler (unknown ids are answered, not
@@ -166,7 +168,8 @@ bool ServeOne(worker::Session& session, const proto::FrameHeader& h,
   }
   proto::Reader in(body);
   w.I32(0);
-  Status st = handler->fn(session, in, &w);
+  std::span<const uint8_t> bulk;  // large reply data, sent from where it lies
+  Status st = handler->fn(session, in, &w, &bulk);
   if (!st.ok() && st.code() != Code::kCuda) return false;
   int cu = st.ok() ? 0 : st.cu_result();
   for (int i = 0; i < 4; ++i) (*reply)[i] = static_cast<uint8_t>(static_cast<uint32_t>(cu) >> (8 * i));
