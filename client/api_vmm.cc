@@ -102,8 +102,10 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, const CU
   RGPU_CTX_OR_RETURN(s, c);
   int dev = prop->location.id;
   if (dev < 0 || dev >= s->device_count()) return CUDA_ERROR_INVALID_DEVICE;
-  if (prop->requestedHandleTypes != CU_MEM_HANDLE_TYPE_NONE)
-    return ReportUnsupported("cuMemCreate with shareable handle types");
+  // Shareable handle types ask that the memory *may* later be exported
+  // (PyTorch's expandable segments ask for POSIX fds); the allocation itself
+  // works the same. Exporting is what cannot cross the network, and
+  // cuMemExportToShareableHandle says so when asked.
   uint64_t id = s->NewId();
   CUresult r = Sync(s, proto::CallId::kMemCreate,
                     proto::MemCreateReq{c->id, id, size, static_cast<uint32_t>(prop->type),

@@ -37,6 +37,26 @@ std::string ReadTokenFile(const std::string& path) {
   return t;
 }
 
+// The parent, grandparent, ... pids (up to 8): a helper process of a program
+// that holds a GPU (compile workers, DataLoader workers that use CUDA) shares
+// that program's lease instead of queueing behind it forever.
+std::string Ancestors() {
+  std::string out;
+  pid_t p = getppid();
+  for (int depth = 0; depth < 8 && p > 1; ++depth) {
+    out += (out.empty() ? "" : ",") + std::to_string(p);
+    std::ifstream in("/proc/" + std::to_string(p) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos) break;
+    char state = 0;
+    int ppid = 0;
+    if (sscanf(stat.c_str() + close_paren + 2, "%c %d", &state, &ppid) != 2) break;
+    p = ppid;
+  }
+  return out;
+}
+
 std::string Identity() {
   char host[256] = "?";
   gethostname(host, sizeof host - 1);
@@ -45,7 +65,7 @@ std::string Identity() {
   if (n > 0) exe[n] = 0;
   const char* user = getenv("USER");
   return std::string(user ? user : "?") + "@" + host + " pid=" + std::to_string(getpid()) +
-         " exe=" + exe;
+         " ancestors=" + Ancestors() + " exe=" + exe;
 }
 
 std::string UuidString(const std::array<uint8_t, 16>& u) {

@@ -86,6 +86,7 @@ for h in "${harnesses[@]}"; do
   # -fork mode prints no final stats: take the last status line's count.
   [[ -z "$execs" ]] && execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
   speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  [[ -z "$speed" && -n "$execs" ]] && speed=$(( execs / per ))
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
   units=$(ls "$work/corpus" | wc -l)
   if (( rc == 0 )); then

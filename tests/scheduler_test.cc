@@ -99,6 +99,16 @@ TEST(Scheduler, KilledClientFreesItsGpu) {
   EXPECT_EQ(waiter.Wait(30).exit_code, 0);
 }
 
+TEST(Scheduler, HelperProcessesShareTheirParentsLease) {
+  TestServer server({"--sim-gpus", "1"});
+  Child other({Program("link_loss"), "0.2"}, server.ClientEnv());  // not family: must wait
+  RunResult r = RunProgram({Program("family")}, server.ClientEnv(), 60);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("child: ok"), std::string::npos) << r.out;
+  EXPECT_NE(server.Log().find("sharing its parent's lease"), std::string::npos) << server.Log();
+  EXPECT_EQ(other.Wait(30).exit_code, 0);
+}
+
 TEST(Scheduler, StatusNamesGpusHoldersAndQueue) {
   TestServer server({"--sim-gpus", "2"});
   Child a({Program("link_loss"), "1"}, server.ClientEnv());

@@ -96,47 +96,97 @@ void GpuPool::SpawnWarm(Gpu& g) {
   g.warm_started = Clock::now();
 }
 
+namespace {
+// "user@host pid=N ancestors=a,b,c exe=..." (client/client_state.cc).
+std::string HostOf(const std::string& identity) {
+  size_t at = identity.find('@'), sp = identity.find(" pid=");
+  return at == std::string::npos || sp == std::string::npos || sp < at ? "" : identity.substr(at + 1, sp - at - 1);
+}
+long Field(const std::string& identity, const char* key) {
+  size_t at = identity.find(key);
+  return at == std::string::npos ? 0 : atol(identity.c_str() + at + strlen(key));
+}
+std::vector<long> Ancestors(const std::string& identity) {
+  std::vector<long> out;
+  size_t at = identity.find(" ancestors=");
+  if (at == std::string::npos) return out;
+  const char* p = identity.c_str() + at + 11;
+  while (*p >= '0' && *p <= '9' && out.size() < 16) {
+    char* end = nullptr;
+    out.push_back(strtol(p, &end, 10));
+    p = *end == ',' ? end + 1 : end;
+  }
+  return out;
+}
+}  // namespace
+
+int GpuPool::FamilyGpu(const std::string& identity) const {
+  std::string host = HostOf(identity);
+  if (host.empty()) return -1;
+  std::vector<long> ancestors = Ancestors(identity);
+  for (size_t i = 0; i < gpus_.size(); ++i)
+    for (const Holder& h : gpus_[i].holders)
+      for (long a : ancestors)
+        if (h.host == host && h.client_pid == a) return static_cast<int>(i);
+  return -1;
+}
+
 void GpuPool::Admit(int fd, uint64_t session_id, const std::string& identity, const std::string& peer) {
-  Waiting w{fd, session_id, identity, peer, Clock::now()};
-  queue_.push_back(std::move(w));
+  Waiting w{fd, session_id, identity, peer, Clock::now(), FamilyGpu(identity)};
+  // A helper of a lease holder shares its GPU: it never waits behind others
+  // (its parent may be waiting for it).
+  if (w.family_gpu >= 0) queue_.push_front(std::move(w));
+  else queue_.push_back(std::move(w));
   Dispatch();
   if (!queue_.empty()) TellPositions();
 }
 
+void GpuPool::Attach(Gpu& g, Waiting w) {
+  ControlMessage m{ControlKind::kAttach, w.session_id, w.identity, w.fd};
+  Status st = SendControl(g.warm_ctl, m);
+  close(w.fd);  // the worker has its own copy now
+  if (!st.ok()) {
+    RGPU_LOG_ERROR("gpu %d: handing session %llu to its worker: %s", g.index,
+                   (unsigned long long)w.session_id, st.message().c_str());
+    return;  // the worker's exit is handled by OnChildExit
+  }
+  close(g.warm_ctl);
+  Holder h{g.warm_pid, w.session_id, w.identity, HostOf(w.identity), Field(w.identity, " pid="), Clock::now()};
+  g.holders.push_back(h);
+  g.warm_pid = -1;
+  g.warm_ctl = -1;
+  g.warm_ready = false;
+  ++sessions_served_;
+  RGPU_LOG_INFO("gpu %d: session %llu (%s, %s) after %.1f ms in queue%s", g.index,
+                (unsigned long long)w.session_id, w.identity.c_str(), w.peer.c_str(),
+                Seconds(Clock::now() - w.since) * 1e3, g.holders.size() > 1 ? ", sharing its parent's lease" : "");
+  // The next session's context is created while this one runs.
+  SpawnWarm(g);
+}
+
 void GpuPool::Dispatch() {
-  while (!queue_.empty()) {
-    Gpu* free_gpu = nullptr;
-    for (Gpu& g : gpus_)
-      if (g.session_pid < 0 && g.warm_ready) {
-        free_gpu = &g;
-        break;
-      }
-    if (free_gpu == nullptr) return;
-    Waiting w = std::move(queue_.front());
-    queue_.pop_front();
-    Gpu& g = *free_gpu;
-    ControlMessage m{ControlKind::kAttach, w.session_id, w.identity, w.fd};
-    Status st = SendControl(g.warm_ctl, m);
-    close(w.fd);  // the worker has its own copy now
-    if (!st.ok()) {
-      RGPU_LOG_ERROR("gpu %d: handing session %llu to its worker: %s", g.index,
-                     (unsigned long long)w.session_id, st.message().c_str());
-      continue;  // the worker's exit is handled by OnChildExit
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    Gpu* target = nullptr;
+    if (it->family_gpu >= 0) {
+      Gpu& g = gpus_[it->family_gpu];
+      if (g.holders.empty()) it->family_gpu = -1;  // the parent is gone: an ordinary session now
+      else if (g.warm_ready) target = &g;
     }
-    close(g.warm_ctl);
-    g.session_pid = g.warm_pid;
-    g.session_id = w.session_id;
-    g.holder = w.identity;
-    g.leased_at = Clock::now();
-    g.warm_pid = -1;
-    g.warm_ctl = -1;
-    g.warm_ready = false;
-    ++sessions_served_;
-    RGPU_LOG_INFO("gpu %d: session %llu (%s, %s) after %.1f ms in queue", g.index,
-                  (unsigned long long)w.session_id, w.identity.c_str(), w.peer.c_str(),
-                  Seconds(Clock::now() - w.since) * 1e3);
-    // The next session's context is created while this one runs.
-    SpawnWarm(g);
+    if (it->family_gpu < 0) {
+      for (Gpu& g : gpus_)
+        if (g.holders.empty() && g.warm_ready) {
+          target = &g;
+          break;
+        }
+      if (target == nullptr) return;  // FIFO: nobody overtakes the head
+    }
+    if (target == nullptr) {
+      ++it;
+      continue;
+    }
+    Waiting w = std::move(*it);
+    it = queue_.erase(it);
+    Attach(*target, std::move(w));
   }
 }
 
@@ -207,12 +257,11 @@ void GpuPool::OnPoll(const std::vector<pollfd>& fds) {
 
 bool GpuPool::OnChildExit(pid_t pid, int status) {
   for (Gpu& g : gpus_) {
-    if (pid == g.session_pid) {
+    for (auto h = g.holders.begin(); h != g.holders.end(); ++h) {
+      if (h->worker_pid != pid) continue;
       RGPU_LOG_INFO("gpu %d: session %llu ended (worker status %d); %.1f s held", g.index,
-                    (unsigned long long)g.session_id, status, Seconds(Clock::now() - g.leased_at));
-      g.session_pid = -1;
-      g.session_id = 0;
-      g.holder.clear();
+                    (unsigned long long)h->session_id, status, Seconds(Clock::now() - h->since));
+      g.holders.erase(h);
       if (g.warm_pid < 0) SpawnWarm(g);
       Dispatch();
       TellPositions();
@@ -240,14 +289,16 @@ bool GpuPool::OnChildExit(pid_t pid, int status) {
 
 void GpuPool::StopAll() {
   for (Gpu& g : gpus_) {
-    for (pid_t p : {g.session_pid, g.warm_pid})
-      if (p > 0) kill(p, SIGTERM);
+    for (const Holder& h : g.holders) kill(h.worker_pid, SIGTERM);
+    if (g.warm_pid > 0) kill(g.warm_pid, SIGTERM);
   }
   for (Gpu& g : gpus_) {
-    for (pid_t p : {g.session_pid, g.warm_pid})
-      if (p > 0) waitpid(p, nullptr, 0);
+    for (const Holder& h : g.holders) waitpid(h.worker_pid, nullptr, 0);
+    if (g.warm_pid > 0) waitpid(g.warm_pid, nullptr, 0);
     if (g.warm_ctl >= 0) close(g.warm_ctl);
-    g = Gpu{g.index};
+    int index = g.index;
+    g = Gpu{};
+    g.index = index;
   }
   for (Waiting& w : queue_) close(w.fd);
   queue_.clear();
@@ -255,7 +306,7 @@ void GpuPool::StopAll() {
 
 size_t GpuPool::sessions() const {
   size_t n = 0;
-  for (const Gpu& g : gpus_) n += g.session_pid > 0;
+  for (const Gpu& g : gpus_) n += g.holders.size();
   return n;
 }
 
@@ -266,10 +317,17 @@ std::string GpuPool::StatusJson() const {
   for (size_t i = 0; i < gpus_.size(); ++i) {
     const Gpu& g = gpus_[i];
     o << (i ? "," : "") << "{\"index\":" << g.index << ",\"state\":\""
-      << (g.session_pid > 0 ? "leased" : g.warm_ready ? "free" : "starting") << "\"";
-    if (g.session_pid > 0)
-      o << ",\"session\":" << g.session_id << ",\"holder\":" << JsonString(g.holder)
-        << ",\"held_s\":" << Seconds(now - g.leased_at) << ",\"worker_pid\":" << g.session_pid;
+      << (!g.holders.empty() ? "leased" : g.warm_ready ? "free" : "starting") << "\"";
+    if (!g.holders.empty()) {
+      const Holder& first = g.holders.front();
+      o << ",\"session\":" << first.session_id << ",\"holder\":" << JsonString(first.identity)
+        << ",\"held_s\":" << Seconds(now - first.since) << ",\"holders\":[";
+      for (size_t k = 0; k < g.holders.size(); ++k)
+        o << (k ? "," : "") << "{\"session\":" << g.holders[k].session_id
+          << ",\"identity\":" << JsonString(g.holders[k].identity)
+          << ",\"worker_pid\":" << g.holders[k].worker_pid << "}";
+      o << "]";
+    }
     o << ",\"warm_worker\":" << (g.warm_ready ? "true" : "false") << "}";
   }
   o << "],\"queue\":[";

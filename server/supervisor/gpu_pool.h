@@ -53,12 +53,19 @@ class GpuPool {
   size_t queued() const { return queue_.size(); }
 
  private:
+  // A session on a GPU: the lease holder, or a helper process of it (a
+  // client whose parent or grandparent holds the GPU shares its lease).
+  struct Holder {
+    pid_t worker_pid = -1;
+    uint64_t session_id = 0;
+    std::string identity;
+    std::string host;  // from the identity: where the client runs
+    long client_pid = 0;
+    Clock::time_point since;
+  };
   struct Gpu {
     int index = 0;  // host-wide GPU index
-    pid_t session_pid = -1;
-    uint64_t session_id = 0;
-    std::string holder;
-    Clock::time_point leased_at;
+    std::vector<Holder> holders;  // empty: free
     pid_t warm_pid = -1;
     int warm_ctl = -1;
     bool warm_ready = false;
@@ -72,9 +79,14 @@ class GpuPool {
     std::string identity;
     std::string peer;
     Clock::time_point since;
+    int family_gpu = -1;  // position in gpus_ of the lease it shares, or -1
   };
 
   void SpawnWarm(Gpu& g);
+  void Attach(Gpu& g, Waiting w);
+  // The GPU (position in gpus_) leased to an ancestor of the client named by
+  // `identity`, or -1.
+  int FamilyGpu(const std::string& identity) const;
   void Dispatch();
   void TellPositions();
   void Refuse(Waiting& w, const std::string& why);

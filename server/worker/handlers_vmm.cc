@@ -56,8 +56,10 @@ Status HandleMemAddressFree(Session& s, const proto::MemAddressFreeReq& req, pro
 Status HandleMemCreate(Session& s, const proto::MemCreateReq& req, proto::MemCreateRep*) {
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   if (!s.driver().cuMemCreate) return NotProvided("cuMemCreate");
-  if (req.handle_types != CU_MEM_HANDLE_TYPE_NONE)
-    return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, "shareable memory handles have no meaning across the network");
+  // Only POSIX fds may be asked for (exports stay on this host and are never
+  // handed out); other handle types are refused.
+  if (req.handle_types & ~static_cast<uint32_t>(CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR))
+    return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, "memory handle types other than POSIX fds are not offered");
   CUmemAllocationProp p = Prop(req.type, req.handle_types, req.loc_type, req.loc_id);
   p.allocFlags.compressionType = req.compression;
   p.allocFlags.gpuDirectRDMACapable = req.rdma;
