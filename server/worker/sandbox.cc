@@ -8,7 +8,10 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <grp.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pwd.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -18,9 +21,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -50,8 +50,9 @@ namespace {
 
 // ---- the system-call allow-list ----------------------------------------------
 //
-// One row per call a worker may make: the real CUDA driver (libcuda 580,
-// checked on an H100 and H200 host; see sandbox_test.cc RealDriver*), glibc,
+// One row per call a worker may make: the real CUDA driver (libcuda
+// 580.159.04 on an H200, entered before and after cuInit; see sandbox_test.cc
+// SandboxRealDriver, which runs wherever a real driver loads), glibc,
 // the C++ runtime, the sim backend and the worker's own socket I/O.
 // A name the architecture does not have (e.g. `open` on aarch64) is skipped.
 // Everything else is refused with the default action (kill the process).
@@ -320,6 +321,16 @@ void EnterNamespaces(SandboxReport* r) {
   // Nothing mounted here propagates back, nothing from outside arrives.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     LogOnce(LogLevel::kWarn, "sandbox-mnt", "sandbox: making mounts private: %s",
+            ErrnoText(errno).c_str());
+    return;
+  }
+  // A /dev/shm of its own: POSIX shared memory of other sessions' workers
+  // (same user) stays out of reach; the IPC namespace covers System V only.
+  struct stat st;
+  if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
+      mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            "mode=1777,size=256m") != 0) {
+    LogOnce(LogLevel::kWarn, "sandbox-shm", "sandbox: private /dev/shm: %s",
             ErrnoText(errno).c_str());
   }
 }

@@ -10,8 +10,10 @@
 //                    network namespace has no interfaces (the client's socket,
 //                    already connected, is inherited and keeps working), a new
 //                    IPC namespace hides System V / POSIX IPC objects of other
-//                    processes, and mounts are made private so nothing
-//                    propagates. Needs root; as another user it is tried with
+//                    processes, mounts are made private so nothing
+//                    propagates, and /dev/shm is a fresh tmpfs (POSIX shared
+//                    memory of other workers, same user, stays out of
+//                    reach). Needs root; as another user it is tried with
 //                    CLONE_NEWUSER (uid and gid map to themselves). A PID
 //                    namespace is not possible: unshare(CLONE_NEWPID) affects
 //                    only children, never the running process (the

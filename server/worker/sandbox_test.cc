@@ -372,6 +372,23 @@ TEST(Sandbox, NamespacesKeepTheConnectedSocket) {
   EXPECT_TRUE(r.exited_ok()) << r.Describe();
 }
 
+TEST(Sandbox, PrivateDevShm) {
+  const std::string name = "/dev/shm/rgpu-sandbox-test-" + std::to_string(getpid());
+  ChildResult r = InChild([&] {
+    SandboxReport rep;
+    if (int rc = Enter({}, &rep)) return rc;
+    int fd = open(name.c_str(), O_CREAT | O_WRONLY, 0600);
+    CHILD_CHECK(1, fd >= 0);
+    close(fd);
+    return rep.namespaces ? 0 : 3;
+  });
+  if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 3) GTEST_SKIP() << "no namespaces here";
+  EXPECT_TRUE(r.exited_ok()) << r.Describe();
+  struct stat st;
+  EXPECT_NE(stat(name.c_str(), &st), 0) << "the worker's /dev/shm file is visible outside";
+  unlink(name.c_str());
+}
+
 TEST(Sandbox, LandlockLimitsFiles) {
   ChildResult r = InChild([] {
     SandboxReport rep;

@@ -247,9 +247,13 @@ Result<uint64_t> Session::WipeAll(bool paranoid) {
   }
   if (d.cuCtxSynchronize) d.cuCtxSynchronize();
   // Verify: read back and demand zeros.
+  int copy_error = 0;
   auto check = [&](CUdeviceptr p, uint64_t n) {
     buf.assign(n, 0xff);
-    if (d.cuMemcpyDtoH_v2(buf.data(), p, n) != CUDA_SUCCESS) return false;
+    if (CUresult r = d.cuMemcpyDtoH_v2(buf.data(), p, n); r != CUDA_SUCCESS) {
+      copy_error = r;
+      return false;
+    }
     for (uint8_t b : buf)
       if (b != 0) return false;
     return true;
@@ -264,7 +268,12 @@ Result<uint64_t> Session::WipeAll(bool paranoid) {
       for (uint64_t off : {uint64_t{0}, size / 2 / kPage * kPage, size - n})
         if (ok && off + n <= size) ok = check(ptr + off, n);
     }
-    if (!ok) bad = Status::Internal("wipe: non-zero bytes read back in the allocation at " + std::to_string(ptr));
+    if (!ok)
+      bad = Status::Internal(copy_error ? "wipe: cannot read back the allocation at " + std::to_string(ptr) +
+                                              " (CUresult " + std::to_string(copy_error) + ")"
+                                        : "wipe: non-zero bytes read back in the allocation at " + std::to_string(ptr) +
+                                              (registered_only_.count(ptr) ? " (module global or mapping)" : ""));
+    copy_error = 0;
   }
   if (!bad.ok()) return bad;
   return wiped;
