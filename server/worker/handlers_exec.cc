@@ -14,12 +14,6 @@ constexpr uint32_t kMaxParams = 4096;
 constexpr size_t kAttrValueSize = sizeof(CUlaunchAttributeValue);
 static_assert(kAttrValueSize == 64, "CUlaunchAttributeValue is 64 bytes in cuda.h");
 
-template <class T>
-Status Get(Result<T>&& r, T* out) {
-  if (!r.ok()) return r.take_status();
-  *out = *r;
-  return {};
-}
 
 Status Stream(Session& s, uint64_t id, CUstream* out) { return Get(s.FindStream(id), out); }
 

@@ -4,15 +4,6 @@
 
 namespace rgpu::worker {
 namespace {
-template <class T>
-Status Get(Result<T>&& r, T* out) {
-  if (!r.ok()) return r.take_status();
-  *out = *r;
-  return {};
-}
-Status NotProvided(const char* what) {
-  return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, std::string(what) + " is not provided by this backend");
-}
 }  // namespace
 
 Status HandleOccupancyAvailableDynamicSMem(Session& s, const proto::OccupancyAvailableDynamicSMemReq& req,

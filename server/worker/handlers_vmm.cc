@@ -8,9 +8,6 @@ namespace rgpu::worker {
 namespace {
 constexpr uint32_t kMaxAccessDescs = 64;
 
-Status NotProvided(const char* what) {
-  return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, std::string(what) + " is not provided by this backend");
-}
 
 CUmemAllocationProp Prop(uint32_t type, uint32_t handle_types, uint32_t loc_type, int32_t loc_id) {
   CUmemAllocationProp p{};

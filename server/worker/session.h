@@ -156,6 +156,19 @@ Status DecodeLaunchAttrs(Session& s, std::span<const uint8_t> bytes, CUlaunchAtt
 // re-resolved when the context changes).
 Status LaunchableFunctionFor(Session& s, uint64_t id, FunctionEntry** out);
 
+// Moves a Result's value into *out, or returns its Status.
+template <class T>
+Status Get(Result<T>&& r, T* out) {
+  if (!r.ok()) return r.take_status();
+  *out = *r;
+  return {};
+}
+
+// What a handler answers when the backend lacks a function.
+inline Status NotProvided(const char* what) {
+  return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, std::string(what) + " is not provided by this backend");
+}
+
 // A kCuda Status carrying `r` (OK when r == CUDA_SUCCESS).
 Status CuStatus(CUresult r, const char* what);
 

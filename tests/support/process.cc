@@ -37,46 +37,9 @@ std::string Slurp(const std::string& path) {
 }  // namespace
 
 RunResult RunProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-              double timeout_s) {
-  RunResult r;
-  char out_tmpl[] = "/tmp/rgpu_out_XXXXXX";
-  char err_tmpl[] = "/tmp/rgpu_err_XXXXXX";
-  int out_fd = mkstemp(out_tmpl), err_fd = mkstemp(err_tmpl);
-  double start = Now();
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out_fd, 1);
-    dup2(err_fd, 2);
-    setpgid(0, 0);
-    for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  for (;;) {
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (Now() - start > timeout_s) {
-      r.timed_out = true;
-      kill(-pid, SIGKILL);
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  r.seconds = Now() - start;
-  r.exit_code = (!r.timed_out && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
-  r.out = Slurp(out_tmpl);
-  r.err = Slurp(err_tmpl);
-  close(out_fd);
-  close(err_fd);
-  unlink(out_tmpl);
-  unlink(err_tmpl);
-  return r;
+                     double timeout_s) {
+  Child child(argv, env);
+  return child.Wait(timeout_s);
 }
 
 Child::Child(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
