@@ -7,7 +7,7 @@ set -u
 build=$1; shift
 prog="$build/tests/programs/tenant_fill"
 port=${RGPU_ISOLATION_PORT:-7394}
-"$build/bin/rgpu-server" --listen 127.0.0.1:$port --backend cuda --gpus 0 "$@" >/tmp/isolation-server.log 2>&1 &
+RGPU_LOG=info "$build/bin/rgpu-server" --listen 127.0.0.1:$port --backend cuda --gpus 0 "$@" >/tmp/isolation-server.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done

@@ -28,7 +28,13 @@ for r in $(seq "$rounds"); do
   handovers+=($(( br - ax )))
   sleep 0.3
 done
+locals=()
+for r in 1 2 3; do
+  out=$("$prog"); s=$(echo "$out" | val t_start); e=$(echo "$out" | val t_ready)
+  locals+=($(( e - s )))
+done
 p50() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "claim of a free GPU (process start -> first kernel), us: ${claims[*]}"
 echo "hand-over (holder exits -> next client's first kernel), us: ${handovers[*]}"
-echo "claim p50: $(( $(p50 "${claims[@]}") / 1000 )) ms; hand-over p50: $(( $(p50 "${handovers[@]}") / 1000 )) ms"
+echo "local (no rgpu: process start -> first kernel, context created), us: ${locals[*]}"
+echo "claim p50: $(( $(p50 "${claims[@]}") / 1000 )) ms (local $(( $(p50 "${locals[@]}") / 1000 )) ms); hand-over p50: $(( $(p50 "${handovers[@]}") / 1000 )) ms"
