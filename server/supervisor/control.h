@@ -5,6 +5,9 @@
 //
 //   worker -> supervisor  kReady    {}            context created, may take a session
 //   supervisor -> worker  kAttach   {u64 session_id, str identity} + client fd
+//   worker -> supervisor  kReleased {u64 session_id}  the session ended and every
+//                                   byte it wrote is wiped: the GPU may go on
+//                                   while this process tears its context down
 //
 // Both ends check the message kind and length; a malformed message ends the
 // worker (it never serves a client it cannot identify).
@@ -17,7 +20,7 @@
 
 namespace rgpu::server {
 
-enum class ControlKind : uint8_t { kReady = 1, kAttach = 2 };
+enum class ControlKind : uint8_t { kReady = 1, kAttach = 2, kReleased = 3 };
 
 struct ControlMessage {
   ControlKind kind = ControlKind::kReady;

@@ -150,8 +150,8 @@ void GpuPool::Attach(Gpu& g, Waiting w) {
                    (unsigned long long)w.session_id, st.message().c_str());
     return;  // the worker's exit is handled by OnChildExit
   }
-  close(g.warm_ctl);
-  Holder h{g.warm_pid, w.session_id, w.identity, HostOf(w.identity), Field(w.identity, " pid="), Clock::now()};
+  Holder h{g.warm_pid, g.warm_ctl, w.session_id, w.identity, HostOf(w.identity), Field(w.identity, " pid="),
+           Clock::now()};
   g.holders.push_back(h);
   g.warm_pid = -1;
   g.warm_ctl = -1;
@@ -211,8 +211,11 @@ void GpuPool::TellPositions() {
 }
 
 void GpuPool::AddPollFds(std::vector<pollfd>* fds) const {
-  for (const Gpu& g : gpus_)
+  for (const Gpu& g : gpus_) {
     if (g.warm_ctl >= 0) fds->push_back({g.warm_ctl, POLLIN, 0});
+    for (const Holder& h : g.holders)
+      if (h.ctl >= 0) fds->push_back({h.ctl, POLLIN, 0});
+  }
   for (const Waiting& w : queue_) fds->push_back({w.fd, POLLIN | POLLRDHUP, 0});
 }
 
@@ -221,6 +224,22 @@ void GpuPool::OnPoll(const std::vector<pollfd>& fds) {
   for (const pollfd& p : fds) {
     if (p.revents == 0) continue;
     for (Gpu& g : gpus_) {
+      for (auto h = g.holders.begin(); h != g.holders.end(); ++h) {
+        if (p.fd != h->ctl) continue;
+        ControlMessage m;
+        Status st = ReceiveControl(h->ctl, &m);
+        close(h->ctl);
+        h->ctl = -1;
+        if (st.ok() && m.kind == ControlKind::kReleased) {
+          // Wiped: the lease ends now; the process finishes exiting on its own.
+          RGPU_LOG_INFO("gpu %d: session %llu released after %.1f s", g.index, (unsigned long long)h->session_id,
+                        Seconds(Clock::now() - h->since));
+          g.holders.erase(h);
+          if (g.warm_pid < 0) SpawnWarm(g);
+          changed = true;
+        }
+        break;  // otherwise the lease ends when the process is reaped
+      }
       if (p.fd != g.warm_ctl) continue;
       ControlMessage m;
       Status st = ReceiveControl(g.warm_ctl, &m);
@@ -261,6 +280,7 @@ bool GpuPool::OnChildExit(pid_t pid, int status) {
       if (h->worker_pid != pid) continue;
       RGPU_LOG_INFO("gpu %d: session %llu ended (worker status %d); %.1f s held", g.index,
                     (unsigned long long)h->session_id, status, Seconds(Clock::now() - h->since));
+      if (h->ctl >= 0) close(h->ctl);
       g.holders.erase(h);
       if (g.warm_pid < 0) SpawnWarm(g);
       Dispatch();
@@ -293,7 +313,10 @@ void GpuPool::StopAll() {
     if (g.warm_pid > 0) kill(g.warm_pid, SIGTERM);
   }
   for (Gpu& g : gpus_) {
-    for (const Holder& h : g.holders) waitpid(h.worker_pid, nullptr, 0);
+    for (const Holder& h : g.holders) {
+      waitpid(h.worker_pid, nullptr, 0);
+      if (h.ctl >= 0) close(h.ctl);
+    }
     if (g.warm_pid > 0) waitpid(g.warm_pid, nullptr, 0);
     if (g.warm_ctl >= 0) close(g.warm_ctl);
     int index = g.index;

@@ -57,6 +57,7 @@ class GpuPool {
   // client whose parent or grandparent holds the GPU shares its lease).
   struct Holder {
     pid_t worker_pid = -1;
+    int ctl = -1;  // the worker's control channel (kReleased ends the lease early)
     uint64_t session_id = 0;
     std::string identity;
     std::string host;  // from the identity: where the client runs

@@ -9,8 +9,8 @@
 //   2. namespaces    unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET): a new
 //                    network namespace has no interfaces (the client's socket,
 //                    already connected, is inherited and keeps working), a new
-//                    IPC namespace hides System V / POSIX IPC objects of other
-//                    processes, mounts are made private so nothing
+//                    IPC namespace hides System V IPC objects and POSIX
+//                    message queues of other processes, mounts are made private so nothing
 //                    propagates, and /dev/shm is a fresh tmpfs (POSIX shared
 //                    memory of other workers, same user, stays out of
 //                    reach). Needs root; as another user it is tried with
@@ -75,7 +75,16 @@ namespace rgpu::worker {
 
 // Paths a CUDA worker must still open (globs allowed; a pattern that matches
 // nothing is skipped). Read-write: the NVIDIA device nodes, /dev/null,
-// /dev/zero, /dev/urandom, /dev/shm (the driver's shared memory).
+// /dev/zero, /dev/urandom, /dev/shm (the driver's shared memory) and
+// /proc/self/task (the driver names its threads through .../TID/comm).
+//
+// What driver 580 does inside the sandbox (checked on an H200, entered
+// before cuInit): cuInit binds an abstract AF_UNIX socket
+// "@cuda-uvmfd-<netns>-<pid>" and listens on it (allowed; it fails with
+// CUDA_ERROR_OPERATING_SYSTEM without), tries to create /dev/char/MAJ:MIN
+// symlinks (refused with EACCES, which it tolerates), opens the device
+// nodes, reads /proc and /sys; a PTX JIT, launches, streams and events need
+// nothing more.
 std::vector<std::string> DefaultSandboxWritePaths();
 // Read-only (and execute): /proc, /sys (device and NUMA facts the driver
 // reads), the library directories (the driver dlopens helpers such as the

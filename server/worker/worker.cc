@@ -128,7 +128,6 @@ int RunWorker(const WorkerOptions& given) {
     server::ControlMessage m;
     Status st = server::ReceiveControl(options.control_fd, &m);
     if (!st.ok() || m.kind != server::ControlKind::kAttach) return st.ok() ? 2 : 0;  // supervisor gone
-    close(options.control_fd);
     options.fd = m.fd;
     options.session_id = m.session_id;
   }
@@ -182,6 +181,12 @@ int RunWorker(const WorkerOptions& given) {
     link.Close();
     session.ReleaseAll(options.paranoid_wipe);
     session.set_link(nullptr);
+  }
+  // Wiped and freed: the GPU can serve the next session while this process
+  // destroys its context and exits.
+  if (options.control_fd >= 0) {
+    (void)server::SendControl(options.control_fd, {server::ControlKind::kReleased, options.session_id});
+    close(options.control_fd);
   }
   close(options.fd);
   return rc;
