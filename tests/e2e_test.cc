@@ -79,6 +79,43 @@ TEST(EndToEnd, VirtualMemoryMappingsWorkAcrossTheSeam) {
   EXPECT_NE(r.out.find("OK vmm"), std::string::npos) << r.out;
 }
 
+TEST(EndToEnd, CudaVisibleDevicesIsHonouredAsLocally) {
+  TestServer server;
+  auto env = server.ClientEnv();
+  env["CUDA_VISIBLE_DEVICES"] = "";  // set but empty: no device at all
+  RunResult r = RunProgram({Program("device_list")}, env, 30);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("count 0 cudaErrorNoDevice"), std::string::npos) << r.out;
+  env["CUDA_VISIBLE_DEVICES"] = "0";
+  r = RunProgram({Program("device_list")}, env, 30);
+  EXPECT_NE(r.out.find("count 1 cudaSuccess"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("NVIDIA H200"), std::string::npos) << r.out;
+  env["CUDA_VISIBLE_DEVICES"] = "GPU-b34879a2";  // a UUID prefix of the profile's device
+  r = RunProgram({Program("device_list")}, env, 30);
+  EXPECT_NE(r.out.find("count 1 cudaSuccess"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("uuidb34879a2"), std::string::npos) << r.out;
+  env["CUDA_VISIBLE_DEVICES"] = "7";  // no such device: none visible
+  r = RunProgram({Program("device_list")}, env, 30);
+  EXPECT_NE(r.out.find("count 0"), std::string::npos) << r.out;
+}
+
+TEST(EndToEnd, LaunchBlockingReportsAnErrorAtTheLaunch) {
+  // With CUDA_LAUNCH_BLOCKING=1 a failing launch reports at the launch; the
+  // sim has no host function for this program's kernel, so its launch fails.
+  TestServer server;
+  auto env = server.ClientEnv();
+  env["CUDA_LAUNCH_BLOCKING"] = "1";
+  RunResult r = RunProgram({Program("claim_time")}, env, 30);
+  EXPECT_NE(r.out.find("launch cudaErrorNotSupported"), std::string::npos) << r.out;
+  env.erase("CUDA_LAUNCH_BLOCKING");
+  RunResult r2 = RunProgram({Program("claim_time")}, env, 30);
+  // Without it the launch returns at once and the error surfaces at the
+  // next synchronisation, as CUDA's asynchronous errors do.
+  EXPECT_NE(r2.out.find("launch cudaSuccess"), std::string::npos) << r2.out;
+  EXPECT_NE(r2.out.find("sync cudaErrorNotSupported"), std::string::npos) << r2.out;
+  EXPECT_NE(r2.exit_code, 0);
+}
+
 TEST(EndToEnd, NoServerFailsAtInitWithAReason) {
   std::map<std::string, std::string> env = {{"LD_LIBRARY_PATH", ClientLibDir()},
                                             {"RGPU_SERVER", "127.0.0.1:9"}};  // nothing listens

@@ -23,7 +23,10 @@ int main(int argc, char** argv) {
   int* d = nullptr;
   if (cudaMalloc(&d, 4) != cudaSuccess) return 1;
   touch<<<1, 1>>>(d);
-  if (cudaDeviceSynchronize() != cudaSuccess) return 1;
+  printf("launch %s\n", cudaGetErrorName(cudaGetLastError()));
+  cudaError_t e = cudaDeviceSynchronize();
+  printf("sync %s\n", cudaGetErrorName(e));
+  if (e != cudaSuccess) return 1;
   long long ready = Now();
   printf("t_start %lld\nt_ready %lld\n", start, ready);
   fflush(stdout);
