@@ -122,13 +122,22 @@ Status HandleCtxSynchronize(Session& s, const proto::CtxSynchronizeReq& req,
   return CuStatus(s.driver().cuCtxSynchronize(), "cuCtxSynchronize");
 }
 
+// Client values become CUDA enums only after a range check (an enum holding
+// a value outside its range is undefined behaviour).
+Status CheckEnum(uint32_t v, uint32_t end, const char* what) {
+  if (v >= end) return Status::Cuda(CUDA_ERROR_INVALID_VALUE, std::string(what) + " out of range");
+  return {};
+}
+
 Status HandleCtxSetLimit(Session& s, const proto::CtxSetLimitReq& req, proto::CtxSetLimitRep*) {
+  RGPU_RETURN_IF_ERROR(CheckEnum(req.limit, CU_LIMIT_MAX, "limit"));
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   return CuStatus(s.driver().cuCtxSetLimit(static_cast<CUlimit>(req.limit), req.value),
                   "cuCtxSetLimit");
 }
 
 Status HandleCtxGetLimit(Session& s, const proto::CtxGetLimitReq& req, proto::CtxGetLimitRep* rep) {
+  RGPU_RETURN_IF_ERROR(CheckEnum(req.limit, CU_LIMIT_MAX, "limit"));
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   size_t v = 0;
   Status st = CuStatus(s.driver().cuCtxGetLimit(&v, static_cast<CUlimit>(req.limit)), "cuCtxGetLimit");
@@ -138,6 +147,7 @@ Status HandleCtxGetLimit(Session& s, const proto::CtxGetLimitReq& req, proto::Ct
 
 Status HandleCtxSetCacheConfig(Session& s, const proto::CtxSetCacheConfigReq& req,
                                proto::CtxSetCacheConfigRep*) {
+  RGPU_RETURN_IF_ERROR(CheckEnum(req.config, CU_FUNC_CACHE_PREFER_EQUAL + 1, "cache config"));
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   return CuStatus(s.driver().cuCtxSetCacheConfig(static_cast<CUfunc_cache>(req.config)),
                   "cuCtxSetCacheConfig");

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "image/image.h"
 #include "proto/coding.h"
 #include "server/worker/handlers.gen.h"
 #include "server/worker/session.h"
@@ -169,6 +170,17 @@ Status HandleEventElapsedTime(Session& s, const proto::EventElapsedTimeReq& req,
 Status HandleModuleLoad(Session& s, const proto::ModuleLoadReq& req, proto::ModuleLoadRep*) {
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   if (req.image.empty()) return Status::Cuda(CUDA_ERROR_INVALID_IMAGE, "empty module image");
+  // The driver finds an image's length from its contents: it must be
+  // checked to lie inside what the client sent before the driver reads it.
+  // A fatbin wrapper holds a pointer (meaningless here, and never followed):
+  // the client sends the fatbin itself.
+  image::ImageKind kind = image::DetectImageKind(req.image.data(), req.image.size());
+  if (kind == image::ImageKind::kFatbinWrapper || kind == image::ImageKind::kUnknown)
+    return Status::Cuda(CUDA_ERROR_INVALID_IMAGE, std::string("module image: ") + image::ImageKindName(kind));
+  Result<uint64_t> size = image::ImageSize(req.image.data(), req.image.size());
+  if (!size.ok() || *size > req.image.size())
+    return Status::Cuda(CUDA_ERROR_INVALID_IMAGE,
+                        "module image extends past the bytes sent: " + size.status().message());
   // The driver copies the image (no BINARY_IS_PRESERVED option is passed),
   // so the frame buffer may be reused after the load.
   ModuleEntry m;
@@ -258,6 +270,7 @@ Status HandleGetGlobal(Session& s, const proto::GetGlobalReq& req, proto::GetGlo
 
 Status HandleFuncSetAttribute(Session& s, const proto::FuncSetAttributeReq& req,
                               proto::FuncSetAttributeRep*) {
+  if (req.attr >= CU_FUNC_ATTRIBUTE_MAX) return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "function attribute out of range");
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   FunctionEntry* f = nullptr;
   RGPU_RETURN_IF_ERROR(LaunchableFunction(s, req.func, &f));
@@ -275,6 +288,7 @@ Status HandleFuncSetAttribute(Session& s, const proto::FuncSetAttributeReq& req,
 
 Status HandleFuncSetCacheConfig(Session& s, const proto::FuncSetCacheConfigReq& req,
                                 proto::FuncSetCacheConfigRep*) {
+  if (req.config > CU_FUNC_CACHE_PREFER_EQUAL) return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "cache config out of range");
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   FunctionEntry* f = nullptr;
   RGPU_RETURN_IF_ERROR(LaunchableFunction(s, req.func, &f));
