@@ -94,6 +94,13 @@ int ServerMain(int argc, char** argv) {
                "after a session, read back every wiped byte (default: sampled pages)");
   app.add_option("--admin-socket", opt.admin_socket,
                  "Unix socket answering `rgpu status` (default /tmp/rgpu-server-PORT.sock)");
+  app.add_option("--sandbox", opt.sandbox,
+                 "confine workers (seccomp allow-list, namespaces, Landlock, unprivileged user): on, off, "
+                 "or audit (log forbidden system calls instead of killing; diagnosis only)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off", "audit"}));
+  app.add_option("--sandbox-user", opt.sandbox_user, "user workers run as when the server runs as root")
+      ->capture_default_str();
   // Internal: how the supervisor starts worker processes.
   app.add_option("--worker-fd", worker_fd)->group("");
   app.add_option("--control-fd", control_fd)->group("");
@@ -114,6 +121,9 @@ int ServerMain(int argc, char** argv) {
     w.control_fd = control_fd;
     w.session_id = session_id;
     w.paranoid_wipe = opt.paranoid_wipe;
+    w.sandbox.enabled = opt.sandbox != "off";
+    w.sandbox.seccomp_audit = opt.sandbox == "audit";
+    w.sandbox.user = opt.sandbox_user;
     w.backend.kind = opt.backend;
     w.backend.driver_path = opt.driver_path;
     w.backend.profile_path = opt.profile_path;

@@ -180,6 +180,49 @@ TEST(BadInput, GarbageAfterHandshakeEndsOnlyThatSession) {
   EXPECT_TRUE(server.alive());
 }
 
+// Sends one request and returns the CUresult of its reply (-1: no reply).
+template <class Req>
+int CallRaw(int fd, proto::CallId id, const Req& req, uint64_t rid) {
+  std::vector<uint8_t> payload, frame;
+  proto::Writer w(&payload);
+  proto::Encode(w, req);
+  proto::AppendFrame({0, static_cast<uint16_t>(id), 0, rid}, payload, &frame);
+  if (!net::WriteAll(fd, frame.data(), frame.size()).ok()) return -1;
+  proto::FrameHeader h;
+  std::vector<uint8_t> body;
+  do {
+    if (!ReadFrame(fd, &h, &body)) return -1;
+  } while (h.flags & proto::kEvent);
+  proto::Reader r(body);
+  int32_t cu = -1;
+  (void)r.I32(&cu);
+  return cu;
+}
+
+TEST(BadInput, ModuleImagesMustLieInsideWhatWasSent) {
+  TestServer server;
+  int fd = Dial(server);
+  ASSERT_EQ(Handshake(fd, "").status, proto::HelloStatus::kAccepted);
+  ASSERT_EQ(CallRaw(fd, proto::CallId::kPrimaryCtxRetain, proto::PrimaryCtxRetainReq{1, 0}, 1), 0);
+  // PTX without its NUL: the driver would read past the frame.
+  std::vector<uint8_t> ptx = {'.', 'v', 'e', 'r', 's', 'i', 'o', 'n', ' ', '8'};
+  // An ELF header whose section table lies far outside the bytes sent.
+  std::vector<uint8_t> elf(64, 0);
+  elf[0] = 0x7f; elf[1] = 'E'; elf[2] = 'L'; elf[3] = 'F'; elf[4] = 2; elf[5] = 1;
+  elf[0x28] = 0x00; elf[0x29] = 0x00; elf[0x2a] = 0x00; elf[0x2b] = 0x40;  // e_shoff = 1 GiB
+  elf[0x3a] = 64; elf[0x3c] = 4;                                           // e_shentsize, e_shnum
+  // A fatbin wrapper: its data pointer belongs to the client.
+  std::vector<uint8_t> wrapper = {0xb1, 0x43, 0x62, 0x46, 1, 0, 0, 0, 0x41, 0x41, 0x41, 0x41, 0x41, 0x41, 0x41, 0x41};
+  uint64_t rid = 2, module = 100;
+  for (const auto& image : {ptx, elf, wrapper}) {
+    int cu = CallRaw(fd, proto::CallId::kModuleLoad, proto::ModuleLoadReq{1, module++, 0, 0, image}, rid++);
+    EXPECT_EQ(cu, 200) << "CUDA_ERROR_INVALID_IMAGE expected";  // and the worker is still there:
+    EXPECT_EQ(CallRaw(fd, proto::CallId::kPing, proto::PingReq{}, rid++), 0);
+  }
+  close(fd);
+  EXPECT_TRUE(server.alive());
+}
+
 TEST(BadInput, ThousandDroppedConnectionsLeakNothing) {
   TestServer server;
   ExpectServes(server);

@@ -50,6 +50,18 @@ TEST(EndToEnd, EveryProgramPassesOverSim) {
   EXPECT_TRUE(server.alive());
 }
 
+TEST(EndToEnd, EveryProgramPassesWithSandboxedWorkers) {
+  if (geteuid() != 0) GTEST_SKIP() << "the sandbox drops to another user only when started as root";
+  std::vector<std::string> programs = E2EPrograms();
+  ASSERT_GE(programs.size(), 4u);
+  TestServer server({"--sandbox", "on"});
+  for (const std::string& p : programs) {
+    RunResult r = RunProgram({p}, server.ClientEnv(), 120);
+    EXPECT_EQ(r.exit_code, 0) << p << "\n" << r.out << r.err << "\nserver:\n" << server.Log();
+  }
+  EXPECT_NE(server.Log().find("sandbox: uid 65534"), std::string::npos) << server.Log();
+}
+
 TEST(EndToEnd, ManagedMemoryIsCoherentBothWays) {
   TestServer server;
   RunResult r = RunProgram({Program("managed")}, server.ClientEnv(), 120);

@@ -67,6 +67,7 @@ void GpuPool::SpawnWarm(Gpu& g) {
   if (!options_.driver_path.empty()) args.insert(args.end(), {"--driver", options_.driver_path});
   if (!options_.profile_path.empty()) args.insert(args.end(), {"--profile", options_.profile_path});
   if (options_.paranoid_wipe) args.push_back("--paranoid-wipe");
+  args.insert(args.end(), {"--sandbox", options_.sandbox, "--sandbox-user", options_.sandbox_user});
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

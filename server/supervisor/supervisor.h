@@ -38,6 +38,8 @@ struct SupervisorOptions {
   std::string gpus = "all";     // "all" or a comma-separated list of host GPU indices
   bool paranoid_wipe = false;   // workers read back every wiped byte
   std::string admin_socket;     // Unix socket for `rgpu status` (default /tmp/rgpu-server-PORT.sock)
+  std::string sandbox = "off";  // workers: on | off | audit (server/worker/sandbox.h)
+  std::string sandbox_user = "nobody";
 };
 
 class Supervisor {

@@ -110,6 +110,15 @@ int RunWorker(const WorkerOptions& given) {
   SetLogTag("rgpu-worker[" + std::to_string(getpid()) + "]");
   backend::DriverTable driver;
   Status loaded = backend::LoadBackend(options.backend, &driver);
+  // Confine the worker while single-threaded: after dlopen, before cuInit
+  // (the driver's threads, OutputCapture and Link then inherit everything).
+  if (loaded.ok() && options.sandbox.enabled) {
+    const std::string& dp = options.backend.driver_path;
+    if (!dp.empty()) options.sandbox.allow_read_paths.push_back(dp.substr(0, dp.rfind('/')));
+    const std::string& pp = options.backend.profile_path;
+    if (!pp.empty()) options.sandbox.allow_read_paths.push_back(pp.substr(0, pp.rfind('/')));
+    if (Status boxed = EnterSandbox(options.sandbox); !boxed.ok()) loaded = std::move(boxed);  // fail closed
+  }
   if (loaded.ok() && (driver.cuInit == nullptr || driver.cuInit(0) != CUDA_SUCCESS))
     loaded = Status::Internal("backend " + options.backend.kind + ": cuInit failed");
   if (options.control_fd >= 0) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "backend/driver_table.h"
+#include "server/worker/sandbox.h"
 
 namespace rgpu::worker {
 
@@ -16,6 +17,7 @@ struct WorkerOptions {
   int control_fd = -1;  // warm mode: wait here for the client (see control.h)
   uint64_t session_id = 0;
   bool paranoid_wipe = false;
+  SandboxOptions sandbox;  // entered after the driver is loaded, before cuInit
   backend::BackendOptions backend;
 };
 
