@@ -49,6 +49,9 @@ Status DecodeLaunchAttrs(Session& s, std::span<const uint8_t> bytes, CUlaunchAtt
     std::span<const uint8_t> value;
     RGPU_RETURN_IF_ERROR(ar.U32(&id));
     RGPU_RETURN_IF_ERROR(ar.Raw(kAttrValueSize, &value));
+    // Below 32 stays inside CUlaunchAttributeID's range; the driver refuses
+    // ids it does not know.
+    if (id >= 32) return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "launch attribute id out of range");
     attrs[i] = CUlaunchAttribute{};
     attrs[i].id = static_cast<CUlaunchAttributeID>(id);
     memcpy(&attrs[i].value, value.data(), kAttrValueSize);

@@ -22,6 +22,8 @@ CUmemAllocationProp Prop(uint32_t type, uint32_t handle_types, uint32_t loc_type
 Status HandleMemGetGranularity(Session& s, const proto::MemGetGranularityReq& req,
                                proto::MemGetGranularityRep* rep) {
   if (!s.driver().cuMemGetAllocationGranularity) return NotProvided("cuMemGetAllocationGranularity");
+  if (req.option > CU_MEM_ALLOC_GRANULARITY_RECOMMENDED || req.type > CU_MEM_ALLOCATION_TYPE_PINNED)
+    return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "granularity query out of range");
   CUmemAllocationProp p = Prop(req.type, 0, CU_MEM_LOCATION_TYPE_DEVICE, req.dev);
   size_t g = 0;
   Status st = CuStatus(s.driver().cuMemGetAllocationGranularity(
