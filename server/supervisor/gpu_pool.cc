@@ -355,10 +355,12 @@ std::string GpuPool::StatusJson() const {
     o << ",\"warm_worker\":" << (g.warm_ready ? "true" : "false") << "}";
   }
   o << "],\"queue\":[";
-  int pos = 1;
-  for (const Waiting& w : queue_)
-    o << (pos > 1 ? "," : "") << "{\"position\":" << pos++ << ",\"session\":" << w.session_id
+  int pos = 0;
+  for (const Waiting& w : queue_) {
+    ++pos;
+    o << (pos > 1 ? "," : "") << "{\"position\":" << pos << ",\"session\":" << w.session_id
       << ",\"identity\":" << JsonString(w.identity) << ",\"waiting_s\":" << Seconds(now - w.since) << "}";
+  }
   o << "],\"sessions_active\":" << sessions() << ",\"sessions_served\":" << sessions_served_ << "}";
   return o.str();
 }
