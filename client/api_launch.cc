@@ -212,6 +212,25 @@ CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gx, unsigned int gy, uns
                              CUstream h, void** params, void** extra) {
   return Launch(f, gx, gy, gz, bx, by, bz, shmem, h, params, extra, nullptr, 0, true);
 }
+// A cooperative launch is a launch with the cooperative attribute (how the
+// driver's own cuLaunchKernelEx expresses it).
+CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                                   unsigned int bx, unsigned int by, unsigned int bz, unsigned int shmem,
+                                   CUstream h, void** params) {
+  CUlaunchAttribute attr{};
+  attr.id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+  attr.value.cooperative = 1;
+  return Launch(f, gx, gy, gz, bx, by, bz, shmem, h, params, nullptr, &attr, 1, false);
+}
+CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+                                        unsigned int bx, unsigned int by, unsigned int bz, unsigned int shmem,
+                                        CUstream h, void** params) {
+  CUlaunchAttribute attr{};
+  attr.id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+  attr.value.cooperative = 1;
+  return Launch(f, gx, gy, gz, bx, by, bz, shmem, h, params, nullptr, &attr, 1, true);
+}
+
 CUresult cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction f, void** params, void** extra) {
   return LaunchEx(config, f, params, extra, false);
 }
