@@ -78,6 +78,39 @@ CUresult cuMemAdvise(CUdeviceptr p, size_t n, CUmem_advise advice, CUdevice dev)
   return cuMemAdvise_v2(p, n, advice, CUmemLocation{CU_MEM_LOCATION_TYPE_DEVICE, dev});
 }
 
+// Stream-ordered allocation: the memory is allocated at once (usable by the
+// stream's later work, as required) and freed in order on the worker, whose
+// cuMemFree waits for the device. Memory pools beyond the default are not
+// offered (cuMemPool* refuse).
+CUresult MemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream h, bool pt) {
+  if (dptr == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  uint64_t stream = 0;
+  if (!WireStream(s, h, pt, &stream)) return CUDA_ERROR_INVALID_HANDLE;
+  if (s->any_capture() && s->GetCapture(stream).id != 0)
+    return ReportUnsupported("cuMemAllocAsync during stream capture");
+  return cuMemAlloc_v2(dptr, bytesize);
+}
+
+CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream h) { return MemAllocAsync(dptr, bytesize, h, false); }
+CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytesize, CUstream h) {
+  return MemAllocAsync(dptr, bytesize, h, true);
+}
+
+CUresult cuMemFree_v2(CUdeviceptr dptr);
+
+CUresult MemFreeAsync(CUdeviceptr dptr, CUstream h, bool pt) {
+  RGPU_STATE_OR_RETURN(s);
+  uint64_t stream = 0;
+  if (!WireStream(s, h, pt, &stream)) return CUDA_ERROR_INVALID_HANDLE;
+  if (s->any_capture() && s->GetCapture(stream).id != 0)
+    return ReportUnsupported("cuMemFreeAsync during stream capture");
+  return cuMemFree_v2(dptr);
+}
+
+CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream h) { return MemFreeAsync(dptr, h, false); }
+CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream h) { return MemFreeAsync(dptr, h, true); }
+
 CUresult cuMemFree_v2(CUdeviceptr dptr) {
   RGPU_STATE_OR_RETURN(s);
   if (dptr == 0) return CUDA_SUCCESS;

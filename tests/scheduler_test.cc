@@ -17,15 +17,22 @@ std::string Program(const std::string& name) { return BuildDir() + "/tests/progr
 
 TEST(Scheduler, OneGpuServesSessionsOneAtATimeInArrivalOrder) {
   TestServer server({"--sim-gpus", "1"});
-  Child holder({Program("link_loss"), "1.5"}, server.ClientEnv());
+  Child holder({Program("link_loss"), "4"}, server.ClientEnv());
   ASSERT_TRUE(holder.WaitForOutput("READY", 20));
   Child first({Program("link_loss"), "0.3"}, server.ClientEnv());
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Poll rather than sleep: under load a client takes a while to connect.
+  auto queued = [&](const char* pos) {
+    for (int i = 0; i < 500; ++i) {
+      if (server.StatusJson().find(pos) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  ASSERT_TRUE(queued("\"position\":1")) << server.StatusJson();
   Child second({Program("link_loss"), "0.3"}, server.ClientEnv());
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(queued("\"position\":2")) << server.StatusJson();
   // While the holder runs, nobody else has the GPU.
   EXPECT_EQ(server.SessionWorkers().size(), 1u) << server.StatusJson();
-  EXPECT_NE(server.StatusJson().find("\"position\":2"), std::string::npos) << server.StatusJson();
   ASSERT_TRUE(first.WaitForOutput("READY", 30));
   EXPECT_FALSE(second.WaitForOutput("READY", 0.05)) << "second overtook first";
   RunResult h = holder.Wait(30), a = first.Wait(30), b = second.Wait(30);
@@ -91,7 +98,8 @@ TEST(Scheduler, KilledClientFreesItsGpu) {
   auto holder = std::make_unique<Child>(std::vector<std::string>{Program("link_loss"), "60"}, server.ClientEnv());
   ASSERT_TRUE(holder->WaitForOutput("READY", 20));
   Child waiter({Program("link_loss"), "0.2"}, server.ClientEnv());
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int i = 0; i < 500 && server.StatusJson().find("\"position\":1") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_FALSE(waiter.WaitForOutput("READY", 0.05));
   kill(holder->pid(), SIGKILL);
   holder.reset();

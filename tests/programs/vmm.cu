@@ -65,6 +65,18 @@ int main() {
     CK(cuMemRelease(h[i]));
   }
   CK(cuMemAddressFree(base, 4 * gran));
+  // Stream-ordered allocation.
+  CUstream st;
+  CK(cuStreamCreate(&st, CU_STREAM_NON_BLOCKING));
+  CUdeviceptr a = 0;
+  CK(cuMemAllocAsync(&a, 4096, st));
+  CK(cuMemcpyHtoDAsync(a, in.data(), 4096, st));
+  CK(cuMemcpyDtoHAsync(out.data(), a, 4096, st));
+  CK(cuMemFreeAsync(a, st));
+  CK(cuStreamSynchronize(st));
+  for (size_t i = 0; i < 4096; ++i)
+    if (out[i] != in[i]) { printf("FAIL async alloc data at %zu\n", i); return 1; }
+  CK(cuStreamDestroy(st));
   CK(cuCtxSynchronize());
   printf("OK vmm\n");
   return 0;
