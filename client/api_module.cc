@@ -298,6 +298,12 @@ CUresult cuFuncSetAttribute(CUfunction hfunc, CUfunction_attribute attrib, int v
   RGPU_STATE_OR_RETURN(s);
   FuncObj* f = s->FindFunc(hfunc);
   if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  // Libraries set the same attribute before every launch (flash attention's
+  // dynamic shared memory): a value already in force costs no round trip.
+  if (attrib >= 0 && static_cast<size_t>(attrib) < f->attrs.size() && f->attrs[attrib] == value &&
+      (attrib == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES ||
+       attrib == CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT))
+    return CUDA_SUCCESS;
   CtxObj* c = s->Current() ? s->Current() : f->module->ctx;
   CUresult r = Sync(s, proto::CallId::kFuncSetAttribute,
                     proto::FuncSetAttributeReq{c->id, f->id, static_cast<uint32_t>(attrib), value});
