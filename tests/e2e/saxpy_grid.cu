@@ -9,24 +9,8 @@
 #include <cstdlib>
 #include <vector>
 
-#define CHECK(call)                                                                  \
-  do {                                                                               \
-    cudaError_t err_ = (call);                                                       \
-    if (err_ != cudaSuccess) {                                                       \
-      fprintf(stderr, "saxpy_grid: %s:%d: %s failed: %s (%d)\n", __FILE__, __LINE__, \
-              #call, cudaGetErrorString(err_), static_cast<int>(err_));              \
-      exit(1);                                                                       \
-    }                                                                                \
-  } while (0)
-
-#define EXPECT(cond, ...)                                   \
-  do {                                                      \
-    if (!(cond)) {                                          \
-      fprintf(stderr, "saxpy_grid: FAILED: " __VA_ARGS__);  \
-      fprintf(stderr, "\n");                                \
-      exit(1);                                              \
-    }                                                       \
-  } while (0)
+#define E2E_PROGRAM "saxpy_grid"
+#include "runtime_check.h"
 
 struct Tweak {
   float bias;      // added to every result

@@ -8,24 +8,8 @@
 #include <cstdlib>
 #include <vector>
 
-#define CHECK(call)                                                                      \
-  do {                                                                                   \
-    cudaError_t err_ = (call);                                                           \
-    if (err_ != cudaSuccess) {                                                           \
-      fprintf(stderr, "streams_events: %s:%d: %s failed: %s (%d)\n", __FILE__, __LINE__, \
-              #call, cudaGetErrorString(err_), static_cast<int>(err_));                  \
-      exit(1);                                                                           \
-    }                                                                                    \
-  } while (0)
-
-#define EXPECT(cond, ...)                                       \
-  do {                                                          \
-    if (!(cond)) {                                              \
-      fprintf(stderr, "streams_events: FAILED: " __VA_ARGS__);  \
-      fprintf(stderr, "\n");                                    \
-      exit(1);                                                  \
-    }                                                           \
-  } while (0)
+#define E2E_PROGRAM "streams_events"
+#include "runtime_check.h"
 
 __global__ void addDelta(int* p, int n, int delta) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;

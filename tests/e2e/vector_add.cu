@@ -8,24 +8,8 @@
 #include <cstdlib>
 #include <vector>
 
-#define CHECK(call)                                                                   \
-  do {                                                                                \
-    cudaError_t err_ = (call);                                                        \
-    if (err_ != cudaSuccess) {                                                        \
-      fprintf(stderr, "vector_add: %s:%d: %s failed: %s (%d)\n", __FILE__, __LINE__,  \
-              #call, cudaGetErrorString(err_), static_cast<int>(err_));               \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
-
-#define EXPECT(cond, ...)                                   \
-  do {                                                      \
-    if (!(cond)) {                                          \
-      fprintf(stderr, "vector_add: FAILED: " __VA_ARGS__);  \
-      fprintf(stderr, "\n");                                \
-      exit(1);                                              \
-    }                                                       \
-  } while (0)
+#define E2E_PROGRAM "vector_add"
+#include "runtime_check.h"
 
 // One element per thread, no grid-stride loop.
 __global__ void vectorAdd(const float* a, const float* b, float* c, int n) {
