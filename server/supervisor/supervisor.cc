@@ -201,6 +201,18 @@ void Supervisor::AcceptAll() {
       return;
     }
     std::string peer = net::PeerName(fd);
+    // Connections whose peers already hung up do not hold a place: a flood
+    // of dropped connections must not lock out the next real client.
+    if (static_cast<int>(pending_.size()) >= options_.max_pending_handshakes) {
+      std::vector<Pending> alive;
+      for (Pending& p : pending_) {
+        char c;
+        ssize_t n = recv(p.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) close(p.fd);
+        else alive.push_back(std::move(p));
+      }
+      pending_ = std::move(alive);
+    }
     if (static_cast<int>(pending_.size()) >= options_.max_pending_handshakes) {
       RGPU_LOG_WARN("%s: too many connections in handshake; closed", peer.c_str());
       close(fd);
