@@ -3,13 +3,14 @@
 # and through rgpu (rgpu-server --backend cuda on loopback), and compares
 # exit status and output (lines with timings are left out of the comparison).
 # Usage: tests/gpu/run_programs.sh [BUILD_DIR]   (default: build)
+# RGPU_SERVER_ARGS adds server flags (e.g. "--sandbox on").
 # Prints a table and "N passed, N failed"; exit status 1 if any failed.
 set -u
 build=${1:-build}
 bin="$build/bin"
 port=${RGPU_PROGRAMS_PORT:-7391}
 log=${OUT:-/tmp}/rgpu-programs-server.log
-"$bin/rgpu-server" --listen 127.0.0.1:$port --backend cuda >"$log" 2>&1 &
+"$bin/rgpu-server" --listen 127.0.0.1:$port --backend cuda ${RGPU_SERVER_ARGS:-} >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done

@@ -4,7 +4,7 @@ through rgpu, and compares the two.
 
     tests/gpu/run.sh [--rgpu-build DIR] [--port P] [--only NAME[,NAME]] [--skip NAME]
                      [--skip-local] [--timeout S] [--deadline S] [--python PY]
-                     [--visible-devices V] [--list] [--fake]
+                     [--visible-devices V] [--server-arg A] [--list] [--fake]
 
 It starts DIR/bin/rgpu-server --listen 127.0.0.1:PORT --backend cuda (RGPU_LOG=warn,
 output to a log file), waits for the port, then for each workload runs
@@ -398,11 +398,11 @@ def free_port():
 class Server:
     """rgpu-server in its own process group, output appended to log_path."""
 
-    def __init__(self, binary, port, log_path, env, backend="cuda", wait_s=30.0):
+    def __init__(self, binary, port, log_path, env, backend="cuda", wait_s=30.0, extra=()):
         self.binary, self.port, self.log_path, self.env, self.wait_s = \
             binary, port, log_path, env, wait_s
         self.proc = None
-        self.cmd = [binary, "--listen", "127.0.0.1:%d" % port, "--backend", backend]
+        self.cmd = [binary, "--listen", "127.0.0.1:%d" % port, "--backend", backend] + list(extra)
 
     def start(self):
         if port_open(self.port):
@@ -517,7 +517,7 @@ class Suite:
         if self.args.fake:
             return
         self.server = Server(self.server_bin, self.port, self.server_log, self.base_env(),
-                             backend=self.args.backend)
+                             backend=self.args.backend, extra=self.args.server_arg)
         self.server.start()
 
     def stop(self):
@@ -616,7 +616,7 @@ class Suite:
         # The old port may still be held (TIME_WAIT, a stuck worker): try a fresh one.
         self.port = free_port()
         self.server = Server(self.server_bin, self.port, self.server_log, self.base_env(),
-                             backend=self.args.backend)
+                             backend=self.args.backend, extra=self.args.server_arg)
         self.log("restarting rgpu-server on port %d instead" % self.port)
         try:
             self.server.start()
@@ -709,6 +709,8 @@ def parse_args(argv):
                     help="whole-suite budget in seconds: runs are cut short to fit and "
                          "workloads left when it is reached are reported as not run "
                          "(failed); 0: none (default)")
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="extra rgpu-server argument (repeatable), e.g. --server-arg=--sandbox=on")
     ap.add_argument("--python", default="python3", help="interpreter (default: python3)")
     ap.add_argument("--visible-devices", default="0",
                     help="CUDA_VISIBLE_DEVICES for the server and both runs unless a workload "
