@@ -23,6 +23,9 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import gen_common  # noqa: E402  (fail, read_name_list, write_if_changed)
+
 # Defined by hand in client/ (proc_address.cc, export_tables.cc), so no weak stub.
 HAND_WRITTEN = {"cuGetProcAddress", "cuGetProcAddress_v2", "cuGetExportTable"}
 
@@ -34,22 +37,11 @@ ANSWER_RE = re.compile(r"^ERR(\d+)/Q(\d+)$")
 
 
 def fail(msg):
-    sys.stderr.write("gen_exports.py: " + msg + "\n")
-    sys.exit(1)
+    gen_common.fail("gen_exports.py", msg)
 
 
 def read_exports(path):
-    names = []
-    for lineno, line in enumerate(open(path), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if not NAME_RE.match(line):
-            fail("%s:%d: not a symbol name: %r" % (path, lineno, line))
-        names.append(line)
-    if len(set(names)) != len(names):
-        fail("%s: duplicate names" % path)
-    return names
+    return gen_common.read_name_list(path, NAME_RE, "a symbol name", "gen_exports.py")
 
 
 def read_procaddress(path, exports):
@@ -96,13 +88,7 @@ def driver_version(table):
     return newest_ok
 
 
-def write_if_changed(path, text):
-    if os.path.exists(path) and open(path).read() == text:
-        return  # keep the timestamp: nothing downstream needs rebuilding
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+write_if_changed = gen_common.write_if_changed
 
 
 def gen_exports_cc(exports, src):
