@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -28,6 +29,8 @@
   X(cuDeviceTotalMem_v2)                              \
   X(cuDeviceGetAttribute)                             \
   X(cuDeviceGetPCIBusId)                              \
+  X(cuDeviceCanAccessPeer)                            \
+  X(cuDeviceGetP2PAttribute)                          \
   /* contexts */                                      \
   X(cuDevicePrimaryCtxRetain)                         \
   X(cuDevicePrimaryCtxRelease_v2)                     \
@@ -46,6 +49,8 @@
   X(cuCtxGetCacheConfig)                              \
   X(cuCtxGetFlags)                                    \
   X(cuCtxGetDevice)                                    \
+  X(cuCtxEnablePeerAccess)                            \
+  X(cuCtxDisablePeerAccess)                           \
   /* memory */                                        \
   X(cuMemAlloc_v2)                                    \
   X(cuMemAllocPitch_v2)                               \
@@ -84,6 +89,9 @@
   X(cuMemMap)                                         \
   X(cuMemUnmap)                                       \
   X(cuMemSetAccess)                                   \
+  /* pinned host memory (the worker's swap store for idle detach) */ \
+  X(cuMemHostAlloc)                                   \
+  X(cuMemFreeHost)                                    \
   /* streams */                                       \
   X(cuStreamCreate)                                   \
   X(cuStreamCreateWithPriority)                       \
@@ -166,6 +174,10 @@ struct BackendOptions {
   std::string profile_path; // sim: the recorded device profile (JSON)
   int sim_gpus = 1;         // sim: how many identical devices
   int sim_first_index = 0;  // sim: host-wide index of the first one (its UUID/PCI id)
+  // sim: host-wide index of each device, in ordinal order (what
+  // CUDA_VISIBLE_DEVICES does for the real driver); when set, its size is
+  // the device count and sim_gpus / sim_first_index are ignored.
+  std::vector<int> sim_indices;
 };
 
 // Loads a backend into `table`. On failure the table is left empty and the

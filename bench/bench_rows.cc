@@ -72,6 +72,7 @@ class Builder {
   void SyncRows(const std::string& rgpu, const std::string& tcp, const std::string& prefix);
   void CopyRows(const std::string& rgpu, const std::string& tcp, const std::string& prefix,
                 bool with_native);
+  void TorchRows(const std::string& rgpu, const std::string& prefix, bool with_first_use);
 
   const std::map<std::string, Results>& r_;
   const RowsContext& c_;
@@ -93,6 +94,16 @@ void Builder::CopyRows(const std::string& rgpu, const std::string& tcp, const st
     Add(prefix + copy[1] + " vs tcp stream", v, From(tcp, "stream.gbps"), "GB/s", false);
     if (with_native) Add(prefix + copy[1] + " vs native", v, From(kNativeLabel, key), "GB/s", false);
   }
+}
+
+void Builder::TorchRows(const std::string& rgpu, const std::string& prefix, bool with_first_use) {
+  Add(prefix + "torch GPU-bound step (GPT-2-small bf16)", From(rgpu, "torch.gpt.step_ms"),
+      From(kTorchNativeLabel, "torch.gpt.step_ms"), "ms", true);
+  Add(prefix + "torch launch-bound step (small CNN)", From(rgpu, "torch.cnn.step_ms"),
+      From(kTorchNativeLabel, "torch.cnn.step_ms"), "ms", true);
+  if (with_first_use)
+    Add(prefix + "torch first CUDA use (start -> result)", From(rgpu, "torch.first_use_s"),
+        From(kTorchNativeLabel, "torch.first_use_s"), "s", true);
 }
 
 std::vector<Row> Builder::Build() {
@@ -135,8 +146,28 @@ std::vector<Row> Builder::Build() {
           std::to_string(direct.copy_reps) + ")");
   CopyRows(kRgpuLabel, kTcpLabel, "", /*with_native=*/true);
 
-  Section("[5] PyTorch workloads");
-  AddText("torch training step, inference", "see tests/gpu", "see tests/gpu");
+  // Right after [4]: what encryption costs on the same copies.
+  if (c_.tls) {
+    Section("[4t] TLS 1.3 (AES-GCM): the copies of [4] through a server with --tls-cert, vs [4] in "
+            "plaintext (same run)");
+    for (const auto& copy : kCopies) {
+      const std::string key = std::string("copy.") + copy[0] + ".gbps";
+      Add(std::string("TLS ") + copy[1] + " vs plaintext", From(kRgpuTlsLabel, key), From(kRgpuLabel, key), "GB/s",
+          false);
+    }
+  } else {
+    Section("[4t] TLS 1.3");
+    AddText("TLS copies", "not run (--server: the bench starts its own TLS server)", "n/a");
+  }
+
+  if (c_.torch) {
+    Section("[5] PyTorch vs the same script on the local GPU (step: median of 3 timed runs)");
+    TorchRows(kTorchRgpuLabel, "", /*with_first_use=*/true);
+  } else {
+    Section("[5] PyTorch");
+    AddText("torch steps, first CUDA use", c_.quick ? "not run (--quick)" : "not run (--sim or --no-torch)",
+            "n/a");
+  }
 
   for (double d : c_.one_way_delays_ms) {
     const std::string rgpu = DelayLabel("rgpu", d), tcp = DelayLabel("tcp", d);
@@ -144,12 +175,13 @@ std::vector<Row> Builder::Build() {
     Section("[6] through rgpu-delay-proxy, +" + RttText(d) + " RTT (" + Num("%g", d) +
             " ms each way): sync (" + std::to_string(slow.sync_iterations) +
             " samples) vs TCP ping-pong, launches vs rgpu without delay, copies vs TCP stream, "
-            "all through the same proxy");
+            "all through the same proxy" + std::string(c_.torch ? "; torch steps vs local" : ""));
     const std::string prefix = "+" + RttText(d) + ": ";
     SyncRows(rgpu, tcp, prefix);
     Add(prefix + "launch rate vs no delay", From(rgpu, "launch.per_s"),
         From(kRgpuLabel, "launch.per_s"), "/s", false);
     CopyRows(rgpu, tcp, prefix, /*with_native=*/false);
+    if (c_.torch) TorchRows(DelayLabel(kTorchRgpuLabel, d), prefix, /*with_first_use=*/false);
   }
   return rows_;
 }
@@ -180,6 +212,15 @@ std::vector<std::pair<std::string, std::string>> ExpectedRgpuKeys(const RowsCont
   for (const char* k : {"query.bytes_up", "query.bytes_down", "sync.request_bytes", "sync.reply_bytes"})
     keys.emplace_back(kRgpuCountLabel, k);
   for (double d : context.one_way_delays_ms) sync_launch_copy(DelayLabel("rgpu", d));
+  if (context.tls)
+    for (const auto& copy : kCopies) keys.emplace_back(kRgpuTlsLabel, std::string("copy.") + copy[0] + ".gbps");
+  if (context.torch && context.have_torch) {
+    for (const char* k : {"torch.gpt.step_ms", "torch.cnn.step_ms", "torch.first_use_s"})
+      keys.emplace_back(kTorchRgpuLabel, k);
+    for (double d : context.one_way_delays_ms)
+      for (const char* k : {"torch.gpt.step_ms", "torch.cnn.step_ms"})
+        keys.emplace_back(DelayLabel(kTorchRgpuLabel, d), k);
+  }
   return keys;
 }
 

@@ -14,7 +14,10 @@ namespace rgpu::bench {
 inline constexpr char kNativeLabel[] = "native";        // real driver, local GPU
 inline constexpr char kRgpuLabel[] = "rgpu";            // rgpu, direct to the server
 inline constexpr char kRgpuCountLabel[] = "rgpu-count";  // rgpu through the counting proxy
+inline constexpr char kRgpuTlsLabel[] = "rgpu-tls";      // rgpu through a TLS server (copies)
 inline constexpr char kTcpLabel[] = "tcp";              // raw TCP, loopback
+inline constexpr char kTorchNativeLabel[] = "torch-native";  // PyTorch on the local GPU
+inline constexpr char kTorchRgpuLabel[] = "torch-rgpu";      // PyTorch through rgpu (+ DelayLabel ones)
 
 // "rgpu+0.2ms-rtt", "tcp+1ms-rtt": a child run through a delay proxy with
 // `one_way_ms` each way.
@@ -29,6 +32,12 @@ struct RowsContext {
   // False when rgpu was built without nvcc (no kernel to launch): the launch
   // rows then say so and are not expected.
   bool have_kernel = true;
+  // The PyTorch children ran ([5] and the torch rows of [6]); their rgpu
+  // numbers are expected when torch works locally (`have_torch`).
+  bool torch = false;
+  bool have_torch = false;
+  // The TLS copies ran (a server started by the bench; not with --server).
+  bool tls = false;
 };
 
 std::vector<Row> BuildRows(const std::map<std::string, Results>& results, const RowsContext& context);

@@ -12,6 +12,7 @@
 #include "bench/driver_api.h"
 #include "bench/report.h"
 #include "bench/tcp_reference.h"
+#include "bench/torch_child.h"
 
 namespace rgpu::bench {
 namespace {
@@ -69,8 +70,10 @@ int RunBenchChild(const ChildOptions& o) {
   signal(SIGPIPE, SIG_IGN);
   Emitter out(stdout);
   if (o.mode == "tcp") return RunTcp(o, &out);
+  if (o.mode == "torch-native" || o.mode == "torch-rgpu") return RunTorchChild(o, &out);
   if (o.mode != "native" && o.mode != "rgpu") {
-    fprintf(stderr, "rgpu bench: --child must be native, rgpu or tcp (got '%s')\n", o.mode.c_str());
+    fprintf(stderr, "rgpu bench: --child must be native, rgpu, tcp, torch-native or torch-rgpu (got '%s')\n",
+            o.mode.c_str());
     return 2;
   }
   DriverBenchOptions d = SizesFor(o.quick, o.delay_ms);

@@ -14,6 +14,9 @@
 //   tcp     the raw TCP references (tcp_reference.h) over loopback, through
 //           a DelayProxy when delay_ms > 0: "pingpong" (request_bytes /
 //           reply_bytes) and "stream" (copy size).
+//   torch-native, torch-rgpu
+//           PyTorch measures "first,gpt,cnn" in python3 processes, locally
+//           or through rgpu (torch_child.h).
 //
 // Sizes come from `quick` (the CI smoke run: everything small) and from the
 // delay (fewer synchronous round trips on a slow link); see SizesFor().
@@ -28,7 +31,7 @@
 namespace rgpu::bench {
 
 struct ChildOptions {
-  std::string mode;      // native | rgpu | tcp
+  std::string mode;      // native | rgpu | tcp | torch-native | torch-rgpu
   std::string driver;    // native, rgpu: the library to dlopen
   std::string server;    // rgpu: HOST:PORT
   double delay_ms = 0;   // rgpu, tcp: one-way delay of the in-process proxy

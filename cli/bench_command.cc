@@ -15,6 +15,7 @@
 #include "bench/bench_rows.h"
 #include "bench/report.h"
 #include "bench/subprocess.h"
+#include "bench/tls_server.h"
 #include "cli/rgpu_version.h"
 #include "cli/run_command.h"
 
@@ -54,6 +55,7 @@ std::string FirstErrorLine(const std::string& err) {
 struct ChildSpec {
   std::string label;
   std::vector<std::string> args;
+  std::map<std::string, std::string> env;  // added to the child's environment
 };
 
 class Runner {
@@ -64,6 +66,10 @@ class Runner {
  private:
   Status StartServer();
   void RunOne(const ChildSpec& spec);
+  void RunTorch();
+  // The copies again through a TLS server (bench/tls_server.h). False when
+  // the bench uses a server it did not start (--server).
+  bool RunTls();
   std::vector<std::string> Args(const std::string& mode, const std::string& measures) const;
   void Progress(const std::string& what) const {
     if (isatty(2)) fprintf(stderr, "rgpu bench: %s\n", what.c_str());
@@ -73,6 +79,7 @@ class Runner {
   const std::string self_;
   std::string client_lib_, native_driver_, server_address_, server_note_;
   std::unique_ptr<bench::Server> server_;
+  std::vector<std::string> server_argv_;  // how server_ was started (empty with --server)
   std::map<std::string, Results> results_;
   std::vector<std::string> notes_;  // problems with children, printed under the table
   bool rgpu_down_ = false;          // an rgpu child could not initialise: skip the others
@@ -99,6 +106,7 @@ Status Runner::StartServer() {
   Result<std::unique_ptr<bench::Server>> s = bench::Server::Start(argv, 30);
   if (!s.ok()) return s.take_status();
   server_ = std::move(s.value());
+  server_argv_ = argv;
   server_address_ = server_->address();
   server_note_ = "rgpu-server --backend " + backend + ", started by rgpu bench";
   return {};
@@ -115,7 +123,7 @@ std::vector<std::string> Runner::Args(const std::string& mode, const std::string
 void Runner::RunOne(const ChildSpec& spec) {
   if (rgpu_down_ && spec.label.rfind("rgpu", 0) == 0) return;  // it would fail the same way
   Progress("measuring " + spec.label);
-  Result<ChildResult> r = bench::RunChild(spec.args, {}, o_.quick ? 90 : 600);
+  Result<ChildResult> r = bench::RunChild(spec.args, spec.env, o_.quick ? 90 : 600);
   if (!r.ok()) {
     notes_.push_back(spec.label + ": " + r.status().message());
     return;
@@ -133,6 +141,35 @@ void Runner::RunOne(const ChildSpec& spec) {
     if (init.kind == bench::Value::kError && spec.label.rfind("rgpu", 0) == 0) rgpu_down_ = true;
   }
   results_[spec.label] = std::move(parsed);
+}
+
+void Runner::RunTorch() {
+  auto args = [&](const char* mode, const char* measures, double delay) {
+    std::vector<std::string> a = {self_, "bench", "--child", mode, "--measures", measures};
+    if (std::string(mode) == "torch-rgpu")
+      a.insert(a.end(), {"--driver", client_lib_, "--server", server_address_});
+    if (delay > 0) a.insert(a.end(), {"--delay-ms", std::to_string(delay)});
+    return a;
+  };
+  RunOne({bench::kTorchNativeLabel, args("torch-native", "first,gpt,cnn", 0)});
+  RunOne({bench::kTorchRgpuLabel, args("torch-rgpu", "first,gpt,cnn", 0)});
+  for (double d : kOneWayDelaysMs)
+    RunOne({bench::DelayLabel(bench::kTorchRgpuLabel, d), args("torch-rgpu", "gpt,cnn", d)});
+}
+
+bool Runner::RunTls() {
+  if (server_argv_.empty()) return false;
+  Progress("starting a TLS server");
+  Result<std::unique_ptr<bench::TlsServer>> tls = bench::TlsServer::Start(server_argv_, 30);
+  if (!tls.ok()) {
+    notes_.push_back(std::string(bench::kRgpuTlsLabel) + ": server: " + tls.status().message());
+    return true;  // the missing numbers are then reported
+  }
+  std::vector<std::string> a = Args("rgpu", "copy");
+  for (size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] == "--server") a[i + 1] = (*tls)->address();
+  RunOne({bench::kRgpuTlsLabel, a, (*tls)->ClientEnv()});
+  return true;
 }
 
 int Runner::Run() {
@@ -184,12 +221,19 @@ int Runner::Run() {
     RunOne({bench::DelayLabel("rgpu", d), a});
     RunOne({bench::DelayLabel("tcp", d), tcp_args(d)});
   }
+  const bool tls = RunTls();
+  // PyTorch (not on sim: torch runs real kernels). Local first, then rgpu.
+  const bool torch = !o_.sim && !o_.quick && !o_.no_torch;
+  if (torch) RunTorch();
 
   bench::RowsContext ctx;
   ctx.quick = o_.quick;
   ctx.native_missing = o_.sim ? "n/a" : "";
   ctx.one_way_delays_ms.assign(std::begin(kOneWayDelaysMs), std::end(kOneWayDelaysMs));
   ctx.have_kernel = bench::kBenchKernelImageSize > 0;
+  ctx.torch = torch;
+  ctx.tls = tls;
+  ctx.have_torch = bench::Lookup(results_[bench::kTorchNativeLabel], "torch.gpt.step_ms").is_num();
   std::vector<bench::Row> rows = bench::BuildRows(results_, ctx);
 
   const Results& rg = results_[bench::kRgpuLabel];
@@ -251,6 +295,7 @@ void AddBenchOptions(CLI::App* bench, BenchOptions* o) {
   bench->add_flag("--quick", o->quick, "small sizes: a smoke run of a few seconds");
   bench->add_option("--json", o->json, "also write the results as JSON to FILE");
   bench->add_flag("--sim", o->sim, "start a sim-backend server (no native reference)");
+  bench->add_flag("--no-torch", o->no_torch, "skip the PyTorch measures (python3 with torch)");
   // Internal: how the bench runs its measuring children.
   const std::string internal;
   bench->add_option("--child", o->child.mode)->group(internal);

@@ -38,6 +38,7 @@ struct BenchOptions {
   bool quick = false;         // small sizes: the whole run < 20 s on 2 cores (CI smoke test)
   std::string json;           // also write the table and raw results here
   bool sim = false;
+  bool no_torch = false;     // skip the PyTorch measures ([5] and torch rows of [6])
   bench::ChildOptions child;  // internal: set by --child (the parent re-executes itself)
 };
 

@@ -56,6 +56,7 @@ CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev) {
   RGPU_STATE_OR_RETURN(s);
   if (dev < 0 || dev >= s->device_count()) return CUDA_ERROR_INVALID_DEVICE;
   CtxObj* p = s->Primary(dev);
+  for (auto& l : p->limits) l.store(0, std::memory_order_relaxed);
   RunContextStorageDestructors(reinterpret_cast<CUcontext>(p));
   if (!p->active) return CUDA_SUCCESS;
   CUresult r = Sync(s, proto::CallId::kCtxSynchronize, proto::CtxSynchronizeReq{p->id});
@@ -236,18 +237,33 @@ CUresult cuCtxSynchronize_v2(CUcontext ctx) {
 CUresult cuCtxSetLimit(CUlimit limit, size_t value) {
   RGPU_STATE_OR_RETURN(s);
   RGPU_CTX_OR_RETURN(s, c);
+  // The driver may round or refuse the value: the next get asks again.
+  if (limit >= 0 && limit < CtxObj::kCachedLimits) c->limits[limit].store(0, std::memory_order_relaxed);
   return Sync(s, proto::CallId::kCtxSetLimit,
               proto::CtxSetLimitReq{c->id, static_cast<uint32_t>(limit), value});
 }
 
+// Libraries ask for limits around their kernels (cuDNN's attention asks for
+// the stack size four times per layer per step): after the first answer,
+// they are answered here (CtxObj::limits says when one is forgotten).
 CUresult cuCtxGetLimit(size_t* value, CUlimit limit) {
   if (value == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   RGPU_CTX_OR_RETURN(s, c);
+  const bool cacheable = limit >= 0 && limit < CtxObj::kCachedLimits;
+  if (cacheable) {
+    if (uint64_t v = c->limits[limit].load(std::memory_order_relaxed); v != 0) {
+      *value = static_cast<size_t>(v - 1);
+      return s->TakeAsyncError();  // a query still reports earlier async failures
+    }
+  }
   proto::CtxGetLimitRep rep;
   CUresult r = Sync(s, proto::CallId::kCtxGetLimit,
                     proto::CtxGetLimitReq{c->id, static_cast<uint32_t>(limit)}, &rep);
-  if (r == CUDA_SUCCESS) *value = rep.value;
+  if (r == CUDA_SUCCESS) {
+    *value = rep.value;
+    if (cacheable) c->limits[limit].store(rep.value + 1, std::memory_order_relaxed);
+  }
   return r;
 }
 

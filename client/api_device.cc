@@ -122,14 +122,6 @@ CUresult cuDeviceGetByPCIBusId(CUdevice* dev, const char* pciBusId) {
   return CUDA_ERROR_INVALID_VALUE;
 }
 
-CUresult cuDeviceCanAccessPeer(int* canAccessPeer, CUdevice dev, CUdevice peer) {
-  if (canAccessPeer == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  RGPU_STATE_OR_RETURN(s);
-  if (!ValidDevice(s, dev) || !ValidDevice(s, peer)) return CUDA_ERROR_INVALID_DEVICE;
-  *canAccessPeer = 0;  // peer access across sessions is not offered
-  return CUDA_SUCCESS;
-}
-
 CUresult cuDeviceGetProperties(CUdevprop* prop, CUdevice dev) {
   if (prop == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);

@@ -105,6 +105,8 @@ CUresult LaunchOrUpload(CUgraphExec he, CUstream h, bool pt, bool upload) {
   if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
   if (upload) return Post(s, proto::CallId::kGraphUpload, proto::GraphUploadReq{e->ctx->id, e->id, id});
   if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
+  // Its kernels may make the driver raise the stack limit (api_launch.cc).
+  e->ctx->limits[CU_LIMIT_STACK_SIZE].store(0, std::memory_order_relaxed);
   CUresult r = Post(s, proto::CallId::kGraphLaunch, proto::GraphLaunchReq{e->ctx->id, e->id, id});
   ManagedAfterDeviceWork();
   return r;

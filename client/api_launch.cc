@@ -91,6 +91,13 @@ CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned b
   CtxObj* c = s->Current();
   if (StreamObj* so = s->FindStream(h)) c = so->ctx;
   if (c == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
+  // A kernel that needs more local memory per thread than the stack limit
+  // makes the driver raise that limit: forget the cached value.
+  if (uint64_t stack = c->limits[CU_LIMIT_STACK_SIZE].load(std::memory_order_relaxed); stack != 0) {
+    int64_t local = f->attrs.size() > CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES ? f->attrs[CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES] : -1;
+    if (local < 0 || static_cast<uint64_t>(local) > stack - 1)
+      c->limits[CU_LIMIT_STACK_SIZE].store(0, std::memory_order_relaxed);
+  }
   // Checks the driver makes at the call, so errors come back at once.
   if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0) return CUDA_ERROR_INVALID_VALUE;
   const auto& dev = s->device(c->device).attributes;

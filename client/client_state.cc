@@ -5,12 +5,14 @@
 #include <atomic>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "common/log.h"
+#include "proto/handshake.h"
 
 namespace rgpu::client {
 namespace {
@@ -26,6 +28,20 @@ bool g_init_done = false;
 std::string Env(const char* name, const char* dflt = "") {
   const char* v = getenv(name);
   return v ? v : dflt;
+}
+
+// RGPU_TLS: 1/true/yes/on or 0/false/no/off. Unset, TLS is on when
+// RGPU_TLS_CA is set: naming a CA and then talking in plaintext would be a
+// silent downgrade.
+Result<bool> TlsWanted() {
+  const char* v = getenv("RGPU_TLS");
+  if (v == nullptr) return !Env("RGPU_TLS_CA").empty();
+  std::string s = v;
+  for (const char* on : {"1", "true", "yes", "on"})
+    if (s == on) return true;
+  for (const char* off : {"", "0", "false", "no", "off"})
+    if (s == off) return false;
+  return Status::Invalid("RGPU_TLS='" + s + "': expected 1 or 0");
 }
 
 std::string ReadTokenFile(const std::string& path) {
@@ -109,6 +125,19 @@ std::vector<int> VisibleDevices(const proto::DeviceInfo& info) {
   return out;
 }
 
+// RGPU_GPUS: how many GPUs this process's session leases (default 1), or
+// "all" for every GPU of the server. The server refuses more than it has.
+Result<uint32_t> ParseGpusWanted(const std::string& v) {
+  if (v == "all") return proto::kAllGpus;
+  char* end = nullptr;
+  errno = 0;
+  long n = strtol(v.c_str(), &end, 10);
+  if (end == v.c_str() || *end != 0 || errno != 0 || n < 1 || n > static_cast<long>(proto::kMaxDevices))
+    return Status::Invalid("RGPU_GPUS='" + v + "': expected a number of GPUs from 1 to " +
+                           std::to_string(proto::kMaxDevices) + ", or all");
+  return static_cast<uint32_t>(n);
+}
+
 void AtForkChild() {
   if (ClientState* s = g_state.load()) s->OnForkChild();
 }
@@ -143,9 +172,25 @@ CUresult ClientState::Start(unsigned) {
   if (opt.token.empty() && !Env("RGPU_TOKEN_FILE").empty())
     opt.token = ReadTokenFile(Env("RGPU_TOKEN_FILE"));
   opt.identity = Identity();
+  Result<bool> tls = TlsWanted();
+  if (!tls.ok()) {
+    RGPU_LOG_ERROR("cuInit: %s", tls.status().message().c_str());
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  opt.tls = *tls;
+  opt.tls_ca = Env("RGPU_TLS_CA");
+  opt.tls_server_name = Env("RGPU_TLS_SERVER_NAME");
   if (const char* w = getenv("RGPU_WAIT_TIMEOUT"); w != nullptr && *w) {
     double secs = atof(w);
     opt.wait_timeout_ms = secs <= 0 ? 0 : static_cast<int>(secs * 1000);
+  }
+  if (const char* g = getenv("RGPU_GPUS"); g != nullptr && *g) {
+    Result<uint32_t> wanted = ParseGpusWanted(g);
+    if (!wanted.ok()) {
+      RGPU_LOG_ERROR("cuInit: %s", wanted.status().message().c_str());
+      return CUDA_ERROR_INVALID_VALUE;
+    }
+    opt.gpus_wanted = *wanted;
   }
   auto sink = [this](int cu, const std::string& msg) { RecordAsyncError(cu, msg); };
   Result<std::unique_ptr<Connection>> c = Connection::Open(opt, sink);

@@ -35,6 +35,12 @@ struct CtxObj {
   unsigned flags = 0;
   int retains = 0;       // primary: cuDevicePrimaryCtxRetain count
   bool active = false;   // primary: retained on the worker
+  // cuCtxGetLimit answers, by CUlimit, stored as value + 1 (0: not known;
+  // ask the worker). A limit changes only through cuCtxSetLimit (which
+  // forgets it), except the stack size, which the driver raises at a launch
+  // whose kernel needs more local memory (api_launch.cc forgets it then).
+  static constexpr int kCachedLimits = 16;
+  std::atomic<uint64_t> limits[kCachedLimits] = {};
 };
 
 // The local mirror of a stream capture (DESIGN.md rule 1: capture state is

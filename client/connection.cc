@@ -5,6 +5,8 @@
 #include <chrono>
 #include <unistd.h>
 
+#include "client/call_stats.h"
+#include "client/client_handshake.h"
 #include "common/log.h"
 #include "common/spin.h"
 #include "common/net.h"
@@ -29,49 +31,14 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectOptions& optio
   int one = 1;
   setsockopt(*fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
 
-  proto::Hello hello{proto::kHelloMagic, proto::kProtocolVersion, options.token, options.identity, 1};
-  std::vector<uint8_t> frame = proto::EncodeHelloFrame(hello);
-  RGPU_RETURN_IF_ERROR(net::WriteAll(*fd, frame.data(), frame.size()));
+  proto::Hello hello{proto::kHelloMagic, proto::kProtocolVersion, options.token, options.identity,
+                     options.gpus_wanted};
   // The reply comes from the worker that takes the session; while every GPU
   // is leased the server queues us and says where we stand.
-  proto::HelloReply reply;
-  auto start = std::chrono::steady_clock::now();
-  uint32_t last_position = 0;
-  for (;;) {
-    int waited = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      std::chrono::steady_clock::now() - start)
-                                      .count());
-    int left = options.wait_timeout_ms < 0 ? -1 : std::max(0, options.wait_timeout_ms - waited);
-    if (!net::WaitReadable(*fd, left))
-      return Status::Transport("no GPU became free on " + options.server + " within " +
-                               std::to_string(options.wait_timeout_ms / 1000) + " s (RGPU_WAIT_TIMEOUT)");
-    uint8_t hb[proto::kFrameHeaderSize];
-    Status st = net::ReadExact(*fd, hb, sizeof hb);
-    if (!st.ok()) return std::move(st).With("handshake with " + options.server);
-    proto::FrameHeader h;
-    RGPU_RETURN_IF_ERROR(proto::DecodeFrameHeader(hb, 8192, &h));
-    std::vector<uint8_t> body(h.length);
-    RGPU_RETURN_IF_ERROR(net::ReadExact(*fd, body.data(), body.size()));
-    if (h.flags & proto::kEvent) {
-      proto::Reader r(body);
-      int32_t ignored = 0;
-      uint32_t position = 0;
-      if (h.call == 3 && r.I32(&ignored).ok() && r.U32(&position).ok() && position != last_position) {
-        // One line, and only when the position changes (nothing if we never wait).
-        RGPU_LOG_WARN("waiting for a GPU on %s: position %u in the queue", options.server.c_str(), position);
-        last_position = position;
-      }
-      continue;
-    }
-    RGPU_RETURN_IF_ERROR(proto::DecodeHelloReply(body, &reply));
-    break;
-  }
-  if (last_position != 0)
-    RGPU_LOG_WARN("got a GPU after %.1f s in the queue",
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  if (reply.status != proto::HelloStatus::kAccepted)
-    return Status::Auth("server " + options.server + " refused the session: " + reply.message);
-  c->session_id_ = reply.session_id;
+  Result<HandshakeResult> hs = ClientHandshake(*fd, options, hello);
+  if (!hs.ok()) return hs.take_status();
+  c->session_id_ = hs->session_id;
+  c->tls_ = std::move(hs->tls);
   c->receiver_ = std::thread([raw = c.get()] { raw->ReceiveLoop(); });
   c->sender_ = std::thread([raw = c.get()] { raw->SendLoop(); });
   return c;
@@ -114,6 +81,8 @@ void Connection::AbandonAfterFork() {
     if (t.joinable()) t.detach();
   }
   fd_ = -1;
+  // Its lock may be held by a thread that does not exist in the child.
+  (void)tls_.release();
 }
 
 Status Connection::health() const {
@@ -139,7 +108,7 @@ Status Connection::Flush(std::unique_lock<std::mutex>& lock) {
     batch.swap(out_);
     out_.clear();
     lock.unlock();
-    Status st = net::WriteAll(fd_, batch.data(), batch.size());
+    Status st = WriteOut(batch.data(), batch.size());
     lock.lock();
     bytes_sent_ += batch.size();
     batch.clear();
@@ -159,6 +128,21 @@ Status Connection::CallRaw(proto::CallId id, std::span<const uint8_t> payload, R
 
 Status Connection::CallWith(proto::CallId id, std::span<const uint8_t> payload,
                             std::shared_ptr<Waiter> waiter) {
+  CallStats* stats = CallStats::Get();
+  if (stats != nullptr) {
+    auto t0 = std::chrono::steady_clock::now();
+    Status st = WaitFor(id, payload, std::move(waiter));
+    stats->Sync(static_cast<uint16_t>(id), std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               std::chrono::steady_clock::now() - t0)
+                                               .count());
+    if (id == proto::CallId::kCtxSynchronize && stats->per_sync()) stats->LogInterval("since the last");
+    return st;
+  }
+  return WaitFor(id, payload, std::move(waiter));
+}
+
+Status Connection::WaitFor(proto::CallId id, std::span<const uint8_t> payload,
+                           std::shared_ptr<Waiter> waiter) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!failed_.ok()) return failed_;
   uint64_t rid = next_request_id_++;
@@ -194,6 +178,7 @@ Status Connection::PostInto(proto::CallId id, std::span<const uint8_t> payload, 
   w->direct_dst = static_cast<uint8_t*>(dst);
   w->direct_len = len;
   w->direct_done = std::move(done);
+  if (CallStats* stats = CallStats::Get()) stats->Async(static_cast<uint16_t>(id));
   std::unique_lock<std::mutex> lock(mu_);
   if (!failed_.ok()) return failed_;
   uint64_t rid = next_request_id_++;
@@ -207,6 +192,7 @@ Status Connection::PostBulk(proto::CallId id, std::span<const uint8_t> fields,
                             std::span<const uint8_t> bulk) {
   if (fields.size() + bulk.size() > proto::kMaxFramePayload)
     return Status::Invalid("request over the frame limit");
+  if (CallStats* stats = CallStats::Get()) stats->Async(static_cast<uint16_t>(id));
   std::unique_lock<std::mutex> lock(mu_);
   if (!failed_.ok()) return failed_;
   // Become the only writer; frames queued before this one go out first.
@@ -223,8 +209,8 @@ Status Connection::PostBulk(proto::CallId id, std::span<const uint8_t> fields,
                            head.data() + at);
   head.insert(head.end(), fields.begin(), fields.end());
   lock.unlock();
-  Status st = net::WriteAll(fd_, head.data(), head.size());
-  if (st.ok()) st = net::WriteAll(fd_, bulk.data(), bulk.size());
+  Status st = WriteOut(head.data(), head.size());
+  if (st.ok()) st = WriteOut(bulk.data(), bulk.size());
   lock.lock();
   bytes_sent_ += head.size() + bulk.size();
   if (!st.ok() && failed_.ok()) failed_ = std::move(st).With("send");
@@ -235,6 +221,7 @@ Status Connection::PostBulk(proto::CallId id, std::span<const uint8_t> fields,
 }
 
 Status Connection::PostRaw(proto::CallId id, std::span<const uint8_t> payload, Completion done) {
+  if (CallStats* stats = CallStats::Get()) stats->Async(static_cast<uint16_t>(id));
   std::unique_lock<std::mutex> lock(mu_);
   if (!failed_.ok()) return failed_;
   uint64_t rid = next_request_id_++;
@@ -309,7 +296,8 @@ Status Connection::ReceiveReply(proto::FrameReader& reader, const proto::FrameHe
 }
 
 void Connection::ReceiveLoop() {
-  proto::FrameReader reader(fd_, proto::kMaxFramePayload);
+  proto::FrameReader reader(fd_, tls_.get(), proto::kMaxFramePayload);
+  reader.set_spin(true);
   std::vector<uint8_t> body;
   for (;;) {
     proto::FrameHeader h;

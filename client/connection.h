@@ -12,6 +12,9 @@
 //
 // When the link fails, every waiter is woken with the failure, and every
 // later call fails at once: nothing hangs on a dead link.
+// With RGPU_TLS the same runs over a TLS 1.3 session (client_handshake.h,
+// common/tls.h): the sender, the callers and the receiver share it through
+// tls::Stream; without TLS they use the socket directly, as before.
 // Thread-safe.
 #pragma once
 
@@ -27,7 +30,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/net.h"
 #include "common/status.h"
+#include "common/tls.h"
 #include "proto/calls.gen.h"
 #include "proto/frame_reader.h"
 
@@ -39,6 +44,12 @@ struct ConnectOptions {
   std::string identity;
   int connect_timeout_ms = 10000;
   int wait_timeout_ms = -1;  // for a GPU (queue); -1: as long as it takes
+  uint32_t gpus_wanted = 1;  // RGPU_GPUS (proto::kAllGpus: every GPU of the server)
+  // TLS 1.3 (client/client_handshake.h): RGPU_TLS, RGPU_TLS_CA (empty: the
+  // system store), RGPU_TLS_SERVER_NAME (empty: the host of `server`).
+  bool tls = false;
+  std::string tls_ca;
+  std::string tls_server_name;
 };
 
 // A received reply: CUresult and the reply fields that follow it.
@@ -125,17 +136,25 @@ class Connection {
   explicit Connection(int fd) : fd_(fd) {}
   Status Enqueue(proto::CallId id, uint16_t flags, uint64_t request_id,
                  std::span<const uint8_t> payload);
-  // Sends and waits for `waiter` (registered under a new request id).
+  // Sends and waits for `waiter` (registered under a new request id);
+  // CallWith also counts the round trip (RGPU_STATS).
   Status CallWith(proto::CallId id, std::span<const uint8_t> payload, std::shared_ptr<Waiter> waiter);
+  Status WaitFor(proto::CallId id, std::span<const uint8_t> payload, std::shared_ptr<Waiter> waiter);
   // Reads the rest of a reply frame for `w` (direct or buffered).
   Status ReceiveReply(proto::FrameReader& reader, const proto::FrameHeader& h,
                       const std::shared_ptr<Waiter>& w);
   Status Flush(std::unique_lock<std::mutex>& lock);
+  // Writes to the socket, or through TLS when the session has it (plain
+  // TCP keeps its direct send: no lock, no copy).
+  Status WriteOut(const void* p, size_t n) {
+    return tls_ ? tls_->WriteAll(p, n) : net::WriteAll(fd_, p, n);
+  }
   void ReceiveLoop();
   void SendLoop();
   void Fail(Status why);
 
   int fd_ = -1;
+  std::unique_ptr<tls::Stream> tls_;  // set by Open when RGPU_TLS is on
   uint64_t session_id_ = 0;
   AsyncErrorSink on_async_error_;
   HostFuncSink host_func_sink_;  // GUARDED_BY(mu_)

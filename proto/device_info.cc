@@ -19,6 +19,9 @@ std::vector<uint8_t> EncodeDeviceInfo(const DeviceInfo& info) {
     for (int32_t a : d.attributes) w.I32(a);
     w.I32(d.stream_priority_least);
     w.I32(d.stream_priority_greatest);
+    w.U32(static_cast<uint32_t>(d.peers.size()));
+    for (const auto& p : d.peers)
+      for (int32_t v : p) w.I32(v);
   }
   return out;
 }
@@ -45,6 +48,12 @@ Status DecodeDeviceInfo(std::span<const uint8_t> data, DeviceInfo* info) {
     for (int32_t& a : d.attributes) RGPU_RETURN_IF_ERROR(r.I32(&a));
     RGPU_RETURN_IF_ERROR(r.I32(&d.stream_priority_least));
     RGPU_RETURN_IF_ERROR(r.I32(&d.stream_priority_greatest));
+    uint32_t np = 0;
+    RGPU_RETURN_IF_ERROR(r.U32(&np));
+    if (np != 0 && np != n) return Status::Protocol("device info: peer facts for " + std::to_string(np) + " devices");
+    d.peers.resize(np);
+    for (auto& p : d.peers)
+      for (int32_t& v : p) RGPU_RETURN_IF_ERROR(r.I32(&v));
   }
   return r.Finish();
 }

@@ -14,6 +14,7 @@ namespace rgpu::proto {
 
 constexpr uint32_t kMaxDevices = 64;
 constexpr uint32_t kMaxAttributes = 1024;
+constexpr size_t kP2PFacts = 6;
 
 struct DeviceFacts {
   std::string name;
@@ -23,6 +24,11 @@ struct DeviceFacts {
   std::vector<int32_t> attributes;  // indexed by CUdevice_attribute; [0] unused
   int32_t stream_priority_least = 0;
   int32_t stream_priority_greatest = 0;
+  // What this device can do with each device of the session (index = peer
+  // ordinal): [0] cuDeviceCanAccessPeer, [1..5] cuDeviceGetP2PAttribute by
+  // CUdevice_P2PAttribute value (0 for itself and where the driver refused).
+  // Empty when the server sent none (then no peer access is offered).
+  std::vector<std::array<int32_t, kP2PFacts>> peers;
 };
 
 struct DeviceInfo {

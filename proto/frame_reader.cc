@@ -5,10 +5,35 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/spin.h"
+
 namespace rgpu::proto {
 
-FrameReader::FrameReader(int fd, uint32_t max_payload, size_t buffer_size)
-    : fd_(fd), max_payload_(max_payload), buf_(buffer_size) {}
+FrameReader::FrameReader(int fd, ByteStream* stream, uint32_t max_payload, size_t buffer_size)
+    : fd_(fd), stream_(stream), max_payload_(max_payload), buf_(buffer_size) {}
+
+Result<size_t> FrameReader::Receive(void* dst, size_t n) {
+  if (stream_ != nullptr) return stream_->Read(dst, n);
+  if (spin_ && SpinMicros() > 0) {
+    ssize_t r = -1;
+    int err = 0;
+    if (SpinUntil([&] {
+          r = recv(fd_, dst, n, MSG_DONTWAIT);
+          err = r < 0 ? errno : 0;
+          return r >= 0 || (err != EAGAIN && err != EWOULDBLOCK && err != EINTR);
+        })) {
+      if (r > 0) return static_cast<size_t>(r);
+      if (r == 0) return Status::Transport("connection closed by peer");
+      return Status::Errno(Code::kTransport, "read", err);
+    }
+  }
+  for (;;) {
+    ssize_t r = recv(fd_, dst, n, 0);
+    if (r > 0) return static_cast<size_t>(r);
+    if (r == 0) return Status::Transport("connection closed by peer");
+    if (errno != EINTR) return Status::Errno(Code::kTransport, "read", errno);
+  }
+}
 
 Status FrameReader::Fill(size_t n) {
   if (end_ - start_ >= n) return {};
@@ -18,13 +43,9 @@ Status FrameReader::Fill(size_t n) {
     start_ = 0;
   }
   while (end_ - start_ < n) {
-    ssize_t r = recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Status::Errno(Code::kTransport, "read", errno);
-    }
-    if (r == 0) return Status::Transport("connection closed by peer");
-    end_ += static_cast<size_t>(r);
+    Result<size_t> r = Receive(buf_.data() + end_, buf_.size() - end_);
+    if (!r.ok()) return r.take_status();
+    end_ += *r;
   }
   return {};
 }
@@ -52,13 +73,9 @@ Status FrameReader::ReadPayload(void* dst, size_t n) {
     return {};
   }
   while (got < n) {
-    ssize_t r = recv(fd_, out + got, n - got, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Status::Errno(Code::kTransport, "read", errno);
-    }
-    if (r == 0) return Status::Transport("connection closed by peer");
-    got += static_cast<size_t>(r);
+    Result<size_t> r = Receive(out + got, n - got);
+    if (!r.ok()) return r.take_status();
+    got += *r;
   }
   return {};
 }

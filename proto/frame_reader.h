@@ -7,6 +7,9 @@
 // by ReadPayload calls lets the caller put parts of a payload where they
 // belong (a device-to-host copy straight into the application's buffer).
 //
+// Over TLS the bytes come from a ByteStream (common/tls.h) instead of recv;
+// plain sockets keep their direct recv.
+//
 // Not thread-safe: one reader per socket, used by one thread. A span returned
 // by Next is valid until the next call.
 #pragma once
@@ -15,6 +18,7 @@
 #include <span>
 #include <vector>
 
+#include "common/byte_stream.h"
 #include "common/status.h"
 #include "proto/frame.h"
 
@@ -22,7 +26,10 @@ namespace rgpu::proto {
 
 class FrameReader {
  public:
-  FrameReader(int fd, uint32_t max_payload, size_t buffer_size = 1 << 20);
+  FrameReader(int fd, uint32_t max_payload, size_t buffer_size = 1 << 20)
+      : FrameReader(fd, nullptr, max_payload, buffer_size) {}
+  // Reads through `stream` when it is not null (it must outlive the reader).
+  FrameReader(int fd, ByteStream* stream, uint32_t max_payload, size_t buffer_size = 1 << 20);
 
   // Blocks for the next frame. Fails with kTransport when the peer closed or
   // the read failed, kProtocol when the header is invalid (the caller must
@@ -39,15 +46,26 @@ class FrameReader {
   // straight from the socket).
   Status ReadPayload(void* dst, size_t n);
 
+  // Before blocking in recv, poll the socket without blocking for the
+  // common/spin.h budget (plain sockets only; off by default). For the two
+  // ends of a session's link: a frame that follows within microseconds is
+  // then read without waking a sleeping thread, which costs several
+  // microseconds on each side of every round trip.
+  void set_spin(bool on) { spin_ = on; }
+
  private:
   // Reads until at least `n` bytes are buffered past start_ (n <= size).
   Status Fill(size_t n);
+  // One recv (or stream read) of up to n bytes: > 0 bytes, or a failure.
+  Result<size_t> Receive(void* dst, size_t n);
 
   int fd_;
+  ByteStream* stream_;
   uint32_t max_payload_;
   std::vector<uint8_t> buf_;
   size_t start_ = 0;  // first unconsumed byte
   size_t end_ = 0;    // one past the last received byte
+  bool spin_ = false;
 };
 
 }  // namespace rgpu::proto

@@ -53,6 +53,52 @@ Status DecodeHelloReply(std::span<const uint8_t> payload, HelloReply* out) {
   return r.Finish();
 }
 
+std::vector<uint8_t> EncodeHandOverFrame(const std::string& secret) {
+  std::vector<uint8_t> payload;
+  Writer w(&payload);
+  w.I32(0);
+  w.Bytes(secret.data(), secret.size());
+  std::vector<uint8_t> frame;
+  AppendFrame(FrameHeader{0, kEventHandOver, kEvent, 0}, payload, &frame);
+  return frame;
+}
+
+std::vector<uint8_t> EncodeBindFrame(const std::string& secret) {
+  std::vector<uint8_t> payload;
+  Writer w(&payload);
+  w.U32(kBindMagic);
+  w.Bytes(secret.data(), secret.size());
+  std::vector<uint8_t> frame;
+  AppendFrame(FrameHeader{0, 0, 0, 0}, payload, &frame);
+  return frame;
+}
+
+namespace {
+Status GetSecret(Reader& r, const char* what, std::string* secret) {
+  std::span<const uint8_t> bytes;
+  RGPU_RETURN_IF_ERROR(r.Bytes(kHandOverSecretSize, &bytes));
+  if (bytes.size() != kHandOverSecretSize)
+    return Status::Protocol(std::string(what) + ": secret of " + std::to_string(bytes.size()) + " bytes");
+  secret->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  return r.Finish();
+}
+}  // namespace
+
+Status DecodeHandOver(std::span<const uint8_t> payload, std::string* secret) {
+  Reader r(payload);
+  int32_t zero = 0;
+  RGPU_RETURN_IF_ERROR(r.I32(&zero));
+  return GetSecret(r, "hand-over", secret);
+}
+
+Status DecodeBind(std::span<const uint8_t> payload, std::string* secret) {
+  Reader r(payload);
+  uint32_t magic = 0;
+  RGPU_RETURN_IF_ERROR(r.U32(&magic));
+  if (magic != kBindMagic) return Status::Protocol("bind: bad magic (not the first message of a TLS session)");
+  return GetSecret(r, "bind", secret);
+}
+
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   // Length leaks, content does not: compare over the longer length.
   size_t n = a.size() > b.size() ? a.size() : b.size();

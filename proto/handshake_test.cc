@@ -56,6 +56,29 @@ TEST(Handshake, ReplyRoundTripAndUnknownStatus) {
   EXPECT_FALSE(DecodeHelloReply(Payload(bad), &r).ok());
 }
 
+TEST(Handshake, HandOverAndBindRoundTripAndRefuseEveryTruncation) {
+  const std::string secret(kHandOverSecretSize, '\x5a');
+  auto hand = EncodeHandOverFrame(secret);
+  auto bind = EncodeBindFrame(secret);
+  FrameHeader h;
+  ASSERT_TRUE(DecodeFrameHeader(hand.data(), 1024, &h).ok());
+  EXPECT_EQ(h.call, kEventHandOver);
+  EXPECT_EQ(h.flags, kEvent);
+  std::string got;
+  ASSERT_TRUE(DecodeHandOver(Payload(hand), &got).ok());
+  EXPECT_EQ(got, secret);
+  ASSERT_TRUE(DecodeBind(Payload(bind), &got).ok());
+  EXPECT_EQ(got, secret);
+  for (size_t n = 0; n < Payload(bind).size(); ++n) {
+    EXPECT_FALSE(DecodeBind(Payload(bind).first(n), &got).ok()) << n;
+    EXPECT_FALSE(DecodeHandOver(Payload(hand).first(n), &got).ok()) << n;
+  }
+  // A short secret, or a Hello where a Bind belongs, is refused.
+  EXPECT_FALSE(DecodeBind(Payload(EncodeBindFrame("short")), &got).ok());
+  auto hello = EncodeHelloFrame({kHelloMagic, kProtocolVersion, "tok", "id", 1});
+  EXPECT_FALSE(DecodeBind(Payload(hello), &got).ok());
+}
+
 TEST(Handshake, ConstantTimeEquals) {
   EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
   EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));

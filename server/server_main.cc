@@ -69,7 +69,8 @@ int ServerMain(int argc, char** argv) {
   std::string token_file;
   int worker_fd = -1;
   int control_fd = -1;
-  int sim_index = 0;
+  std::vector<int> sim_indices;
+  int worker_device = 0;
   bool probe_gpus = false;
   uint64_t session_id = 0;
   app.add_option("--listen", opt.listen, "HOST:PORT to listen on")->capture_default_str();
@@ -89,9 +90,37 @@ int ServerMain(int argc, char** argv) {
                  "close connections that do not finish the handshake in time")
       ->capture_default_str()
       ->check(CLI::Range(10, 600000));
+  app.add_option("--auth-fail-limit", opt.auth_fail_limit,
+                 "failed handshakes per address within --auth-fail-window-ms before its connections are "
+                 "refused until the window ends (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--auth-fail-window-ms", opt.auth_fail_window_ms,
+                 "window over which failed handshakes are counted per address")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 86400000));
+  app.add_option("--max-mem", opt.max_mem,
+                 "device memory a session may hold, e.g. 8G (0: no limit); beyond it allocations fail "
+                 "with CUDA_ERROR_OUT_OF_MEMORY")
+      ->capture_default_str()
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--max-pending-bytes", opt.max_pending_bytes,
+                 "request bytes a session may have queued ahead of execution, e.g. 512M; beyond it the "
+                 "worker stops reading and TCP pushes back on the client")
+      ->capture_default_str()
+      ->transform(CLI::AsSizeValue(false));
   app.add_option("--gpus", opt.gpus, "GPUs to serve: all, or host indices like 0,1")->capture_default_str();
   app.add_flag("--paranoid-wipe", opt.paranoid_wipe,
                "after a session, read back every wiped byte (default: sampled pages)");
+  app.add_option("--idle-timeout", opt.idle_timeout_s,
+                 "seconds a session may send nothing (its streams idle) before it may be detached")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
+  app.add_option("--detach-idle", opt.detach_idle,
+                 "detach idle sessions (memory saved to host, GPU wiped and passed on): waiting (only "
+                 "while another session waits), always, or never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"waiting", "always", "never"}));
   app.add_option("--admin-socket", opt.admin_socket,
                  "Unix socket answering `rgpu status` (default /tmp/rgpu-server-PORT.sock)");
   app.add_option("--sandbox", opt.sandbox,
@@ -99,13 +128,18 @@ int ServerMain(int argc, char** argv) {
                  "or audit (log forbidden system calls instead of killing; diagnosis only)")
       ->capture_default_str()
       ->check(CLI::IsMember({"on", "off", "audit"}));
+  app.add_option("--tls-cert", opt.tls_cert,
+                 "TLS 1.3: PEM certificate chain of this server (with --tls-key; every client must then "
+                 "use TLS: RGPU_TLS=1)");
+  app.add_option("--tls-key", opt.tls_key, "TLS 1.3: PEM private key of --tls-cert");
   app.add_option("--sandbox-user", opt.sandbox_user, "user workers run as when the server runs as root")
       ->capture_default_str();
   // Internal: how the supervisor starts worker processes.
   app.add_option("--worker-fd", worker_fd)->group("");
   app.add_option("--control-fd", control_fd)->group("");
   app.add_option("--session-id", session_id)->group("");
-  app.add_option("--sim-index", sim_index)->group("");
+  app.add_option("--sim-indices", sim_indices)->delimiter(',')->group("");
+  app.add_option("--device", worker_device)->group("");
   app.add_flag("--probe-gpus", probe_gpus)->group("");
   try {
     app.parse(argc, argv);
@@ -121,6 +155,13 @@ int ServerMain(int argc, char** argv) {
     w.control_fd = control_fd;
     w.session_id = session_id;
     w.paranoid_wipe = opt.paranoid_wipe;
+    w.tls_cert = opt.tls_cert;
+    w.tls_key = opt.tls_key;
+    w.max_mem = opt.max_mem;
+    w.max_pending_bytes = opt.max_pending_bytes;
+    w.detach.mode = *worker::ParseDetachMode(opt.detach_idle);  // checked by CLI11 above
+    w.detach.idle_timeout_s = opt.idle_timeout_s;
+    w.detach.paranoid_wipe = opt.paranoid_wipe;
     w.sandbox.enabled = opt.sandbox != "off";
     w.sandbox.seccomp_audit = opt.sandbox == "audit";
     w.sandbox.user = opt.sandbox_user;
@@ -128,7 +169,8 @@ int ServerMain(int argc, char** argv) {
     w.backend.driver_path = opt.driver_path;
     w.backend.profile_path = opt.profile_path;
     w.backend.sim_gpus = opt.sim_gpus;
-    w.backend.sim_first_index = sim_index;
+    w.backend.sim_indices = sim_indices;
+    w.device = worker_device;
     return worker::RunWorker(w);
   }
 

@@ -48,6 +48,11 @@ TEST(EndToEnd, EveryProgramPassesOverSim) {
                               << "\nserver:\n" << server.Log();
   }
   EXPECT_TRUE(server.alive());
+  // Every session's wipe covered only ranges still its own: programs that
+  // unload modules (cudart does at exit) or destroy contexts leave no stale
+  // range behind for the wipe to trip over.
+  for (int i = 0; i < 100 && !server.SessionWorkers().empty(); ++i) usleep(50 * 1000);
+  EXPECT_EQ(server.Log().find("wipe:"), std::string::npos) << server.Log();
 }
 
 TEST(EndToEnd, EveryProgramPassesWithSandboxedWorkers) {
@@ -82,6 +87,25 @@ TEST(EndToEnd, DeviceOutputAndHostFunctionsReachTheClientInOrder) {
   EXPECT_NE(r.out.find("callbacks: 3 [1 2 3] cudaSuccess"), std::string::npos) << r.out;
   // The server's own log must not have swallowed the program's output.
   EXPECT_EQ(server.Log().find("device says"), std::string::npos);
+}
+
+// Libraries ask for limits around their kernels many times per step: after
+// the first answer the client gives them itself (DESIGN.md rule 1), and
+// forgets a limit that cuCtxSetLimit changes.
+TEST(EndToEnd, ContextLimitsAreAskedOnceUntilSet) {
+  TestServer server;
+  auto env = server.ClientEnv();
+  env["RGPU_STATS"] = "1";  // the client counts its round trips by call
+  RunResult r = RunProgram({Program("limit_cache")}, env, 60);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("OK limits"), std::string::npos) << r.out;
+  // 7 gets: stack (asked), stack (cached), stack after the set (asked),
+  // heap (asked), heap (cached), sync depth twice (refused: asked both times).
+  size_t at = r.err.find("CtxGetLimit ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  unsigned long long round_trips = 0;
+  ASSERT_EQ(sscanf(r.err.c_str() + at, "CtxGetLimit sync %llu", &round_trips), 1) << r.err.substr(at, 200);
+  EXPECT_EQ(round_trips, 5u) << r.err.substr(at, 200);
 }
 
 TEST(EndToEnd, VirtualMemoryMappingsWorkAcrossTheSeam) {

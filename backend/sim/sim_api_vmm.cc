@@ -5,8 +5,16 @@
 // allocation (cuMemCreate) records only its size; mapping records which
 // handle backs which range. Contents do not follow a handle to another
 // address (no aliasing): enough for the client/worker protocol tests, which
-// map each handle once.
+// map each handle once. Unmapping zeroes the range: the contents belonged to
+// the physical allocation, and a range mapped again must not show them
+// (the worker's idle detach relies on this to prove it restores what it
+// saved, server/worker/device_heap.h).
+//
+// Pinned host memory (cuMemHostAlloc) is ordinary heap memory here.
+#include <cstdlib>
+#include <cstring>
 #include <map>
+#include <set>
 
 #include "backend/sim/sim_state.h"
 
@@ -18,6 +26,7 @@ struct Vmm {
   std::map<uint64_t, uint64_t> handles;      // handle id -> size
   std::map<uint64_t, uint64_t> reservations; // base -> size
   std::map<uint64_t, uint64_t> mappings;     // base -> handle id
+  std::set<void*> host;                      // cuMemHostAlloc blocks
 };
 Vmm& State() {
   static Vmm* v = new Vmm;  // guarded by the sim lock
@@ -95,7 +104,33 @@ CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAlloc
 
 CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) {
   SIM_ENTER(s);
-  return State().mappings.erase(ptr) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+  auto it = State().mappings.find(ptr);
+  if (it == State().mappings.end()) return CUDA_ERROR_INVALID_VALUE;
+  auto h = State().handles.find(it->second);
+  // The physical memory leaves the range with the mapping.
+  if (h != State().handles.end() && s->IsDeviceRange(ptr, h->second))
+    memset(reinterpret_cast<void*>(ptr), 0, h->second);
+  State().mappings.erase(it);
+  (void)size;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemHostAlloc(void** pp, size_t bytesize, unsigned int flags) {
+  SIM_ENTER(s);
+  if (pp == nullptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
+  (void)flags;
+  void* p = calloc(1, bytesize);
+  if (p == nullptr) return CUDA_ERROR_OUT_OF_MEMORY;
+  State().host.insert(p);
+  *pp = p;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemFreeHost(void* p) {
+  SIM_ENTER(s);
+  if (State().host.erase(p) == 0) return CUDA_ERROR_INVALID_VALUE;
+  free(p);
+  return CUDA_SUCCESS;
 }
 
 CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc* desc, size_t count) {

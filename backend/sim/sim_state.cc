@@ -65,8 +65,9 @@ void SimDevice::Install(std::unique_ptr<SimDevice> dev) {
 Result<std::unique_ptr<SimDevice>> SimDevice::Create(const BackendOptions& options) {
   const std::string& path = options.profile_path;
   if (path.empty()) return Status::Invalid("sim: no device profile given (profile_path)");
-  if (options.sim_gpus < 1 || options.sim_gpus > 64) {
-    return Status::Invalid("sim: sim_gpus " + std::to_string(options.sim_gpus) + " not in 1..64");
+  const int count = options.sim_indices.empty() ? options.sim_gpus : static_cast<int>(options.sim_indices.size());
+  if (count < 1 || count > 64) {
+    return Status::Invalid("sim: sim_gpus " + std::to_string(count) + " not in 1..64");
   }
   std::ifstream in(path);
   if (!in) return Status::Errno(Code::kInvalid, "sim: open profile " + path, errno);
@@ -107,10 +108,10 @@ Result<std::unique_ptr<SimDevice>> SimDevice::Create(const BackendOptions& optio
   std::unique_ptr<SimDevice> dev(new SimDevice);
   dev->driver_version = j.value("driver_version", 13000);
   dev->generation = g_generation.fetch_add(1) + 1;
-  for (int i = 0; i < options.sim_gpus; ++i) {
+  for (int i = 0; i < count; ++i) {
     auto d = std::make_unique<Device>();
     d->facts = facts;
-    Derive(&d->facts, options.sim_first_index + i);
+    Derive(&d->facts, options.sim_indices.empty() ? options.sim_first_index + i : options.sim_indices[i]);
     // Reserve as much address space as the card has memory; fall back to less
     // (with a warning) where the host limits virtual memory.
     Status s;

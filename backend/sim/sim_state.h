@@ -81,6 +81,7 @@ struct Context {
   size_t limits[16] = {};
   CUfunc_cache cache_config = CU_FUNC_CACHE_PREFER_NONE;
   CUresult sticky = CUDA_SUCCESS;  // set by a failed kernel, like the real driver
+  std::vector<uint64_t> peers;     // contexts this one enabled peer access to
 };
 
 struct Stream {

@@ -12,6 +12,8 @@
 namespace rgpu::server {
 namespace {
 constexpr size_t kMaxControl = 2048;
+constexpr uint32_t kMaxControlSecret = 64;
+constexpr uint32_t kMaxControlGpus = 64;  // as many as proto::kMaxDevices
 }
 
 Status ControlPair(int fds[2]) {
@@ -20,12 +22,16 @@ Status ControlPair(int fds[2]) {
   return {};
 }
 
-Status SendControl(int sock, const ControlMessage& m) {
+Status SendControl(int sock, const ControlMessage& m, bool nonblocking) {
   std::vector<uint8_t> buf;
   proto::Writer w(&buf);
   w.U8(static_cast<uint8_t>(m.kind));
   w.U64(m.session_id);
   w.Str(m.identity.substr(0, 1024));
+  w.U64(m.value);
+  w.U32(static_cast<uint32_t>(m.gpus.size()));
+  for (int g : m.gpus) w.I32(g);
+  w.Str(m.secret.substr(0, kMaxControlSecret));
   iovec iov{buf.data(), buf.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -41,7 +47,7 @@ Status SendControl(int sock, const ControlMessage& m) {
     memcpy(CMSG_DATA(c), &m.fd, sizeof(int));
   }
   for (;;) {
-    if (sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0) return {};
+    if (sendmsg(sock, &msg, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0)) >= 0) return {};
     if (errno != EINTR) return Status::Errno(Code::kTransport, "control send", errno);
   }
 }
@@ -73,10 +79,19 @@ Status ReceiveControl(int sock, ControlMessage* m) {
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return fail("truncated");
   proto::Reader r(buf, static_cast<size_t>(n));
   uint8_t kind = 0;
-  if (!r.U8(&kind).ok() || kind < 1 || kind > 3) return fail("unknown kind");
+  if (!r.U8(&kind).ok() || kind < 1 || kind > static_cast<uint8_t>(ControlKind::kResume)) return fail("unknown kind");
   m->kind = static_cast<ControlKind>(kind);
-  if (!r.U64(&m->session_id).ok() || !r.Str(1024, &m->identity).ok() || !r.Finish().ok())
+  uint32_t ngpus = 0;
+  if (!r.U64(&m->session_id).ok() || !r.Str(1024, &m->identity).ok() || !r.U64(&m->value).ok() ||
+      !r.U32(&ngpus).ok() || ngpus > kMaxControlGpus)
     return fail("malformed");
+  m->gpus.assign(ngpus, 0);
+  for (int& g : m->gpus) {
+    int32_t v = 0;
+    if (!r.I32(&v).ok() || v < 0 || v >= static_cast<int32_t>(kMaxControlGpus)) return fail("bad GPU ordinal");
+    g = v;
+  }
+  if (!r.Str(kMaxControlSecret, &m->secret).ok() || !r.Finish().ok()) return fail("malformed");
   if (m->kind == ControlKind::kAttach && m->fd < 0) return fail("attach without a client socket");
   return {};
 }

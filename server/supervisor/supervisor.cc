@@ -35,7 +35,9 @@ void SetNonBlocking(int fd, bool on) {
 
 }  // namespace
 
-Supervisor::Supervisor(SupervisorOptions options) : options_(std::move(options)) {}
+Supervisor::Supervisor(SupervisorOptions options)
+    : options_(std::move(options)),
+      auth_limiter_({options_.auth_fail_limit, std::chrono::milliseconds(options_.auth_fail_window_ms)}) {}
 
 Supervisor::~Supervisor() {
   for (Pending& p : pending_) close(p.fd);
@@ -51,6 +53,15 @@ Status Supervisor::Start() {
   if (!net::IsLoopbackHost(hp->host) && options_.token.empty())
     return Status::Auth("refusing to listen on " + options_.listen +
                         " without a token: pass --token-file (only loopback may go without)");
+  if (options_.tls_cert.empty() != options_.tls_key.empty())
+    return Status::Invalid("--tls-cert and --tls-key go together");
+  if (!options_.tls_cert.empty()) {
+    // Checked now, so that a bad file stops the server at its start; the
+    // workers load the same files.
+    Result<std::shared_ptr<tls::Context>> ctx = tls::Context::ForServer(options_.tls_cert, options_.tls_key);
+    if (!ctx.ok()) return ctx.take_status();
+    tls_ = *ctx;
+  }
   if (options_.backend != "cuda" && options_.backend != "sim")
     return Status::Invalid("unknown backend '" + options_.backend + "' (expected cuda or sim)");
   Result<int> fd = net::Listen(*hp, 512);
@@ -178,6 +189,7 @@ int Supervisor::Run() {
       if (rc > 0 && (fds[first_pending + i].revents & (POLLIN | POLLHUP | POLLERR))) done = ServePending(p);
       if (!done && now > p.deadline) {
         RGPU_LOG_WARN("%s: handshake timed out", p.peer.c_str());
+        ChargeFailure(p);
         close(p.fd);
         done = true;
       }
@@ -222,19 +234,43 @@ void Supervisor::AcceptAll() {
     Pending p;
     p.fd = fd;
     p.peer = peer;
+    p.address = AuthLimiter::AddressOf(peer);
+    std::chrono::milliseconds retry{0};
+    bool first = false;
+    if (auth_limiter_.Refused(p.address, std::chrono::steady_clock::now(), &retry, &first)) {
+      // Answered once its hello arrives (a reply sent before it could be
+      // lost to the reset that closing an unread socket causes).
+      p.limited_reason = "too many failed handshakes from " + p.address + ": refused for " +
+                         std::to_string((retry.count() + 999) / 1000) + " s more";
+      if (first) RGPU_LOG_WARN("%s: %s (logged once per window)", peer.c_str(), p.limited_reason.c_str());
+    }
     p.deadline = std::chrono::steady_clock::now() +
                  std::chrono::milliseconds(options_.handshake_timeout_ms);
     pending_.push_back(std::move(p));
   }
 }
 
+void Supervisor::ChargeFailure(const Pending& p) {
+  if (!p.limited_reason.empty()) return;  // already refused: not counted again
+  if (auth_limiter_.RecordFailure(p.address, std::chrono::steady_clock::now()))
+    RGPU_LOG_WARN("%s: %d failed handshakes within %d ms: its connections are refused until the window ends",
+                  p.address.c_str(), options_.auth_fail_limit, options_.auth_fail_window_ms);
+}
+
 void Supervisor::Refuse(Pending& p, int status, const std::string& why) {
-  RGPU_LOG_WARN("%s: refused: %s", p.peer.c_str(), why.c_str());
+  if (p.limited_reason.empty()) RGPU_LOG_WARN("%s: refused: %s", p.peer.c_str(), why.c_str());
+  else RGPU_LOG_DEBUG("%s: refused: %s", p.peer.c_str(), why.c_str());
+  if (status != static_cast<int>(proto::HelloStatus::kNoCapacity)) ChargeFailure(p);
   auto frame = proto::EncodeHelloReplyFrame(
       {static_cast<proto::HelloStatus>(status), why, 0});
-  // Best effort: the socket is non-blocking and the reply is small.
-  ssize_t ignored = send(p.fd, frame.data(), frame.size(), MSG_NOSIGNAL);
-  (void)ignored;
+  // Best effort: the socket is non-blocking and the reply is small. A TLS
+  // client gets it inside its session, then the session's end.
+  if (p.tls != nullptr && p.tls->handshake_done()) {
+    if (p.tls->WriteAll(frame.data(), frame.size()).ok()) (void)p.tls->Close(0);
+  } else {
+    ssize_t ignored = send(p.fd, frame.data(), frame.size(), MSG_NOSIGNAL);
+    (void)ignored;
+  }
   close(p.fd);
 }
 
@@ -257,6 +293,8 @@ bool Supervisor::ServePending(Pending& p) {
     p.buf.insert(p.buf.end(), tmp, tmp + n);
     if (p.buf.size() > proto::kFrameHeaderSize + proto::kMaxHelloPayload) break;
   }
+  if (!ServeTls(p)) return true;
+  if (p.tls != nullptr && !p.tls->handshake_done()) return false;
   if (p.buf.size() < proto::kFrameHeaderSize) return false;
   proto::FrameHeader h;
   Status st = proto::DecodeFrameHeader(p.buf.data(), proto::kMaxHelloPayload, &h);
@@ -266,6 +304,10 @@ bool Supervisor::ServePending(Pending& p) {
     return true;
   }
   if (p.buf.size() < proto::kFrameHeaderSize + h.length) return false;
+  if (!p.limited_reason.empty()) {
+    Refuse(p, static_cast<int>(proto::HelloStatus::kRefused), p.limited_reason);
+    return true;
+  }
   if (p.buf.size() > proto::kFrameHeaderSize + h.length) {
     Refuse(p, static_cast<int>(proto::HelloStatus::kMalformed), "data after hello before reply");
     return true;
@@ -297,17 +339,61 @@ bool Supervisor::ServePending(Pending& p) {
            "server at its session limit (" + std::to_string(options_.max_sessions) + ")");
     return true;
   }
-  if (hello.gpus_wanted != 1) {
-    Refuse(p, static_cast<int>(proto::HelloStatus::kNoCapacity),
-           "sessions of " + std::to_string(hello.gpus_wanted) + " GPUs are not offered yet (one GPU per session)");
+  // A request the pool can never serve is refused now, not left waiting.
+  Result<int> gpus = pool_->CheckRequest(hello.gpus_wanted);
+  if (!gpus.ok()) {
+    Refuse(p, static_cast<int>(proto::HelloStatus::kNoCapacity), gpus.status().message());
     return true;
   }
   uint64_t sid = next_session_id_++;
   // The pool leases a GPU now or queues the client; the worker that takes
   // the session sends the handshake's reply.
-  int flags = fcntl(p.fd, F_GETFL);
-  fcntl(p.fd, F_SETFL, flags & ~O_NONBLOCK);
-  pool_->Admit(p.fd, sid, hello.identity, p.peer);
+  // A TLS session stays non-blocking: the pool's few writes on it must
+  // never stall the loop (the worker sets its own mode).
+  if (p.tls == nullptr) {
+    int flags = fcntl(p.fd, F_GETFL);
+    fcntl(p.fd, F_SETFL, flags & ~O_NONBLOCK);
+  }
+  pool_->Admit(p.fd, sid, hello.identity, p.peer, *gpus, std::move(p.tls));
+  return true;
+}
+
+bool Supervisor::ServeTls(Pending& p) {
+  // A TLS client opens with a handshake record: type 22, version 3.x with a
+  // non-zero minor. An rgpu Hello opens with its payload length, a
+  // little-endian u32 below 64 KiB: its third byte is 0.
+  auto looks_tls = [&] { return p.buf.size() >= 3 && p.buf[0] == 22 && p.buf[1] == 3 && p.buf[2] != 0; };
+  if (tls_ == nullptr) {
+    if (!looks_tls()) return true;
+    Refuse(p, static_cast<int>(proto::HelloStatus::kRefused),
+           "this server does not use TLS: unset RGPU_TLS, or start the server with --tls-cert/--tls-key");
+    return false;
+  }
+  if (p.tls == nullptr) {
+    if (p.buf.size() < 3) return true;  // not enough to tell yet
+    if (!looks_tls()) {
+      Refuse(p, static_cast<int>(proto::HelloStatus::kRefused),
+             "this server requires TLS: set RGPU_TLS=1 (and RGPU_TLS_CA to the CA of its certificate)");
+      return false;
+    }
+    Result<std::unique_ptr<tls::Stream>> s = tls::Stream::AcceptFed(tls_, p.fd);
+    if (!s.ok()) {
+      RGPU_LOG_ERROR("%s: %s", p.peer.c_str(), s.status().message().c_str());
+      close(p.fd);
+      return false;
+    }
+    p.tls = std::move(*s);
+  }
+  std::vector<uint8_t> raw(p.buf.begin() + static_cast<long>(p.plain_size), p.buf.end());
+  p.buf.resize(p.plain_size);
+  Status st = p.tls->Feed(raw, &p.buf);
+  p.plain_size = p.buf.size();
+  if (!st.ok()) {
+    RGPU_LOG_WARN("%s: %s", p.peer.c_str(), st.message().c_str());
+    ChargeFailure(p);
+    close(p.fd);
+    return false;
+  }
   return true;
 }
 

@@ -1,9 +1,13 @@
 // Handlers: device info, contexts.
 #include <cstring>
+#include <array>
+#include <chrono>
 
+#include "common/log.h"
 #include "proto/device_info.h"
 #include "server/worker/handlers.gen.h"
 #include "server/worker/session.h"
+#include "server/worker/device_heap.h"
 
 namespace rgpu::worker {
 namespace {
@@ -12,10 +16,28 @@ namespace {
 // CUDA_ERROR_INVALID_VALUE and are stored as 0.
 constexpr int kAttributeLimit = 160;
 
-Result<CUdevice> Device(Session& s, int32_t ordinal) {
-  CUdevice dev = 0;
-  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuDeviceGet(&dev, ordinal), "cuDeviceGet"));
-  return dev;
+// Client ordinals are the session's (DeviceMap): a client names only the
+// GPUs its session leased.
+Result<CUdevice> Device(Session& s, int32_t ordinal) { return s.Device(ordinal); }
+
+// What device `dev` can do with each of the session's devices
+// (proto::DeviceFacts::peers). A driver that refuses a query leaves 0.
+std::vector<std::array<int32_t, proto::kP2PFacts>> PeerFacts(Session& s, int self, CUdevice dev) {
+  const backend::DriverTable& d = s.driver();
+  std::vector<std::array<int32_t, proto::kP2PFacts>> out(s.devices().count());
+  for (int j = 0; j < s.devices().count(); ++j) {
+    Result<CUdevice> peer = s.Device(j);
+    if (j == self || !peer.ok()) continue;
+    int v = 0;
+    if (d.cuDeviceCanAccessPeer && d.cuDeviceCanAccessPeer(&v, dev, *peer) == CUDA_SUCCESS) out[j][0] = v;
+    for (size_t a = 1; a < proto::kP2PFacts; ++a) {
+      v = 0;
+      if (d.cuDeviceGetP2PAttribute &&
+          d.cuDeviceGetP2PAttribute(&v, static_cast<CUdevice_P2PAttribute>(a), dev, *peer) == CUDA_SUCCESS)
+        out[j][a] = v;
+    }
+  }
+  return out;
 }
 }  // namespace
 
@@ -30,8 +52,8 @@ Status HandleGetDeviceInfo(Session& s, const proto::GetDeviceInfoReq&,
   proto::DeviceInfo info;
   info.backend = s.backend_kind();
   RGPU_RETURN_IF_ERROR(CuStatus(d.cuDriverGetVersion(&info.driver_version), "cuDriverGetVersion"));
-  int count = 0;
-  RGPU_RETURN_IF_ERROR(CuStatus(d.cuDeviceGetCount(&count), "cuDeviceGetCount"));
+  // The session's devices only, in the client's numbering.
+  const int count = s.devices().count();
   for (int i = 0; i < count && i < static_cast<int>(proto::kMaxDevices); ++i) {
     Result<CUdevice> dev = Device(s, i);
     if (!dev.ok()) return dev.take_status();
@@ -54,6 +76,7 @@ Status HandleGetDeviceInfo(Session& s, const proto::GetDeviceInfoReq&,
       if (d.cuDeviceGetAttribute(&v, static_cast<CUdevice_attribute>(a), *dev) == CUDA_SUCCESS)
         f.attributes[a] = v;
     }
+    if (count > 1) f.peers = PeerFacts(s, i, *dev);
     info.devices.push_back(std::move(f));
   }
   encoded = proto::EncodeDeviceInfo(info);
@@ -66,8 +89,15 @@ Status HandlePrimaryCtxRetain(Session& s, const proto::PrimaryCtxRetainReq& req,
   Result<CUdevice> dev = Device(s, req.dev);
   if (!dev.ok()) return dev.take_status();
   CUcontext ctx = nullptr;
+  // Only the worker's own GPU has a warm context: on a multi-GPU session's
+  // other GPUs this creates it (timed: the cost of a GPU's first use).
+  auto start = std::chrono::steady_clock::now();
   RGPU_RETURN_IF_ERROR(
       CuStatus(s.driver().cuDevicePrimaryCtxRetain(&ctx, *dev), "cuDevicePrimaryCtxRetain"));
+  if (s.devices().count() > 1)
+    RGPU_LOG_INFO("session %llu: device %d (GPU ordinal %d): primary context retained in %.2f ms",
+                  (unsigned long long)s.id(), req.dev, s.devices().BackendOrdinal(req.dev),
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   return s.AddContext(req.ctx, ctx, /*primary=*/true, req.dev);
 }
 
@@ -79,6 +109,13 @@ Status HandlePrimaryCtxRelease(Session& s, const proto::PrimaryCtxReleaseReq& re
   return CuStatus(s.driver().cuDevicePrimaryCtxRelease_v2(*dev), "cuDevicePrimaryCtxRelease");
 }
 
+// Idle detach's heap (device_heap.h): a context's memory goes with it, as
+// its cuMemAlloc memory would.
+static void ForgetHeapMemory(Session& s, CUcontext ctx) {
+  if (s.heap() == nullptr) return;
+  for (CUdeviceptr p : s.heap()->ForgetContext(ctx)) s.RemoveAllocation(p);
+}
+
 Status HandlePrimaryCtxReset(Session& s, const proto::PrimaryCtxResetReq& req,
                              proto::PrimaryCtxResetRep*) {
   Result<CUdevice> dev = Device(s, req.dev);
@@ -86,6 +123,7 @@ Status HandlePrimaryCtxReset(Session& s, const proto::PrimaryCtxResetReq& req,
   // The client resets only its own retained primary context: release our
   // retain and retain again, which gives a fresh context state. The driver's
   // reset would also destroy allocations, which the client forgets too.
+  if (Result<CUcontext> ctx = s.FindContext(req.ctx); ctx.ok()) ForgetHeapMemory(s, *ctx);
   (void)s.RemoveContext(req.ctx);
   RGPU_RETURN_IF_ERROR(
       CuStatus(s.driver().cuDevicePrimaryCtxReset_v2(*dev), "cuDevicePrimaryCtxReset"));
@@ -113,6 +151,7 @@ Status HandleCtxDestroy(Session& s, const proto::CtxDestroyReq& req, proto::CtxD
   Result<CUcontext> ctx = s.FindContext(req.ctx);
   if (!ctx.ok()) return ctx.take_status();
   RGPU_RETURN_IF_ERROR(s.RemoveContext(req.ctx));
+  ForgetHeapMemory(s, *ctx);
   return CuStatus(s.driver().cuCtxDestroy_v2(*ctx), "cuCtxDestroy");
 }
 

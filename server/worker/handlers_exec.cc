@@ -265,7 +265,7 @@ Status HandleGetGlobal(Session& s, const proto::GetGlobalReq& req, proto::GetGlo
                              : s.driver().cuModuleGetGlobal_v2(&p, &size, m->module, name.c_str());
   RGPU_RETURN_IF_ERROR(CuStatus(r, "cuModuleGetGlobal"));
   // Globals are session memory too: copies to them must pass CheckRange.
-  s.AddAllocation(p, size, /*owned=*/false);
+  s.AddModuleGlobal(req.module, p, size);
   rep->dptr = p;
   rep->size = size;
   return {};
@@ -278,8 +278,9 @@ Status HandleFuncSetAttribute(Session& s, const proto::FuncSetAttributeReq& req,
   FunctionEntry* f = nullptr;
   RGPU_RETURN_IF_ERROR(LaunchableFunction(s, req.func, &f));
   if (f->kernel != nullptr) {
+    // A kernel's attributes are per device: the current context's.
     CUdevice dev = 0;
-    s.driver().cuCtxGetDevice ? (void)0 : (void)0;
+    if (s.driver().cuCtxGetDevice) RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuCtxGetDevice(&dev), "cuCtxGetDevice"));
     return CuStatus(s.driver().cuKernelSetAttribute(static_cast<CUfunction_attribute>(req.attr),
                                                     req.value, f->kernel, dev),
                     "cuKernelSetAttribute");

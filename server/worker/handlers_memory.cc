@@ -1,7 +1,10 @@
 // Handlers: allocation, copies, memsets. Every device range a client names is
 // checked against this session's allocations before the driver sees it.
+#include <algorithm>
 #include <vector>
 
+#include "server/worker/d2h_staging.h"
+#include "server/worker/device_heap.h"
 #include "server/worker/handlers.gen.h"
 #include "server/worker/session.h"
 
@@ -52,9 +55,21 @@ Status RegionSpan(uint64_t x, uint64_t y, uint64_t z, uint64_t pitch, uint64_t r
 
 Status HandleMemAlloc(Session& s, const proto::MemAllocReq& req, proto::MemAllocRep* rep) {
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  RGPU_RETURN_IF_ERROR(s.quota().Check(req.size, "cuMemAlloc"));
   CUdeviceptr p = 0;
+  if (s.heap() != nullptr) {
+    // Idle detach is on: memory that can leave the card and come back at
+    // the same address (device_heap.h).
+    Result<CUdeviceptr> r = s.heap()->Alloc(req.size);
+    if (!r.ok()) return r.take_status();
+    s.AddAllocation(*r, req.size, /*owned=*/false);
+    s.quota().AddAllocation(*r, req.size);
+    rep->dptr = *r;
+    return {};
+  }
   RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuMemAlloc_v2(&p, req.size), "cuMemAlloc"));
   s.AddAllocation(p, req.size);
+  s.quota().AddAllocation(p, req.size);
   rep->dptr = p;
   return {};
 }
@@ -62,12 +77,23 @@ Status HandleMemAlloc(Session& s, const proto::MemAllocReq& req, proto::MemAlloc
 Status HandleMemAllocPitch(Session& s, const proto::MemAllocPitchReq& req,
                            proto::MemAllocPitchRep* rep) {
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  // The pitch is known only once allocated: refuse what cannot fit even
+  // unpadded, and give back what the padding took past the limit.
+  uint64_t least = 0;
+  if (CheckedMul(req.width, req.height, &least, "cuMemAllocPitch").ok())
+    RGPU_RETURN_IF_ERROR(s.quota().Check(least, "cuMemAllocPitch"));
   CUdeviceptr p = 0;
   size_t pitch = 0;
   RGPU_RETURN_IF_ERROR(CuStatus(
       s.driver().cuMemAllocPitch_v2(&p, &pitch, req.width, req.height, req.elem_size),
       "cuMemAllocPitch"));
-  s.AddAllocation(p, static_cast<uint64_t>(pitch) * req.height);
+  uint64_t bytes = static_cast<uint64_t>(pitch) * req.height;
+  if (Status fits = s.quota().Check(bytes, "cuMemAllocPitch"); !fits.ok()) {
+    s.driver().cuMemFree_v2(p);
+    return fits;
+  }
+  s.AddAllocation(p, bytes);
+  s.quota().AddAllocation(p, bytes);
   rep->dptr = p;
   rep->pitch = pitch;
   return {};
@@ -77,6 +103,8 @@ Status HandleMemFree(Session& s, const proto::MemFreeReq& req, proto::MemFreeRep
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   if (!s.RemoveAllocation(req.dptr))
     return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "cuMemFree: not an allocation of this session");
+  s.quota().RemoveAllocation(req.dptr);
+  if (s.heap() != nullptr && s.heap()->Owns(req.dptr)) return s.heap()->Free(req.dptr);
   return CuStatus(s.driver().cuMemFree_v2(req.dptr), "cuMemFree");
 }
 
@@ -84,6 +112,13 @@ Status HandleMemGetInfo(Session& s, const proto::MemGetInfoReq& req, proto::MemG
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   size_t free = 0, total = 0;
   Status st = CuStatus(s.driver().cuMemGetInfo_v2(&free, &total), "cuMemGetInfo");
+  // Under --max-mem the session's card is as large as its limit: programs
+  // that size themselves by what is free then stay inside it.
+  if (uint64_t limit = s.quota().limit(); limit != 0) {
+    uint64_t left = limit - std::min(limit, s.quota().used());
+    total = std::min<uint64_t>(total, limit);
+    free = std::min<uint64_t>(free, left);
+  }
   rep->free = free;
   rep->total = total;
   return st;
@@ -109,6 +144,14 @@ Status HandleMemcpyDtoH(Session& s, const proto::MemcpyDtoHReq& req, proto::Memc
   RGPU_RETURN_IF_ERROR(s.CheckRange(req.src, req.size, "cuMemcpyDtoH source"));
   if (req.size > (64u << 20))
     return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "cuMemcpyDtoH: chunk over 64 MiB");
+  if (req.size >= D2HStaging::kMinStaged && D2HStaging::Get(s.driver()).Available()) {
+    // Pinned staging, sent while it still arrives (d2h_staging.h). A
+    // synchronous copy runs on the legacy (or per-thread) stream as the
+    // driver's cuMemcpyDtoH does, and its reply waits for all of it.
+    Result<CUstream> stream = s.FindStream(req.stream);
+    if (!stream.ok()) return stream.take_status();
+    return D2HStaging::Get(s.driver()).Start(req.src, req.size, *stream, &rep->data);
+  }
   std::vector<uint8_t>& buf = ReplyScratch();
   buf.resize(req.size);
   Status st;

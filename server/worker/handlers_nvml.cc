@@ -80,7 +80,7 @@ struct RealNvml {
   nvmlReturn_t (*ProcessesV1)(nvmlDevice_t, unsigned*, nvmlProcessInfo_v1_t*) = nullptr;
   nvmlReturn_t (*DriverVersion)(char*, unsigned) = nullptr;
   nvmlReturn_t (*PciInfoV3)(nvmlDevice_t, nvmlPciInfo_t*) = nullptr;
-  std::vector<nvmlDevice_t> by_ordinal;  // filled lazily; nullptr: not mapped yet
+  std::vector<nvmlDevice_t> by_ordinal;  // by backend ordinal, filled lazily; nullptr: not mapped yet
 };
 
 std::string RealPath(const std::string& path) {
@@ -223,13 +223,17 @@ std::string UuidString(const CUuuid& u) {
 
 // The NVML device of the session's ordinal `dev`, or an NVML error.
 nvmlReturn_t MapDevice(const Session& s, RealNvml& n, int dev, nvmlDevice_t* out) {
-  if (n.by_ordinal.size() <= static_cast<size_t>(dev)) n.by_ordinal.resize(dev + 1, nullptr);
-  if (n.by_ordinal[dev] != nullptr) {
-    *out = n.by_ordinal[dev];
+  // Cached by backend ordinal: the session's GPUs may change (reattach).
+  const int b = s.devices().BackendOrdinal(dev);
+  if (b < 0) return NVML_ERROR_INVALID_ARGUMENT;
+  if (n.by_ordinal.size() <= static_cast<size_t>(b)) n.by_ordinal.resize(b + 1, nullptr);
+  if (n.by_ordinal[b] != nullptr) {
+    *out = n.by_ordinal[b];
     return NVML_SUCCESS;
   }
-  CUdevice cu_dev = 0;
-  if (s.driver().cuDeviceGet(&cu_dev, dev) != CUDA_SUCCESS) return NVML_ERROR_INVALID_ARGUMENT;
+  Result<CUdevice> mapped = s.Device(dev);
+  if (!mapped.ok()) return NVML_ERROR_INVALID_ARGUMENT;
+  CUdevice cu_dev = *mapped;
   nvmlReturn_t r = NVML_ERROR_NOT_FOUND;
   nvmlDevice_t handle = nullptr;
   char bus[64] = {};
@@ -247,7 +251,7 @@ nvmlReturn_t MapDevice(const Session& s, RealNvml& n, int dev, nvmlDevice_t* out
             "nvml: no NVML device for session device %d (PCI %s): NVML error %d", dev, bus, r);
     return r;
   }
-  n.by_ordinal[dev] = handle;
+  n.by_ordinal[b] = handle;
   *out = handle;
   return NVML_SUCCESS;
 }
@@ -371,7 +375,7 @@ uint32_t SimPciDeviceId(const std::string& name) {
 
 Status SimAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
   CUdevice cu_dev = 0;
-  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuDeviceGet(&cu_dev, dev), "cuDeviceGet"));
+  RGPU_RETURN_IF_ERROR(Get(s.Device(dev), &cu_dev));
   switch (what) {
     case NvmlWhat::kMemory: {
       size_t total = 0;
@@ -420,8 +424,7 @@ Status HandleNvmlQuery(Session& s, const proto::NvmlQueryReq& req, proto::NvmlQu
   if (!proto::IsNvmlWhat(req.what))
     return Status::Cuda(CUDA_ERROR_INVALID_VALUE,
                         "NvmlQuery: unknown what " + std::to_string(req.what));
-  int count = 0;
-  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuDeviceGetCount(&count), "cuDeviceGetCount"));
+  const int count = s.devices().count();  // the session's devices only
   if (req.dev < 0 || req.dev >= count)
     return Status::Cuda(CUDA_ERROR_INVALID_DEVICE,
                         "NvmlQuery: no device " + std::to_string(req.dev));

@@ -17,6 +17,23 @@ CUmemAllocationProp Prop(uint32_t type, uint32_t handle_types, uint32_t loc_type
   p.location.id = loc_id;
   return p;
 }
+
+Status CheckLocationType(uint32_t type, const char* call) {
+  if (type > CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT)
+    return Status::Cuda(CUDA_ERROR_INVALID_VALUE, std::string(call) + ": location type " + std::to_string(type));
+  return {};
+}
+
+// A device location names a client ordinal: translated to the session's GPU
+// (INVALID_DEVICE for a GPU the session does not hold). Other location kinds
+// (host, NUMA node) pass unchanged.
+Status MapLocation(const Session& s, uint32_t type, int32_t* id) {
+  if (type != CU_MEM_LOCATION_TYPE_DEVICE) return {};
+  Result<CUdevice> dev = s.Device(*id);
+  if (!dev.ok()) return dev.take_status();
+  *id = *dev;
+  return {};
+}
 }  // namespace
 
 Status HandleMemGetGranularity(Session& s, const proto::MemGetGranularityReq& req,
@@ -24,7 +41,9 @@ Status HandleMemGetGranularity(Session& s, const proto::MemGetGranularityReq& re
   if (!s.driver().cuMemGetAllocationGranularity) return NotProvided("cuMemGetAllocationGranularity");
   if (req.option > CU_MEM_ALLOC_GRANULARITY_RECOMMENDED || req.type > CU_MEM_ALLOCATION_TYPE_PINNED)
     return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "granularity query out of range");
-  CUmemAllocationProp p = Prop(req.type, 0, CU_MEM_LOCATION_TYPE_DEVICE, req.dev);
+  int32_t dev = req.dev;
+  RGPU_RETURN_IF_ERROR(MapLocation(s, CU_MEM_LOCATION_TYPE_DEVICE, &dev));
+  CUmemAllocationProp p = Prop(req.type, 0, CU_MEM_LOCATION_TYPE_DEVICE, dev);
   size_t g = 0;
   Status st = CuStatus(s.driver().cuMemGetAllocationGranularity(
                            &g, &p, static_cast<CUmemAllocationGranularity_flags>(req.option)),
@@ -59,7 +78,17 @@ Status HandleMemCreate(Session& s, const proto::MemCreateReq& req, proto::MemCre
   // handed out); other handle types are refused.
   if (req.handle_types & ~static_cast<uint32_t>(CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR))
     return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, "memory handle types other than POSIX fds are not offered");
-  CUmemAllocationProp p = Prop(req.type, req.handle_types, req.loc_type, req.loc_id);
+  // Enum fields are range-checked before they become enums (a value outside
+  // an enum's range is undefined behaviour); the driver judges the rest.
+  if (req.type == CU_MEM_ALLOCATION_TYPE_INVALID || req.type > CU_MEM_ALLOCATION_TYPE_MANAGED)
+    return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "cuMemCreate: allocation type " + std::to_string(req.type));
+  RGPU_RETURN_IF_ERROR(CheckLocationType(req.loc_type, "cuMemCreate"));
+  if (req.compression > CU_MEM_ALLOCATION_COMP_GENERIC)
+    return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "cuMemCreate: compression type " + std::to_string(req.compression));
+  RGPU_RETURN_IF_ERROR(s.quota().Check(req.size, "cuMemCreate"));
+  int32_t loc_id = req.loc_id;
+  RGPU_RETURN_IF_ERROR(MapLocation(s, req.loc_type, &loc_id));
+  CUmemAllocationProp p = Prop(req.type, req.handle_types, req.loc_type, loc_id);
   p.allocFlags.compressionType = req.compression;
   p.allocFlags.gpuDirectRDMACapable = req.rdma;
   p.allocFlags.usage = req.usage;
@@ -67,6 +96,7 @@ Status HandleMemCreate(Session& s, const proto::MemCreateReq& req, proto::MemCre
   RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuMemCreate(&h, req.size, &p, req.flags), "cuMemCreate"));
   Status added = s.AddMemHandle(req.handle, h);
   if (!added.ok()) s.driver().cuMemRelease(h);
+  else s.quota().AddPhysical(req.handle, req.size);
   return added;
 }
 
@@ -74,6 +104,7 @@ Status HandleMemRelease(Session& s, const proto::MemReleaseReq& req, proto::MemR
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   Result<CUmemGenericAllocationHandle> h = s.TakeMemHandle(req.handle);
   if (!h.ok()) return h.take_status();
+  s.quota().ReleasePhysical(req.handle);  // still charged while mapped
   return CuStatus(s.driver().cuMemRelease(*h), "cuMemRelease");
 }
 
@@ -84,6 +115,7 @@ Status HandleMemMap(Session& s, const proto::MemMapReq& req, proto::MemMapRep*) 
   RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuMemMap(req.ptr, req.size, req.offset, *h, req.flags), "cuMemMap"));
   s.AddMapping(req.ptr, req.size);
   s.AddAllocation(req.ptr, req.size, /*owned=*/false);
+  s.quota().Map(req.ptr, req.handle);
   return {};
 }
 
@@ -92,6 +124,7 @@ Status HandleMemUnmap(Session& s, const proto::MemUnmapReq& req, proto::MemUnmap
   if (!s.RemoveMapping(req.ptr, req.size))
     return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "cuMemUnmap: not a mapping of this session");
   s.RemoveAllocation(req.ptr);
+  s.quota().Unmap(req.ptr);
   return CuStatus(s.driver().cuMemUnmap(req.ptr, req.size), "cuMemUnmap");
 }
 
@@ -109,6 +142,11 @@ Status HandleMemSetAccess(Session& s, const proto::MemSetAccessReq& req, proto::
     RGPU_RETURN_IF_ERROR(r.U32(&type));
     RGPU_RETURN_IF_ERROR(r.I32(&id));
     RGPU_RETURN_IF_ERROR(r.U32(&flags));
+    RGPU_RETURN_IF_ERROR(CheckLocationType(type, "cuMemSetAccess"));
+    if (flags != CU_MEM_ACCESS_FLAGS_PROT_NONE && flags != CU_MEM_ACCESS_FLAGS_PROT_READ &&
+        flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
+      return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "cuMemSetAccess: access flags " + std::to_string(flags));
+    RGPU_RETURN_IF_ERROR(MapLocation(s, type, &id));
     descs[i] = CUmemAccessDesc{};
     descs[i].location.type = static_cast<CUmemLocationType>(type);
     descs[i].location.id = id;

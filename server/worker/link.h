@@ -6,13 +6,17 @@
 // are handled by the reader itself. The queue is bounded in bytes; when it is
 // full the reader stops reading and TCP pushes back on the client.
 // Writes come from the executor (replies, device output) and from driver
-// threads running host functions; Send serialises them.
+// threads running host functions; Send serialises them. Over TLS the same
+// holds, through tls::Stream (which lets the reader and writers share the
+// session).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -21,6 +25,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/tls.h"
 #include "proto/frame.h"
 
 namespace rgpu::worker {
@@ -55,7 +60,10 @@ struct Request {
 
 class Link {
  public:
-  Link(int fd, size_t max_queued_bytes);
+  Link(int fd, size_t max_queued_bytes) : Link(fd, nullptr, max_queued_bytes) {}
+  // Over TLS: every byte goes through `tls` (which must outlive the Link);
+  // with null, straight through the socket as before.
+  Link(int fd, tls::Stream* tls, size_t max_queued_bytes);
   ~Link();  // stops the reader; does not close the fd
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
@@ -63,12 +71,23 @@ class Link {
   void Start();
   // The next request, in arrival order. Returns false once the client has
   // gone (*why is kTransport) or broke the protocol (*why says how).
+  // Executor thread only (it takes queued requests in batches).
   bool NextRequest(Request* r, Status* why);
+  // Waits up to `timeout` for a request (or the end). False when the time
+  // ran out with nothing to serve (idle detach ticks on that).
+  bool WaitForRequest(std::chrono::milliseconds timeout);
   // Writes one whole frame. Thread-safe.
   Status Send(std::span<const uint8_t> frame);
   // Writes one frame given in two pieces (head, then bulk data sent from
   // where it lies). Thread-safe.
   Status Send(std::span<const uint8_t> head, std::span<const uint8_t> bulk);
+  // The same for bulk data still arriving (d2h_staging.h): before writing
+  // bulk bytes [at, at + piece) it calls ready(at + piece), which blocks
+  // until they are there. If ready fails, the rest of the frame is written
+  // anyway (the stream must stay framed) and ready's error is returned
+  // (kCuda); a transport failure is returned as such.
+  Status SendStaged(std::span<const uint8_t> head, std::span<const uint8_t> bulk, size_t piece,
+                    const std::function<Status(size_t upto)>& ready);
   // Runs on a driver thread inside a host function: asks the client to run
   // callback `id` and waits until it says it has, or until the link closes.
   void RunHostFunc(uint64_t id);
@@ -82,11 +101,13 @@ class Link {
   void ReadLoop();
 
   const int fd_;
+  tls::Stream* const tls_;
   const size_t max_queued_bytes_;
   std::mutex write_mu_;
   std::mutex mu_;
   std::condition_variable cv_;        // queue, space, host functions
   std::deque<Request> queue_;         // GUARDED_BY(mu_)
+  std::deque<Request> batch_;         // the executor's only: taken from queue_ in one go
   size_t queued_bytes_ = 0;           // GUARDED_BY(mu_)
   std::atomic<size_t> queued_count_{0};  // queue_.size(), readable without mu_
   bool ended_ = false;                // GUARDED_BY(mu_)

@@ -1,6 +1,7 @@
 #include "server/worker/session.h"
 
 #include "common/log.h"
+#include "server/worker/device_heap.h"
 
 namespace rgpu::worker {
 
@@ -16,8 +17,10 @@ Status BadHandle(const char* kind, uint64_t id) {
 }
 }  // namespace
 
-Session::Session(const backend::DriverTable& driver, uint64_t session_id, std::string backend_kind)
-    : driver_(driver), session_id_(session_id), backend_kind_(std::move(backend_kind)) {}
+Session::Session(const backend::DriverTable& driver, uint64_t session_id, std::string backend_kind,
+                 DeviceMap devices)
+    : driver_(driver), session_id_(session_id), backend_kind_(std::move(backend_kind)),
+      devices_(std::move(devices)) {}
 
 Session::~Session() { ReleaseAll(); }
 
@@ -38,8 +41,24 @@ Status Session::AddContext(uint64_t ctx_id, CUcontext ctx, bool primary, int dev
 }
 
 Status Session::RemoveContext(uint64_t ctx_id) {
-  if (contexts_.erase(ctx_id) == 0) return BadHandle("context", ctx_id);
+  auto c = contexts_.find(ctx_id);
+  if (c == contexts_.end()) return BadHandle("context", ctx_id);
+  CUcontext ctx = c->second.ctx;
+  contexts_.erase(c);
   if (current_ctx_id_ == ctx_id) current_ctx_id_ = 0;
+  // Destroying a context frees its memory and modules: forget them, so the
+  // session-end wipe does not touch addresses that are no longer ours.
+  std::vector<CUdeviceptr> gone;
+  for (auto& [ptr, owner] : range_ctx_)
+    if (owner == ctx_id) gone.push_back(ptr);
+  for (CUdeviceptr p : gone) {
+    RemoveAllocation(p);
+    quota_.RemoveAllocation(p);
+  }
+  std::vector<uint64_t> modules;
+  for (auto& [id, m] : modules_)
+    if (m.ctx == ctx && ctx != nullptr) modules.push_back(id);
+  for (uint64_t id : modules) RemoveModule(id);
   return {};
 }
 
@@ -110,6 +129,10 @@ Result<ModuleEntry*> Session::FindModule(uint64_t id) {
 
 Status Session::RemoveModule(uint64_t id) {
   if (modules_.erase(id) == 0) return BadHandle("module", id);
+  std::vector<CUdeviceptr> globals;
+  for (auto& [ptr, module] : global_module_)
+    if (module == id) globals.push_back(ptr);
+  for (CUdeviceptr p : globals) RemoveAllocation(p);
   for (auto it = functions_.begin(); it != functions_.end();) {
     if (it->second.module == id) it = functions_.erase(it);
     else ++it;
@@ -192,6 +215,14 @@ void Session::AddAllocation(CUdeviceptr ptr, uint64_t size, bool owned) {
   else registered_only_.erase(ptr);
   allocations_[ptr] = size;
   bytes_allocated_ += size;
+  range_ctx_[ptr] = current_ctx_id_;
+}
+
+void Session::AddModuleGlobal(uint64_t module_id, CUdeviceptr ptr, uint64_t size) {
+  if (allocations_.count(ptr) && !registered_only_.count(ptr)) return;  // never shadow an allocation
+  if (allocations_.count(ptr)) RemoveAllocation(ptr);  // looked up again: keep one entry
+  AddAllocation(ptr, size, /*owned=*/false);
+  global_module_[ptr] = module_id;
 }
 
 bool Session::RemoveAllocation(CUdeviceptr ptr) {
@@ -199,6 +230,8 @@ bool Session::RemoveAllocation(CUdeviceptr ptr) {
   if (it == allocations_.end()) return false;
   bytes_allocated_ -= it->second;
   registered_only_.erase(it->first);
+  range_ctx_.erase(it->first);
+  global_module_.erase(it->first);
   allocations_.erase(it);
   return true;
 }
@@ -229,15 +262,15 @@ Status Session::CheckRange(CUdeviceptr ptr, uint64_t size, const char* what) con
                       }() + " is outside this session's allocations");
 }
 
-Result<uint64_t> Session::WipeAll(bool paranoid) {
-  const backend::DriverTable& d = driver_;
+Result<uint64_t> WipeRanges(const backend::DriverTable& d, const std::map<CUdeviceptr, uint64_t>& ranges,
+                            bool paranoid, const std::set<CUdeviceptr>* registered_only) {
   if (!d.cuMemsetD8_v2 || !d.cuMemcpyDtoH_v2) return Status::Internal("wipe: backend lacks memset/copy");
   constexpr uint64_t kPage = 4096;
   constexpr uint64_t kChunk = 64u << 20;
   std::vector<uint8_t> buf;
   uint64_t wiped = 0;
   Status bad;
-  for (auto& [ptr, size] : allocations_) {
+  for (auto& [ptr, size] : ranges) {
     if (size == 0) continue;
     if (d.cuMemsetD8_v2(ptr, 0, size) != CUDA_SUCCESS) {
       bad = Status::Internal("wipe: memset failed at " + std::to_string(ptr));
@@ -258,7 +291,7 @@ Result<uint64_t> Session::WipeAll(bool paranoid) {
       if (b != 0) return false;
     return true;
   };
-  for (auto& [ptr, size] : allocations_) {
+  for (auto& [ptr, size] : ranges) {
     if (size == 0) continue;
     bool ok = true;
     if (paranoid) {
@@ -272,11 +305,62 @@ Result<uint64_t> Session::WipeAll(bool paranoid) {
       bad = Status::Internal(copy_error ? "wipe: cannot read back the allocation at " + std::to_string(ptr) +
                                               " (CUresult " + std::to_string(copy_error) + ")"
                                         : "wipe: non-zero bytes read back in the allocation at " + std::to_string(ptr) +
-                                              (registered_only_.count(ptr) ? " (module global or mapping)" : ""));
+                                              (registered_only && registered_only->count(ptr) ? " (module global or mapping)" : ""));
     copy_error = 0;
   }
   if (!bad.ok()) return bad;
   return wiped;
+}
+
+Result<uint64_t> Session::WipeByContext(const std::map<CUdeviceptr, uint64_t>& ranges, bool paranoid) {
+  // Each range is wiped and read back from the context it was made in: a
+  // multi-GPU session's memory lies on several GPUs, and a device's memory
+  // is written by that device.
+  std::map<uint64_t, std::map<CUdeviceptr, uint64_t>> by_ctx;
+  for (auto& [ptr, size] : ranges) {
+    auto owner = range_ctx_.find(ptr);
+    by_ctx[owner == range_ctx_.end() ? 0 : owner->second][ptr] = size;
+  }
+  uint64_t total = 0;
+  Status bad;
+  for (auto& [ctx_id, part] : by_ctx) {
+    auto c = contexts_.find(ctx_id);
+    if (c != contexts_.end() && driver_.cuCtxSetCurrent) driver_.cuCtxSetCurrent(c->second.ctx);
+    Result<uint64_t> n = WipeRanges(driver_, part, paranoid, &registered_only_);
+    if (!n.ok()) {
+      bad = n.take_status();
+      continue;
+    }
+    total += *n;
+    if (devices_.count() > 1 && c != contexts_.end())
+      RGPU_LOG_INFO("session %llu: device %d (GPU ordinal %d): wiped and verified %llu bytes",
+                    (unsigned long long)session_id_, c->second.dev, devices_.BackendOrdinal(c->second.dev),
+                    (unsigned long long)*n);
+  }
+  current_ctx_id_ = 0;  // the driver's current context is no longer the client's
+  if (!bad.ok()) return bad;
+  return total;
+}
+
+Result<uint64_t> Session::WipeAll(bool paranoid) {
+  if (heap_ == nullptr) return WipeByContext(allocations_, paranoid);
+  // Heap memory is wiped chunk by chunk, slack included (and not at all
+  // while swapped out: it was wiped when it left the card).
+  std::map<CUdeviceptr, uint64_t> rest;
+  for (auto& [ptr, size] : allocations_)
+    if (!heap_->Owns(ptr)) rest[ptr] = size;
+  Result<uint64_t> heap_bytes = heap_->Wipe(paranoid);
+  Result<uint64_t> rest_bytes = WipeByContext(rest, paranoid);
+  if (!heap_bytes.ok()) return heap_bytes;
+  if (!rest_bytes.ok()) return rest_bytes;
+  return *heap_bytes + *rest_bytes;
+}
+
+std::vector<std::pair<CUcontext, CUstream>> Session::AllStreams() const {
+  std::vector<std::pair<CUcontext, CUstream>> out;
+  for (auto& [id, c] : contexts_) out.push_back({c.ctx, nullptr});
+  for (auto& [id, st] : streams_) out.push_back({nullptr, st});
+  return out;
 }
 
 void Session::ReleaseAll(bool paranoid_wipe) {
@@ -291,7 +375,7 @@ void Session::ReleaseAll(bool paranoid_wipe) {
   // freed (a sticky error in the context can make this fail: then the
   // context's memory goes back to the driver, which scrubs it for the next
   // process, and the failure is logged).
-  if (!allocations_.empty()) {
+  if (!allocations_.empty() || (heap_ && heap_->chunk_bytes() > 0)) {
     Result<uint64_t> wiped = WipeAll(paranoid_wipe);
     if (wiped.ok())
       RGPU_LOG_INFO("session %llu: wiped and verified %llu bytes%s", (unsigned long long)session_id_,
@@ -330,17 +414,20 @@ void Session::ReleaseAll(bool paranoid_wipe) {
     if (driver_.cuMemAddressFree) driver_.cuMemAddressFree(ptr, size);
   reservations_.clear();
   for (auto& [ptr, size] : allocations_)
-    if (driver_.cuMemFree_v2 && !registered_only_.count(ptr)) driver_.cuMemFree_v2(ptr);
+    if (driver_.cuMemFree_v2 && !registered_only_.count(ptr) && !(heap_ && heap_->Owns(ptr)))
+      driver_.cuMemFree_v2(ptr);
+  if (heap_ != nullptr) heap_->ReleaseAll();  // before the contexts it was used from
   allocations_.clear();
   registered_only_.clear();
+  range_ctx_.clear();
+  global_module_.clear();
   bytes_allocated_ = 0;
+  quota_.Clear();
   for (auto& [id, c] : contexts_) {
     if (c.primary) {
-      if (driver_.cuDevicePrimaryCtxRelease_v2) {
-        CUdevice dev = 0;
-        if (driver_.cuDeviceGet) driver_.cuDeviceGet(&dev, c.dev);
-        driver_.cuDevicePrimaryCtxRelease_v2(dev);
-      }
+      // c.dev is the client's ordinal: released on the GPU it was retained on.
+      if (Result<CUdevice> dev = Device(c.dev); dev.ok() && driver_.cuDevicePrimaryCtxRelease_v2)
+        driver_.cuDevicePrimaryCtxRelease_v2(*dev);
     } else if (driver_.cuCtxDestroy_v2) {
       driver_.cuCtxDestroy_v2(c.ctx);
     }

@@ -16,6 +16,8 @@
 
 #include "backend/driver_table.h"
 #include "common/status.h"
+#include "server/worker/device_map.h"
+#include "server/worker/mem_quota.h"
 
 namespace rgpu::worker {
 
@@ -45,10 +47,22 @@ struct ModuleEntry {
 };
 
 class Link;
+class DeviceHeap;
+
+// Zeroes every range (base -> size) and checks that it reads back as zero:
+// sampled pages (first, middle, last), or everything when `paranoid`.
+// Returns the bytes wiped; non-OK if a check found data left behind.
+// `registered_only` (optional) names ranges the error text calls module
+// globals or mappings. Used at session end and at idle detach.
+Result<uint64_t> WipeRanges(const backend::DriverTable& d, const std::map<CUdeviceptr, uint64_t>& ranges,
+                            bool paranoid, const std::set<CUdeviceptr>* registered_only = nullptr);
 
 class Session {
  public:
-  Session(const backend::DriverTable& driver, uint64_t session_id, std::string backend_kind);
+  // `devices`: the session's GPUs (device_map.h); every device ordinal from
+  // the client is translated through it.
+  Session(const backend::DriverTable& driver, uint64_t session_id, std::string backend_kind,
+          DeviceMap devices = DeviceMap({0}));
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -56,9 +70,19 @@ class Session {
   const backend::DriverTable& driver() const { return driver_; }
   uint64_t id() const { return session_id_; }
   const std::string& backend_kind() const { return backend_kind_; }
+  // Client device ordinals -> the driver's devices.
+  const DeviceMap& devices() const { return devices_; }
+  DeviceMap& devices() { return devices_; }
+  // The driver's CUdevice for client device `ordinal` (INVALID_DEVICE if the
+  // session has no such device).
+  Result<CUdevice> Device(int ordinal) const { return devices_.Device(driver_, ordinal); }
   // The client link, for host functions (null outside a session's life).
   Link* link() const { return link_; }
   void set_link(Link* link) { link_ = link; }
+  // Where cuMemAlloc memory comes from when idle detach is on (null: plain
+  // cuMemAlloc). Not owned; must outlive the session's ReleaseAll.
+  DeviceHeap* heap() const { return heap_; }
+  void set_heap(DeviceHeap* heap) { heap_ = heap; }
 
   // Makes the client's context `ctx_id` current on this thread. 0 is refused
   // with CUDA_ERROR_INVALID_CONTEXT, as the driver does without a context.
@@ -104,16 +128,38 @@ class Session {
   // (virtual-memory mappings placed side by side).
   // `owned`: made by cuMemAlloc here, so freed by ReleaseAll; module
   // globals and virtual-memory mappings are only registered.
+  // Records a range the session may use; remembers the context current at
+  // the time, so the range is forgotten when the client destroys it.
   void AddAllocation(CUdeviceptr ptr, uint64_t size, bool owned = true);
   bool RemoveAllocation(CUdeviceptr ptr);
+  // A module global (a range inside a module): forgotten when the module is
+  // unloaded, since its address is no longer the session's then (cudart
+  // unloads every module at exit, before the session-end wipe).
+  void AddModuleGlobal(uint64_t module_id, CUdeviceptr ptr, uint64_t size);
   Status CheckRange(CUdeviceptr ptr, uint64_t size, const char* what) const;
   uint64_t bytes_allocated() const { return bytes_allocated_; }
+  // The session's device-memory limit (--max-mem); the allocation handlers
+  // check and charge it, ReleaseAll clears it.
+  MemQuota& quota() { return quota_; }
+  // For idle detach (server/worker/swap.h): what the session holds.
+  const std::map<CUdeviceptr, uint64_t>& allocations() const { return allocations_; }
+  bool HasGraphs() const { return !graphs_.empty() || !execs_.empty(); }
+  // True for memory the session made with the driver's own allocator
+  // (cuMemAlloc without the heap, cuMemAllocPitch, managed memory).
+  bool IsDriverAllocation(CUdeviceptr p) const { return allocations_.count(p) && !registered_only_.count(p); }
+  bool HasOwnVirtualMemory() const { return !mem_handles_.empty() || !reservations_.empty() || !mappings_.empty(); }
+  // Every stream the client created, plus each context's NULL stream (as
+  // {context, nullptr}), for asking whether work is still running.
+  std::vector<std::pair<CUcontext, CUstream>> AllStreams() const;
 
   // Zeroes every byte of device memory this session could have written
   // (allocations, module globals, mappings) and checks that it reads back as
   // zero: sampled pages, or everything when `paranoid`. Returns the number
   // of bytes wiped; a non-OK status if a check found data left behind.
   Result<uint64_t> WipeAll(bool paranoid);
+  // WipeRanges for `ranges`, each from the context current when it was
+  // registered (so on the GPU it lies on).
+  Result<uint64_t> WipeByContext(const std::map<CUdeviceptr, uint64_t>& ranges, bool paranoid);
   // Frees everything the session still holds (modules, streams, events,
   // memory, contexts), in dependency order, after wiping it. Called at
   // session end.
@@ -128,7 +174,9 @@ class Session {
   const backend::DriverTable& driver_;
   const uint64_t session_id_;
   const std::string backend_kind_;
+  DeviceMap devices_;
   Link* link_ = nullptr;
+  DeviceHeap* heap_ = nullptr;
   uint64_t current_ctx_id_ = 0;
   std::unordered_map<uint64_t, ContextEntry> contexts_;
   std::unordered_map<uint64_t, CUstream> streams_;
@@ -139,10 +187,13 @@ class Session {
   std::unordered_map<uint64_t, CUgraphExec> execs_;
   std::map<CUdeviceptr, uint64_t> allocations_;  // base -> size
   std::set<CUdeviceptr> registered_only_;         // in allocations_, not ours to free
+  std::map<CUdeviceptr, uint64_t> range_ctx_;     // range -> context id current when added
+  std::map<CUdeviceptr, uint64_t> global_module_; // module global -> module id
   std::unordered_map<uint64_t, CUmemGenericAllocationHandle> mem_handles_;
   std::map<CUdeviceptr, uint64_t> reservations_;  // base -> size
   std::map<CUdeviceptr, uint64_t> mappings_;      // base -> size
   uint64_t bytes_allocated_ = 0;
+  MemQuota quota_;
 };
 
 struct FunctionEntry;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <memory>
 #include <vector>
 
 #include "common/log.h"
@@ -14,13 +15,17 @@
 #include "server/worker/link.h"
 #include "server/worker/output_capture.h"
 #include "server/worker/session.h"
+#include "server/worker/tls_session.h"
+#include "server/worker/d2h_staging.h"
+#include "server/worker/device_heap.h"
+#include "server/worker/swap.h"
+#include "server/worker/worker_stats.h"
 
 namespace rgpu::worker {
 namespace {
 
-// Requests queued ahead of the executor, in bytes: beyond this the reader
-// stops and TCP pushes back on the client.
-constexpr size_t kMaxQueuedBytes = 512u << 20;
+// The client's TLS handshake and Bind follow the hand-over at once.
+constexpr int kTlsTimeoutMs = 10000;
 
 Status SendFrame(Link& link, const proto::FrameHeader& req, uint16_t flags, uint16_t call,
                  std::span<const uint8_t> payload, std::vector<uint8_t>* out) {
@@ -79,6 +84,9 @@ Status ServeOne(Session& session, Link& link, const Request& req, std::vector<ui
   w.I32(0);  // patched below
   std::span<const uint8_t> bulk;
   Status st = handler->fn(session, in, &w, &bulk);
+  // Whether `bulk` is device-to-host data still landing (d2h_staging.h).
+  bool staged = D2HStaging::Get(session.driver()).active();
+  D2HStaging::Get(session.driver()).End();
   if (!st.ok() && st.code() != Code::kCuda) {
     RGPU_LOG_ERROR("session %llu: %s: %s; closing", (unsigned long long)session.id(),
                    handler->name, st.ToString().c_str());
@@ -100,7 +108,29 @@ Status ServeOne(Session& session, Link& link, const Request& req, std::vector<ui
                             h.request_id},
                            out->data());
   out->insert(out->end(), reply->begin(), reply->end());
-  return link.Send(*out, bulk);
+  D2HStaging& staging = D2HStaging::Get(session.driver());
+  if (!staged) return link.Send(*out, bulk);
+  // Staged device-to-host data: each piece is sent as soon as it has landed.
+  st = link.SendStaged(*out, bulk, D2HStaging::kPiece, [&](size_t upto) { return staging.WaitFor(upto); });
+  if (st.ok() || st.code() != Code::kCuda) return st;
+  // The reply already said success: the failure comes as an async error,
+  // which the client reports at its next call.
+  return SendAsyncError(link, h, st.cu_result(), std::string(handler->name) + ": " + st.message(), out);
+}
+
+// The session's GPUs must be distinct devices this worker sees.
+Status CheckGpus(const backend::DriverTable& driver, const std::vector<int>& gpus) {
+  int count = 0;
+  if (driver.cuDeviceGetCount == nullptr || driver.cuDeviceGetCount(&count) != CUDA_SUCCESS)
+    return Status::Internal("cuDeviceGetCount failed");
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    if (gpus[i] < 0 || gpus[i] >= count)
+      return Status::Internal("GPU ordinal " + std::to_string(gpus[i]) + " not among the " +
+                              std::to_string(count) + " this worker sees");
+    for (size_t j = 0; j < i; ++j)
+      if (gpus[j] == gpus[i]) return Status::Internal("GPU ordinal " + std::to_string(gpus[i]) + " leased twice");
+  }
+  return {};
 }
 
 }  // namespace
@@ -110,6 +140,15 @@ int RunWorker(const WorkerOptions& given) {
   SetLogTag("rgpu-worker[" + std::to_string(getpid()) + "]");
   backend::DriverTable driver;
   Status loaded = backend::LoadBackend(options.backend, &driver);
+  // TLS: the key is read now, before the sandbox closes the file system,
+  // and the random generator seeded while getrandom is certainly allowed.
+  std::shared_ptr<tls::Context> tls_ctx;
+  if (loaded.ok() && !options.tls_cert.empty()) {
+    Result<std::shared_ptr<tls::Context>> c = tls::Context::ForServer(options.tls_cert, options.tls_key);
+    if (!c.ok()) loaded = c.take_status();
+    else if (tls::RandomBytes(16).empty()) loaded = Status::Internal("TLS: no random bytes");
+    else tls_ctx = *c;
+  }
   // Confine the worker while single-threaded: after dlopen, before cuInit
   // (the driver's threads, OutputCapture and Link then inherit everything).
   if (loaded.ok() && options.sandbox.enabled) {
@@ -121,11 +160,12 @@ int RunWorker(const WorkerOptions& given) {
   }
   if (loaded.ok() && (driver.cuInit == nullptr || driver.cuInit(0) != CUDA_SUCCESS))
     loaded = Status::Internal("backend " + options.backend.kind + ": cuInit failed");
+  std::string secret;  // TLS: what the client must bind its session with
   if (options.control_fd >= 0) {
     // Warm: create the context now, so that a session never waits for it.
     CUdevice dev = 0;
     CUcontext ctx = nullptr;
-    if (loaded.ok() && (driver.cuDeviceGet(&dev, 0) != CUDA_SUCCESS ||
+    if (loaded.ok() && (driver.cuDeviceGet(&dev, options.device) != CUDA_SUCCESS ||
                         driver.cuDevicePrimaryCtxRetain(&ctx, dev) != CUDA_SUCCESS ||
                         driver.cuCtxSetCurrent(ctx) != CUDA_SUCCESS))
       loaded = Status::Internal("backend " + options.backend.kind + ": cannot create a context");
@@ -133,13 +173,28 @@ int RunWorker(const WorkerOptions& given) {
       RGPU_LOG_ERROR("warm worker: %s", loaded.ToString().c_str());
       return 1;
     }
-    if (!server::SendControl(options.control_fd, {server::ControlKind::kReady}).ok()) return 1;
+    // Ready, with the GPU's name and memory for `rgpu status` (the
+    // supervisor loads no CUDA).
+    server::ControlMessage ready{server::ControlKind::kReady};
+    char name[256] = {};
+    size_t total = 0;
+    if (driver.cuDeviceGetName && driver.cuDeviceGetName(name, sizeof name - 1, dev) == CUDA_SUCCESS)
+      ready.identity = name;
+    if (driver.cuDeviceTotalMem_v2 && driver.cuDeviceTotalMem_v2(&total, dev) == CUDA_SUCCESS) ready.value = total;
+    if (!server::SendControl(options.control_fd, ready).ok()) return 1;
     server::ControlMessage m;
     Status st = server::ReceiveControl(options.control_fd, &m);
     if (!st.ok() || m.kind != server::ControlKind::kAttach) return st.ok() ? 2 : 0;  // supervisor gone
     options.fd = m.fd;
     options.session_id = m.session_id;
+    secret = m.secret;
+    options.gpus = m.gpus;
   }
+  if (options.gpus.empty()) options.gpus = {options.device};
+  // Contexts on the session's other GPUs are created when the client first
+  // uses them (its cuDevicePrimaryCtxRetain), not here: only the first GPU's
+  // is warm, and a GPU the program never touches costs nothing.
+  if (loaded.ok()) loaded = CheckGpus(driver, options.gpus);
   // The worker, not the supervisor, accepts the session: only now is it
   // known that the backend works, and the client gets the reason if not.
   proto::HelloReply hello;
@@ -149,8 +204,22 @@ int RunWorker(const WorkerOptions& given) {
     hello.status = proto::HelloStatus::kNoCapacity;
     hello.message = "GPU host cannot start a session: " + loaded.message();
   }
+  // Over TLS the client first opens its session with us and proves it is
+  // the one the supervisor admitted; whoever cannot gets nothing.
+  std::unique_ptr<tls::Stream> tls;
+  if (tls_ctx != nullptr) {
+    Result<std::unique_ptr<tls::Stream>> s = AcceptBoundSession(tls_ctx, options.fd, secret, kTlsTimeoutMs);
+    if (!s.ok()) {
+      RGPU_LOG_WARN("session %llu: %s", (unsigned long long)options.session_id, s.status().message().c_str());
+      close(options.fd);
+      return 0;
+    }
+    tls = std::move(*s);
+    RGPU_LOG_DEBUG("session %llu over %s", (unsigned long long)options.session_id, tls->Describe().c_str());
+  }
   std::vector<uint8_t> hello_frame = proto::EncodeHelloReplyFrame(hello);
-  Status sent = net::WriteAll(options.fd, hello_frame.data(), hello_frame.size());
+  Status sent = tls != nullptr ? tls->WriteAll(hello_frame.data(), hello_frame.size())
+                               : net::WriteAll(options.fd, hello_frame.data(), hello_frame.size());
   if (!loaded.ok() || !sent.ok()) {
     close(options.fd);
     return loaded.ok() ? 0 : 1;
@@ -163,14 +232,38 @@ int RunWorker(const WorkerOptions& given) {
   }
   int rc = 0;
   {
-    Link link(options.fd, kMaxQueuedBytes);
-    Session session(driver, options.session_id, options.backend.kind);
+    Link link(options.fd, tls.get(), options.max_pending_bytes);
+    // Idle detach needs the supervisor (warm mode) and VMM in the backend.
+    // The heap outlives the session's ReleaseAll (declared first).
+    DeviceHeap heap(driver);
+    std::unique_ptr<IdleDetacher> detacher;
+    // Multi-GPU sessions stay attached: peers reach VMM memory only through
+    // cuMemSetAccess grants, which the heap does not make.
+    bool detach = options.control_fd >= 0 && options.detach.mode != DetachMode::kNever && options.gpus.size() <= 1;
+    if (detach && !heap.Usable())
+      RGPU_LOG_WARN("idle detach is off: the %s backend lacks virtual memory calls", options.backend.kind.c_str());
+    Session session(driver, options.session_id, options.backend.kind, DeviceMap(options.gpus));
     session.set_link(&link);
+    session.quota().set_limit(options.max_mem);
+    if (detach && heap.Usable()) {
+      session.set_heap(&heap);
+      detacher = std::make_unique<IdleDetacher>(session, heap, options.control_fd, options.detach);
+    }
     link.Start();
     std::vector<uint8_t> reply, out;
+    WorkerStats stats;
     for (;;) {
       Request req;
       Status why;
+      stats.Waiting();
+      if (detacher && !link.WaitForRequest(detacher->TickInterval())) {
+        if (Status t = detacher->Tick(); !t.ok()) {
+          RGPU_LOG_ERROR("session %llu: %s; closing", (unsigned long long)options.session_id, t.ToString().c_str());
+          rc = 2;
+          break;
+        }
+        continue;
+      }
       if (!link.NextRequest(&req, &why)) {
         if (why.code() != Code::kTransport) {
           RGPU_LOG_ERROR("session %llu: %s; closing", (unsigned long long)options.session_id,
@@ -179,13 +272,24 @@ int RunWorker(const WorkerOptions& given) {
         }
         break;
       }
+      stats.Arrived();
+      if (detacher) {
+        if (Status b = detacher->BeforeRequest(); !b.ok()) {
+          RGPU_LOG_ERROR("session %llu: %s; closing", (unsigned long long)options.session_id, b.ToString().c_str());
+          rc = 2;
+          break;
+        }
+      }
       Status st = ServeOne(session, link, req, &reply, &out, capture.get());
+      if (detacher) detacher->AfterRequest();
+      stats.Served(options.session_id, req.header.call, (req.header.flags & proto::kNoReply) == 0);
       link.Recycle(std::move(req));
       if (!st.ok()) {
         rc = st.code() == Code::kTransport ? 0 : 2;
         break;
       }
     }
+    stats.Log(options.session_id, "at session end");
     // Host functions still waiting must not hold the streams forever.
     link.Close();
     session.ReleaseAll(options.paranoid_wipe);
@@ -197,6 +301,7 @@ int RunWorker(const WorkerOptions& given) {
     (void)server::SendControl(options.control_fd, {server::ControlKind::kReleased, options.session_id});
     close(options.control_fd);
   }
+  if (tls != nullptr) (void)tls->Close(100);  // close_notify: a clean end, not a cut link
   close(options.fd);
   return rc;
 }

@@ -21,7 +21,7 @@ for p in "$build"/tests/e2e/* "$build"/tests/programs/*; do
   [ -f "$p" ] && [ -x "$p" ] || continue
   name=$(basename "$p")
   case "$name" in
-    tenant_fill|claim_time) continue ;;  # measurement tools, run by bench/ scripts
+    tenant_fill|claim_time|checkpoint_bench) continue ;;  # measurement tools, run by bench/ scripts
     link_loss) args=(0.5) ;;
     *) args=() ;;
   esac

@@ -46,7 +46,8 @@ class Child {
 
 class TestServer {
  public:
-  // Starts `rgpu-server --listen 127.0.0.1:0 --backend sim` plus extra args;
+  // Starts `rgpu-server --listen 127.0.0.1:0 --backend sim` plus extra args
+  // (which may name another --listen address);
   // waits until it prints its port. Aborts the test (ADD_FAILURE) on failure.
   explicit TestServer(std::vector<std::string> extra_args = {});
   ~TestServer();

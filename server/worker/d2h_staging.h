@@ -1,0 +1,71 @@
+// D2HStaging: device-to-host reply data staged in pinned memory and sent
+// while it is still arriving (DESIGN.md rule 5).
+//
+// Copying device memory into pageable memory goes through the driver's own
+// bounce buffer, at a fraction of the PCIe speed, and the reply could only
+// start once the whole chunk was there: a 64 MiB chunk then costs the device
+// copy plus the send, one after the other. Here the copy goes into a pinned
+// buffer (this worker's, kept for the session) as pieces of kPiece bytes on
+// the request's stream, each followed by an event; the first piece is waited
+// for before the handler returns (so an error already pending on the stream
+// is the copy's result, as the driver would report it), and the reply's
+// sender waits for each further piece just before writing it. The copy of
+// piece i+1 overlaps the send of piece i.
+//
+// One per worker process (Get), used by the executor thread only. The pinned
+// buffer is portable (usable from every context); the events belong to the
+// context current at Start and are made again when it changes.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "backend/driver_table.h"
+#include "common/status.h"
+
+namespace rgpu::worker {
+
+class D2HStaging {
+ public:
+  static constexpr uint64_t kPiece = 4u << 20;
+  // Copies of this size and more are staged; smaller ones (a loss value, a
+  // flag) are not worth the events.
+  static constexpr uint64_t kMinStaged = 1u << 20;
+  static constexpr uint64_t kMaxBytes = 64u << 20;  // one reply chunk
+
+  // The worker's one instance (never destroyed: the process ends with the
+  // session, and the driver may already be gone in exit handlers).
+  static D2HStaging& Get(const backend::DriverTable& driver);
+
+  // Whether staging can be used: the pinned buffer is allocated on the first
+  // call; if that fails (or the backend lacks a call), it says why once in
+  // the log and copies go the unstaged way for the rest of the session.
+  bool Available();
+  // Starts copying [src, src + n) (n <= kMaxBytes) on `stream` in the
+  // current context, and waits for the first piece. On success *data is the
+  // staged bytes; pieces after the first are still arriving until
+  // WaitFor says they are there. A CUDA error is returned as a kCuda Status.
+  Status Start(CUdeviceptr src, uint64_t n, CUstream stream, std::span<const uint8_t>* data);
+  // Blocks until the first `upto` bytes of the started copy have landed.
+  Status WaitFor(uint64_t upto);
+  // True from a successful Start until the reply that carries its data has
+  // been sent (End).
+  bool active() const { return active_; }
+  void End() { active_ = false; }
+
+ private:
+  explicit D2HStaging(const backend::DriverTable& driver) : d_(driver) {}
+  Status Prepare();  // the current context's events
+
+  const backend::DriverTable& d_;
+  uint8_t* buf_ = nullptr;
+  bool tried_ = false;  // Available() ran once
+  CUcontext ctx_ = nullptr;     // the events' context
+  std::vector<CUevent> events_;  // one per piece of kMaxBytes
+  uint64_t size_ = 0;           // of the started copy
+  uint64_t landed_ = 0;         // bytes known to be there
+  bool active_ = false;
+};
+
+}  // namespace rgpu::worker

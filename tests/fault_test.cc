@@ -1,0 +1,185 @@
+// Fault injection over sim: clients killed with SIGKILL at random points
+// (starting, queued, copying, launching, synchronising), a supervisor killed
+// and restarted. Afterwards nothing may be left behind: no worker processes
+// beyond the warm ones, no lease or queue entry, no supervisor fd, no growth
+// of the supervisor's memory, and the next session finds a wiped GPU.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/process.h"
+
+namespace rgpu::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Program(const std::string& name) { return BuildDir() + "/tests/programs/" + name; }
+
+uint64_t RssBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// True once every GPU is free with its warm worker, no session is attached
+// or waiting, and the only children are the warm workers.
+bool Settled(const TestServer& server, int gpus, std::string* why) {
+  nlohmann::json js = nlohmann::json::parse(server.StatusJson(), nullptr, /*allow_exceptions=*/false);
+  if (js.is_discarded()) {
+    *why = "no status";
+    return false;
+  }
+  const nlohmann::json& t = js["totals"];
+  size_t workers = server.Workers().size();
+  *why = "totals " + t.dump() + ", " + std::to_string(workers) + " worker processes";
+  return t.value("gpus_free", -1) == gpus && t.value("sessions_attached", -1) == 0 &&
+         t.value("sessions_waiting", -1) == 0 && js["queue"].empty() && workers == static_cast<size_t>(gpus);
+}
+
+void WaitSettled(const TestServer& server, int gpus) {
+  std::string why;
+  for (int i = 0; i < 300 && !Settled(server, gpus, &why); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(Settled(server, gpus, &why)) << why << "\n" << server.StatusJson();
+}
+
+TEST(Faults, ClientsKilledAtRandomPointsLeaveNothingBehind) {
+  constexpr int kGpus = 2, kKills = 200, kConcurrent = 4;
+  TestServer server({"--sim-gpus", std::to_string(kGpus)});
+  std::map<std::string, std::string> env = server.ClientEnv();
+  env["RGPU_LOG"] = "off";  // the killed clients have nothing to say
+  // Baseline after one clean session, so that lazily made state is counted.
+  RunResult first = RunProgram({Program("work_loop"), "1"}, env, 60);
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  WaitSettled(server, kGpus);
+  const int fds_before = OpenFds(server.pid());
+  const uint64_t rss_before = RssBytes(server.pid());
+
+  // Kill points are random but reproducible: the seed is printed.
+  const unsigned seed = static_cast<unsigned>(Clock::now().time_since_epoch().count());
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> delay_ms(0, 600);
+  struct Slot {
+    std::unique_ptr<Child> child;
+    Clock::time_point kill_at;
+  };
+  std::vector<Slot> slots(kConcurrent);
+  int killed = 0, killed_working = 0, failed_on_its_own = 0;
+  auto start = Clock::now();
+  while (killed < kKills) {
+    for (Slot& s : slots) {
+      if (!s.child) {
+        s.child = std::make_unique<Child>(std::vector<std::string>{Program("work_loop"), "0"}, env);
+        s.kill_at = Clock::now() + std::chrono::milliseconds(delay_ms(rng));
+      } else if (Clock::now() >= s.kill_at) {
+        // READY: it was past its first round (copying, launching, syncing);
+        // otherwise starting, in the handshake, queued or allocating.
+        killed_working += s.child->WaitForOutput("READY", 0.001);
+        failed_on_its_own += s.child->WaitForOutput("FAILED", 0.001);
+        s.child.reset();  // SIGKILL to it (and its process group), reaped
+        ++killed;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (Slot& s : slots) s.child.reset();
+  EXPECT_EQ(failed_on_its_own, 0) << "clients failed before they were killed";
+  printf("[ figures  ] seed %u: %d clients killed in %.1f s (%d mid-work, %d while starting or queued)\n", seed,
+         kKills, seconds, killed_working, kKills - killed_working);
+
+  // Nothing left behind.
+  WaitSettled(server, kGpus);
+  EXPECT_TRUE(server.alive());
+  EXPECT_LE(OpenFds(server.pid()), fds_before) << "supervisor fds leaked";
+  uint64_t rss_after = RssBytes(server.pid());
+  EXPECT_LT(rss_after, rss_before + (16u << 20)) << "supervisor RSS " << rss_before << " -> " << rss_after;
+  std::string log = server.Log();
+  EXPECT_EQ(Count(log, "killed by signal"), 0u) << "a worker crashed:\n" << log;
+  EXPECT_EQ(Count(log, "wipe:"), 0u) << "a wipe failed:\n" << log;
+  printf("[ figures  ] %zu sessions wiped and verified; supervisor fds %d -> %d, RSS %llu -> %llu KiB\n",
+         Count(log, "wiped and verified"), fds_before, OpenFds(server.pid()),
+         (unsigned long long)rss_before / 1024, (unsigned long long)rss_after / 1024);
+
+  // The next sessions, one per GPU, find no byte of anyone's pattern and
+  // work as before.
+  Child w1({Program("wipe_check")}, env), w2({Program("wipe_check")}, env);
+  RunResult r1 = w1.Wait(60), r2 = w2.Wait(60);
+  EXPECT_EQ(r1.exit_code, 0) << r1.out << r1.err;
+  EXPECT_EQ(r2.exit_code, 0) << r2.out << r2.err;
+  EXPECT_NE(r1.out.find("NO-PATTERN"), std::string::npos) << r1.out;
+  EXPECT_NE(r2.out.find("NO-PATTERN"), std::string::npos) << r2.out;
+  RunResult after = RunProgram({Program("work_loop"), "3"}, env, 60);
+  EXPECT_EQ(after.exit_code, 0) << after.out << after.err;
+  WaitSettled(server, kGpus);
+}
+
+TEST(Faults, KilledWorkerFailsItsClientWithinASecond) {
+  TestServer server({"--sim-gpus", "2"});
+  Child victim({Program("work_loop"), "0"}, server.ClientEnv());
+  Child bystander({Program("work_loop"), "0"}, server.ClientEnv());
+  ASSERT_TRUE(victim.WaitForOutput("READY", 30));
+  ASSERT_TRUE(bystander.WaitForOutput("READY", 30));
+  std::vector<pid_t> workers = server.SessionWorkers();
+  ASSERT_EQ(workers.size(), 2u) << server.StatusJson();
+  // Which worker serves the victim: kill one, see which client fails.
+  kill(workers[0], SIGKILL);
+  auto killed_at = Clock::now();
+  bool victim_failed = false, bystander_failed = false;
+  while (Clock::now() - killed_at < std::chrono::seconds(5) && !victim_failed && !bystander_failed) {
+    victim_failed = victim.WaitForOutput("FAILED", 0.005);
+    bystander_failed = bystander.WaitForOutput("FAILED", 0.005);
+  }
+  double waited = std::chrono::duration<double>(Clock::now() - killed_at).count();
+  ASSERT_TRUE(victim_failed || bystander_failed) << "no client noticed its worker's death";
+  EXPECT_LT(waited, 1.0) << "the client learnt of its worker's death after " << waited << " s";
+  Child& failed = victim_failed ? victim : bystander;
+  Child& other = victim_failed ? bystander : victim;
+  RunResult f = failed.Wait(5);
+  EXPECT_EQ(f.exit_code, 1) << f.out << f.err;
+  // The other session is unaffected: still running rounds.
+  EXPECT_TRUE(server.alive());
+  EXPECT_FALSE(other.WaitForOutput("FAILED", 1.0));
+}
+
+TEST(Faults, RestartedSupervisorFailsOldClientsClearlyAndServesNewOnes) {
+  auto server = std::make_unique<TestServer>();
+  const int port = server->port();
+  std::map<std::string, std::string> env = server->ClientEnv();
+  Child client({Program("work_loop"), "0"}, env);
+  ASSERT_TRUE(client.WaitForOutput("READY", 30));
+  kill(server->pid(), SIGKILL);
+  RunResult r = client.Wait(10);
+  EXPECT_FALSE(r.timed_out) << "client hung after the supervisor died";
+  EXPECT_LT(r.seconds, 1.0) << "the client learnt of the loss after " << r.seconds << " s";
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("FAILED"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("link"), std::string::npos) << "no reason given:\n" << r.err;
+  server.reset();
+  // The supervisor comes back on the same port (its workers died with it:
+  // PR_SET_PDEATHSIG) and serves new clients.
+  TestServer again({"--listen", "127.0.0.1:" + std::to_string(port)});
+  ASSERT_EQ(again.port(), port);
+  RunResult next = RunProgram({Program("work_loop"), "3"}, env, 60);
+  EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
+}
+
+}  // namespace
+}  // namespace rgpu::testing

@@ -1,0 +1,91 @@
+// Test program for idle detach and reattach: allocates small and large
+// buffers, fills them, then alternates idle time (during which the server may
+// detach the session) and compute through the same pointers, checking every
+// byte each round. Run over rgpu it must behave exactly as on a local GPU.
+//
+//   swap_check ROUNDS IDLE_SECONDS
+// Prints READY after setup and "ROUND r OK" after each checked round; exit
+// codes: 0 all intact, 2 data or pointer check failed, 1 a CUDA call failed.
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+// The same kernel the sim backend registers (backend/sim/test_kernels.cc).
+__global__ void scaleInPlace(float* x, float s, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) x[i] *= s;
+}
+
+#define CK(x)                                                                    \
+  do {                                                                           \
+    cudaError_t e_ = (x);                                                        \
+    if (e_ != cudaSuccess) {                                                     \
+      printf("CUDA-FAILED %s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorName(e_)); \
+      return 1;                                                                  \
+    }                                                                            \
+  } while (0)
+
+int main(int argc, char** argv) {
+  int rounds = argc > 1 ? atoi(argv[1]) : 2;
+  double idle = argc > 2 ? atof(argv[2]) : 1.0;
+  const int n = 2 << 20;              // 8 MiB of floats: a chunk of its own
+  const size_t marker_bytes = 16u << 20;  // the pattern wipe_check looks for
+  float* data = nullptr;
+  int* tiny = nullptr;
+  unsigned char* marker = nullptr;
+  CK(cudaMalloc(&data, n * sizeof(float)));
+  CK(cudaMalloc(&tiny, sizeof(int)));  // small: shares a chunk
+  CK(cudaMalloc(&marker, marker_bytes));
+  std::vector<float> h(n), back(n);
+  for (int i = 0; i < n; ++i) h[i] = static_cast<float>(i % 1000) * 0.5f;
+  CK(cudaMemcpy(data, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+  int seven = 7;
+  CK(cudaMemcpy(tiny, &seven, sizeof seven, cudaMemcpyHostToDevice));
+  CK(cudaMemset(marker, 0xAB, marker_bytes));
+  cudaStream_t stream;
+  CK(cudaStreamCreate(&stream));
+  CK(cudaDeviceSynchronize());
+  printf("READY %p %p %p\n", (void*)data, (void*)tiny, (void*)marker);
+  fflush(stdout);
+  std::vector<unsigned char> mk(marker_bytes);
+  float scale = 1;
+  for (int r = 0; r < rounds; ++r) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(idle));
+    // Compute on the old pointers: they must still name this session's data.
+    scaleInPlace<<<(n + 255) / 256, 256, 0, stream>>>(data, 2.0f, n);
+    CK(cudaGetLastError());
+    CK(cudaStreamSynchronize(stream));
+    scale *= 2;
+    CK(cudaMemcpy(back.data(), data, n * sizeof(float), cudaMemcpyDeviceToHost));
+    for (int i = 0; i < n; ++i)
+      if (back[i] != h[i] * scale) {
+        printf("DATA-WRONG round %d at %d: %g != %g\n", r, i, back[i], h[i] * scale);
+        return 2;
+      }
+    int t = 0;
+    CK(cudaMemcpy(&t, tiny, sizeof t, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(mk.data(), marker, marker_bytes, cudaMemcpyDeviceToHost));
+    if (t != 7) {
+      printf("TINY-WRONG round %d: %d\n", r, t);
+      return 2;
+    }
+    for (size_t i = 0; i < marker_bytes; ++i)
+      if (mk[i] != 0xAB) {
+        printf("MARKER-WRONG round %d at %zu\n", r, i);
+        return 2;
+      }
+    printf("ROUND %d OK\n", r);
+    fflush(stdout);
+  }
+  CK(cudaStreamDestroy(stream));
+  CK(cudaFree(data));
+  CK(cudaFree(tiny));
+  CK(cudaFree(marker));
+  printf("ALL OK\n");
+  return 0;
+}
