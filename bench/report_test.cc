@@ -77,5 +77,35 @@ TEST(ReportTest, TableAlignsAndSimHasNoNativeNumbers) {
     }
 }
 
+// The torch rows compare each rgpu step with the local one, delayed runs
+// included, and are required from rgpu only where torch works locally.
+TEST(ReportTest, TorchRowsCompareWithTheLocalRun) {
+  std::map<std::string, Results> results;
+  results[kTorchNativeLabel]["torch.gpt.step_ms"] = Value{Value::kNumber, 30};
+  results[kTorchRgpuLabel]["torch.gpt.step_ms"] = Value{Value::kNumber, 31.5};
+  results[DelayLabel(kTorchRgpuLabel, 0.5)]["torch.gpt.step_ms"] = Value{Value::kNumber, 33};
+  RowsContext ctx;
+  ctx.one_way_delays_ms = {0.5};
+  ctx.torch = true;
+  std::map<std::string, Row> by_measure;
+  for (const Row& r : BuildRows(results, ctx)) by_measure[r.measure] = r;
+  const Row& direct = by_measure["torch GPU-bound step (GPT-2-small bf16)"];
+  EXPECT_EQ(direct.rgpu, "31.5 ms");
+  EXPECT_EQ(direct.reference, "30 ms");
+  EXPECT_EQ(direct.ratio, "0.95");  // 30 / 31.5: lower is better
+  const Row& delayed = by_measure["+1 ms: torch GPU-bound step (GPT-2-small bf16)"];
+  EXPECT_EQ(delayed.rgpu, "33 ms");
+  EXPECT_EQ(delayed.ratio, "0.91");
+
+  auto count_torch_keys = [&] {
+    int n = 0;
+    for (const auto& [label, key] : ExpectedRgpuKeys(ctx)) n += key.rfind("torch.", 0) == 0;
+    return n;
+  };
+  EXPECT_EQ(count_torch_keys(), 0) << "torch does not work locally: nothing to require";
+  ctx.have_torch = true;
+  EXPECT_EQ(count_torch_keys(), 3 + 2);  // gpt, cnn, first use; gpt and cnn at +1 ms
+}
+
 }  // namespace
 }  // namespace rgpu::bench

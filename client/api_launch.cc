@@ -134,15 +134,18 @@ CUresult LaunchEx(const CUlaunchConfig* config, CUfunction f, void** params, voi
 }
 
 // Occupancy answers depend only on (function, block size, shared memory,
-// flags): ask once, remember.
+// flags) and the function attributes cuFuncSetAttribute can change (the
+// dynamic shared memory limit, the carveout): ask once, remember.
 CUresult MaxActiveBlocks(int* blocks, CUfunction fn, int block_size, size_t smem, unsigned flags) {
   if (blocks == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   FuncObj* f = s->FindFunc(fn);
   if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  auto attr = [&](CUfunction_attribute a) { return static_cast<size_t>(a) < f->attrs.size() ? f->attrs[a] : -1; };
   static std::mutex mu;
-  static auto* cache = new std::map<std::tuple<uint64_t, int, size_t, unsigned>, int>;
-  auto key = std::make_tuple(f->id, block_size, smem, flags);
+  static auto* cache = new std::map<std::tuple<uint64_t, int, size_t, unsigned, int, int>, int>;
+  auto key = std::make_tuple(f->id, block_size, smem, flags, attr(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES),
+                             attr(CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT));
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = cache->find(key);

@@ -42,9 +42,13 @@ Result<Answer> AwaitAnswer(Io& io, const ConnectOptions& options, bool may_hand_
     int waited = static_cast<int>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
     int left = options.wait_timeout_ms < 0 ? -1 : std::max(0, options.wait_timeout_ms - waited);
-    if (!io.WaitReadable(left))
+    if (!io.WaitReadable(left)) {
+      if (options.tls && !may_hand_over)  // the worker's session: no queue here
+        return Status::Transport("the worker on " + options.server + " did not answer within " +
+                                 std::to_string(options.wait_timeout_ms / 1000) + " s");
       return Status::Transport("no GPU became free on " + options.server + " within " +
                                std::to_string(options.wait_timeout_ms / 1000) + " s (RGPU_WAIT_TIMEOUT)");
+    }
     uint8_t hb[proto::kFrameHeaderSize];
     Status st = io.ReadExact(hb, sizeof hb);
     if (!st.ok()) return std::move(st).With("handshake with " + options.server);

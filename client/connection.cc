@@ -297,6 +297,10 @@ Status Connection::ReceiveReply(proto::FrameReader& reader, const proto::FrameHe
 
 void Connection::ReceiveLoop() {
   proto::FrameReader reader(fd_, tls_.get(), proto::kMaxFramePayload);
+  // Frames from the worker are mostly replies to calls the application
+  // waits for: poll briefly for the next one instead of sleeping, so that a
+  // loop of synchronous calls pays no wake-up on this side (frames are rare
+  // otherwise, so the polling costs little).
   reader.set_spin(true);
   std::vector<uint8_t> body;
   for (;;) {

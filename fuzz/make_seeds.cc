@@ -101,6 +101,10 @@ void HandshakeSeeds() {
   no.status = proto::HelloStatus::kBadToken;
   no.message = "wrong token";
   Write("handshake", "reply_refused", payload_of(proto::EncodeHelloReplyFrame(no), 1));
+  std::string secret(proto::kHandOverSecretSize, '\0');
+  for (size_t i = 0; i < secret.size(); ++i) secret[i] = static_cast<char>(i);
+  Write("handshake", "handover", payload_of(proto::EncodeHandOverFrame(secret), 2));
+  Write("handshake", "bind", payload_of(proto::EncodeBindFrame(secret), 3));
 }
 
 void DeviceInfoSeeds() {

@@ -44,9 +44,10 @@ fi
 
 # ---- build ------------------------------------------------------------------
 if [[ ! -f "$build/CMakeCache.txt" ]] || ! grep -q '^RGPU_FUZZ:BOOL=ON' "$build/CMakeCache.txt"; then
+  mkdir -p "$build"
   CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DRGPU_FUZZ=ON \
-    -DRGPU_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build.configure.log" 2>&1 || {
-    cat "$build.configure.log" >&2
+    -DRGPU_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 || {
+    cat "$build/configure.log" >&2
     echo "run_all: configure failed" >&2
     exit 1
   }

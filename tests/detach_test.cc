@@ -2,6 +2,8 @@
 // idle session gives its GPU to one that waits and gets it back with its
 // data intact at the same pointers; --detach-idle=always and never; eight
 // processes sharing one GPU, all correct, served in FIFO order.
+#include <signal.h>
+
 #include <chrono>
 #include <memory>
 #include <set>
@@ -41,14 +43,18 @@ TEST(Detach, IdleSessionYieldsToAWaitingOneAndResumesIntact) {
   // B waits for the only GPU; A goes idle, is detached, and B runs.
   Child b({Program("wipe_check")}, server.ClientEnv());
   ASSERT_TRUE(PollFor(10, [&] { return server.Log().find("detached (") != std::string::npos; })) << server.Log();
+  // A stays detached until its idle time ends (3 s after READY).
+  std::string js;
+  EXPECT_TRUE(PollFor(2, [&] {
+    js = server.StatusJson();
+    return js.find("\"state\":\"detached\"") != std::string::npos;
+  })) << js;
+  EXPECT_EQ(js.find("\"bytes_swapped\":0,\"detached_s\""), std::string::npos) << js;
   RunResult rb = b.Wait(20);
   EXPECT_EQ(rb.exit_code, 0) << rb.out << rb.err;
   // Wipe verified: B's fresh memory holds nothing of A's 0xAB marker.
   EXPECT_NE(rb.out.find("NO-PATTERN"), std::string::npos) << rb.out;
   EXPECT_FALSE(a.WaitForOutput("ROUND 0", 0.01)) << "B ran while A was idle, not after it";
-  std::string js = server.StatusJson();
-  EXPECT_NE(js.find("\"state\":\"detached\""), std::string::npos) << js;
-  EXPECT_EQ(js.find("\"bytes_swapped\":0,\"detached_s\""), std::string::npos) << js;
   // A computes again through its old pointers and checks every byte.
   RunResult ra = a.Wait(30);
   EXPECT_EQ(ra.exit_code, 0) << ra.out << ra.err << server.Log();
@@ -90,6 +96,42 @@ TEST(Detach, NeverKeepsAnIdleSessionAttached) {
   EXPECT_EQ(a.Wait(30).exit_code, 0);
   EXPECT_EQ(b.Wait(30).exit_code, 0);
   EXPECT_EQ(server.Log().find("detached"), std::string::npos) << server.Log();
+}
+
+TEST(Detach, ClientKilledWhileDetachedEndsItsSession) {
+  TestServer server({"--sim-gpus", "1", "--idle-timeout", "0.1", "--detach-idle", "always"});
+  auto a = std::make_unique<Child>(std::vector<std::string>{Program("swap_check"), "1", "30"}, server.ClientEnv());
+  ASSERT_TRUE(a->WaitForOutput("READY", 20));
+  ASSERT_TRUE(PollFor(5, [&] { return server.StatusJson().find("\"state\":\"detached\"") != std::string::npos; }))
+      << server.StatusJson();
+  kill(a->pid(), SIGKILL);
+  a.reset();
+  // Its worker sees the client go, frees the host copy and exits; the
+  // supervisor forgets the session.
+  EXPECT_TRUE(PollFor(10, [&] { return server.Log().find("ended while detached") != std::string::npos; }))
+      << server.Log();
+  EXPECT_TRUE(PollFor(10, [&] { return server.StatusJson().find("\"sessions\":[]") != std::string::npos; }))
+      << server.StatusJson();
+  RunResult r = RunProgram({Program("link_loss"), "0.1"}, server.ClientEnv(), 30);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(Detach, ClientKilledWhileWaitingToReattachLeavesTheQueue) {
+  TestServer server({"--sim-gpus", "1", "--idle-timeout", "0.1"});
+  auto a = std::make_unique<Child>(std::vector<std::string>{Program("swap_check"), "1", "0.5"}, server.ClientEnv());
+  ASSERT_TRUE(a->WaitForOutput("READY", 20));
+  Child b({Program("link_loss"), "4"}, server.ClientEnv());  // busy: never idle
+  ASSERT_TRUE(b.WaitForOutput("READY", 20));
+  // A's next call queues it behind B.
+  ASSERT_TRUE(PollFor(5, [&] { return server.StatusJson().find("\"reattach\":true") != std::string::npos; }))
+      << server.StatusJson();
+  kill(a->pid(), SIGKILL);
+  a.reset();
+  EXPECT_TRUE(PollFor(5, [&] { return server.StatusJson().find("\"queue\":[]") != std::string::npos; }))
+      << server.StatusJson();
+  EXPECT_TRUE(PollFor(5, [&] { return server.Log().find("left while waiting for its GPU") != std::string::npos; }))
+      << server.Log();
+  EXPECT_EQ(b.Wait(30).exit_code, 0);
 }
 
 // Eight processes, one GPU, each alternating compute and idle: every one

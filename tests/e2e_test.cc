@@ -89,6 +89,17 @@ TEST(EndToEnd, DeviceOutputAndHostFunctionsReachTheClientInOrder) {
   EXPECT_EQ(server.Log().find("device says"), std::string::npos);
 }
 
+// Device-to-host chunks of a MiB and more are staged in pinned memory on the
+// worker and sent piece by piece while the copy is still landing
+// (server/worker/d2h_staging.h): 70 MiB is a full 64 MiB chunk and a 6 MiB
+// one that ends in a partial piece, synchronously and on a stream.
+TEST(EndToEnd, LargeCopiesArriveExactlyInBothDirections) {
+  TestServer server;
+  RunResult r = RunProgram({Program("bulk_copy"), "70"}, server.ClientEnv(), 120);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("OK bulk_copy 70 MiB checksum"), std::string::npos) << r.out;
+}
+
 // Libraries ask for limits around their kernels many times per step: after
 // the first answer the client gives them itself (DESIGN.md rule 1), and
 // forgets a limit that cuCtxSetLimit changes.
@@ -106,6 +117,25 @@ TEST(EndToEnd, ContextLimitsAreAskedOnceUntilSet) {
   unsigned long long round_trips = 0;
   ASSERT_EQ(sscanf(r.err.c_str() + at, "CtxGetLimit sync %llu", &round_trips), 1) << r.err.substr(at, 200);
   EXPECT_EQ(round_trips, 5u) << r.err.substr(at, 200);
+}
+
+// Occupancy answers are cached per (function, block size, shared memory,
+// flags) and the function attributes they depend on: raising the dynamic
+// shared memory limit must not leave the old "0 blocks" answer behind.
+TEST(EndToEnd, OccupancyFollowsTheFunctionsAttributes) {
+  TestServer server;
+  auto env = server.ClientEnv();
+  env["RGPU_STATS"] = "1";
+  RunResult r = RunProgram({Program("occupancy_cache")}, env, 60);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("OK occupancy"), std::string::npos) << r.out;
+  // Three queries: before the attribute (asked), after it (asked), again (cached).
+  size_t at = r.err.find("OccupancyMaxActiveBlocks ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  unsigned long long round_trips = 0;
+  ASSERT_EQ(sscanf(r.err.c_str() + at, "OccupancyMaxActiveBlocks sync %llu", &round_trips), 1)
+      << r.err.substr(at, 200);
+  EXPECT_EQ(round_trips, 2u) << r.err.substr(at, 200);
 }
 
 TEST(EndToEnd, VirtualMemoryMappingsWorkAcrossTheSeam) {

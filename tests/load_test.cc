@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/support/process.h"
 
@@ -23,11 +24,11 @@ TEST(Load, HundredClientsOnTwoGpusAllFinishCorrectly) {
   auto start = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<Child>> clients;
   for (int i = 0; i < kClients; ++i)
-    clients.push_back(std::make_unique<Child>(std::vector<std::string>{program, "5"}, env));
+    clients.push_back(std::make_unique<Child>(std::vector<std::string>{program, "20"}, env));
   int passed = 0;
   for (int i = 0; i < kClients; ++i) {
     RunResult r = clients[i]->Wait(240);
-    bool ok = r.exit_code == 0 && r.out.find("PASS 5") != std::string::npos;
+    bool ok = r.exit_code == 0 && r.out.find("PASS 20") != std::string::npos;
     passed += ok;
     EXPECT_TRUE(ok) << "client " << i << ": exit " << r.exit_code << (r.timed_out ? " (timed out)" : "") << "\n"
                     << r.out << r.err;
@@ -36,6 +37,10 @@ TEST(Load, HundredClientsOnTwoGpusAllFinishCorrectly) {
   printf("[ figures  ] %d of %d clients passed in %.1f s (2 simulated GPUs)\n", passed, kClients, seconds);
   EXPECT_LT(seconds, 240.0);
   EXPECT_TRUE(server.alive());
+  // Each was a session of its own, served one after another per GPU.
+  nlohmann::json js = nlohmann::json::parse(server.StatusJson(), nullptr, false);
+  ASSERT_FALSE(js.is_discarded());
+  EXPECT_GE(js["totals"].value("sessions_served", 0), kClients) << js.dump();
 }
 
 }  // namespace

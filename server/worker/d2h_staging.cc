@@ -14,7 +14,7 @@ bool D2HStaging::Available() {
   if (tried_) return buf_ != nullptr;
   tried_ = true;
   if (!d_.cuMemHostAlloc || !d_.cuEventCreate || !d_.cuEventRecord || !d_.cuEventSynchronize ||
-      !d_.cuCtxGetCurrent || !d_.cuMemcpyDtoHAsync_v2) {
+      !d_.cuEventDestroy_v2 || !d_.cuMemcpyDtoHAsync_v2) {
     RGPU_LOG_WARN("device-to-host copies are not staged: the backend lacks a call it needs");
     return false;
   }
@@ -28,17 +28,8 @@ bool D2HStaging::Available() {
   return true;
 }
 
-Status D2HStaging::Prepare() {
-  CUcontext ctx = nullptr;
-  RGPU_RETURN_IF_ERROR(CuStatus(d_.cuCtxGetCurrent(&ctx), "cuCtxGetCurrent"));
-  if (ctx != ctx_) {
-    // Events of another (possibly destroyed) context: drop them.
-    for (CUevent e : events_)
-      if (d_.cuEventDestroy_v2) d_.cuEventDestroy_v2(e);
-    events_.clear();
-    ctx_ = ctx;
-  }
-  while (events_.size() < kMaxBytes / kPiece) {
+Status D2HStaging::MakeEvents(size_t count) {
+  while (events_.size() < count) {
     CUevent e = nullptr;
     RGPU_RETURN_IF_ERROR(CuStatus(d_.cuEventCreate(&e, CU_EVENT_DISABLE_TIMING), "cuEventCreate"));
     events_.push_back(e);
@@ -46,20 +37,33 @@ Status D2HStaging::Prepare() {
   return {};
 }
 
+void D2HStaging::Finish() {
+  // A reply that broke off may have left pieces in flight into the buffer.
+  if (landed_ < size_) (void)WaitFor(size_);
+  for (CUevent e : events_)
+    if (d_.cuEventDestroy_v2) d_.cuEventDestroy_v2(e);
+  events_.clear();
+  active_ = false;
+  size_ = landed_ = 0;
+}
+
 Status D2HStaging::Start(CUdeviceptr src, uint64_t n, CUstream stream, std::span<const uint8_t>* data) {
   if (n == 0 || n > kMaxBytes || !Available())
     return Status::Internal("D2HStaging::Start: size out of range or staging unavailable");
-  // A reply that broke off may have left pieces in flight into the buffer.
-  if (landed_ < size_) (void)WaitFor(size_);
-  active_ = false;
-  size_ = landed_ = 0;
-  RGPU_RETURN_IF_ERROR(Prepare());
-  for (uint64_t at = 0, i = 0; at < n; at += kPiece, ++i) {
+  Finish();
+  Status st = MakeEvents((n + kPiece - 1) / kPiece);
+  for (uint64_t at = 0, i = 0; st.ok() && at < n; at += kPiece, ++i) {
     uint64_t len = std::min(kPiece, n - at);
-    RGPU_RETURN_IF_ERROR(
-        CuStatus(d_.cuMemcpyDtoHAsync_v2(buf_ + at, src + at, len, stream), "cuMemcpyDtoHAsync"));
-    RGPU_RETURN_IF_ERROR(CuStatus(d_.cuEventRecord(events_[i], stream), "cuEventRecord"));
-    size_ = at + len;  // enqueued so far: what a later Start must wait for
+    st = CuStatus(d_.cuMemcpyDtoHAsync_v2(buf_ + at, src + at, len, stream), "cuMemcpyDtoHAsync");
+    if (st.ok()) st = CuStatus(d_.cuEventRecord(events_[i], stream), "cuEventRecord");
+    if (st.ok()) size_ = at + len;  // enqueued and marked: what Finish waits for
+  }
+  if (!st.ok()) {
+    // Nothing may still be writing into the buffer when the next copy
+    // starts, whatever failed here.
+    if (d_.cuStreamSynchronize) (void)d_.cuStreamSynchronize(stream);
+    Finish();
+    return st;
   }
   RGPU_RETURN_IF_ERROR(WaitFor(std::min(kPiece, n)));
   *data = std::span<const uint8_t>(buf_, n);

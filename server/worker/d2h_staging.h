@@ -13,8 +13,10 @@
 // piece i+1 overlaps the send of piece i.
 //
 // One per worker process (Get), used by the executor thread only. The pinned
-// buffer is portable (usable from every context); the events belong to the
-// context current at Start and are made again when it changes.
+// buffer is portable (usable from every context) and kept; the events are
+// made in the current context at Start and destroyed by Finish, so none
+// outlives the context it belongs to (creating a few costs microseconds,
+// against milliseconds for the data).
 #pragma once
 
 #include <cstdint>
@@ -49,20 +51,22 @@ class D2HStaging {
   Status Start(CUdeviceptr src, uint64_t n, CUstream stream, std::span<const uint8_t>* data);
   // Blocks until the first `upto` bytes of the started copy have landed.
   Status WaitFor(uint64_t upto);
-  // True from a successful Start until the reply that carries its data has
-  // been sent (End).
+  // True from a successful Start until End: the reply being encoded carries
+  // staged data (the executor's dispatcher asks, then calls End).
   bool active() const { return active_; }
   void End() { active_ = false; }
+  // After the reply was sent (or failed): waits for whatever is still in
+  // flight into the buffer and destroys the events. Start calls it too.
+  void Finish();
 
  private:
   explicit D2HStaging(const backend::DriverTable& driver) : d_(driver) {}
-  Status Prepare();  // the current context's events
+  Status MakeEvents(size_t count);  // in the current context
 
   const backend::DriverTable& d_;
   uint8_t* buf_ = nullptr;
   bool tried_ = false;  // Available() ran once
-  CUcontext ctx_ = nullptr;     // the events' context
-  std::vector<CUevent> events_;  // one per piece of kMaxBytes
+  std::vector<CUevent> events_;  // one per piece of the started copy
   uint64_t size_ = 0;           // of the started copy
   uint64_t landed_ = 0;         // bytes known to be there
   bool active_ = false;

@@ -55,7 +55,6 @@ void Link::Close() {
 
 void Link::ReadLoop() {
   proto::FrameReader reader(fd_, tls_, proto::kMaxFramePayload);
-  reader.set_spin(true);
   for (;;) {
     Request r;
     Status st = reader.NextHeader(&r.header);
@@ -70,6 +69,12 @@ void Link::ReadLoop() {
       r.payload.resize(r.header.length);
       st = reader.ReadPayload(r.payload.data(), r.payload.size());
     }
+    // After a request the client waits for, its next one typically follows
+    // one round trip later: poll for it rather than sleep, so that a loop of
+    // synchronous calls pays no wake-up here. After asynchronous work (a
+    // stream of launches) the reader sleeps between frames as usual, and
+    // leaves the CPU to the executor and the application.
+    reader.set_spin(st.ok() && (r.header.flags & proto::kNoReply) == 0);
     if (st.ok() && (r.header.flags & (proto::kReply | proto::kAsyncError | proto::kEvent)))
       st = Status::Protocol("client sent a reply-only frame flag");
     if (st.ok() && r.header.call == static_cast<uint16_t>(proto::CallId::kHostFuncDone)) {
@@ -155,6 +160,11 @@ bool Link::WaitForRequest(std::chrono::milliseconds timeout) {
   if (SpinUntil([&] { return queued_count_.load(std::memory_order_acquire) != 0; })) return true;
   std::unique_lock<std::mutex> lock(mu_);
   return cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || ended_; });
+}
+
+bool Link::ended() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ended_;
 }
 
 Status Link::Send(std::span<const uint8_t> frame) {

@@ -76,6 +76,9 @@ class Link {
   // Waits up to `timeout` for a request (or the end). False when the time
   // ran out with nothing to serve (idle detach ticks on that).
   bool WaitForRequest(std::chrono::milliseconds timeout);
+  // True once the client has gone or broken the protocol (requests that
+  // arrived before may still be queued).
+  bool ended();
   // Writes one whole frame. Thread-safe.
   Status Send(std::span<const uint8_t> frame);
   // Writes one frame given in two pieces (head, then bulk data sent from

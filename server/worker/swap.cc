@@ -1,8 +1,10 @@
 #include "server/worker/swap.h"
 
 #include <poll.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "common/log.h"
 #include "server/supervisor/control.h"
@@ -38,8 +40,12 @@ std::chrono::milliseconds IdleDetacher::TickInterval() const {
 Status IdleDetacher::ReadControl(bool block) {
   for (;;) {
     pollfd p{control_fd_, POLLIN, 0};
-    int n = poll(&p, 1, block ? -1 : 0);
+    int n = poll(&p, 1, block ? 100 : 0);
     if (n < 0 && errno == EINTR) continue;
+    if (n == 0 && block) {
+      if (client_gone_ && client_gone_()) return Status::Transport("the client left while waiting for its GPU");
+      continue;
+    }
     if (n <= 0) return {};
     server::ControlMessage m;
     RGPU_RETURN_IF_ERROR(server::ReceiveControl(control_fd_, &m));

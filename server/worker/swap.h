@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "common/status.h"
@@ -65,6 +66,9 @@ class IdleDetacher {
   // does not count as idle time).
   void AfterRequest();
   bool detached() const { return detached_; }
+  // Asked while waiting for the GPU back: true when the client has gone, so
+  // the session ends instead of holding its place in the queue.
+  void set_client_gone(std::function<bool()> f) { client_gone_ = std::move(f); }
 
  private:
   // Why the session cannot detach now ("" if it can).
@@ -85,6 +89,7 @@ class IdleDetacher {
   bool detached_ = false;
   bool resumed_ = false;  // kResume arrived
   std::string last_blocker_;
+  std::function<bool()> client_gone_;
 };
 
 }  // namespace rgpu::worker

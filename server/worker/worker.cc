@@ -85,8 +85,9 @@ Status ServeOne(Session& session, Link& link, const Request& req, std::vector<ui
   std::span<const uint8_t> bulk;
   Status st = handler->fn(session, in, &w, &bulk);
   // Whether `bulk` is device-to-host data still landing (d2h_staging.h).
-  bool staged = D2HStaging::Get(session.driver()).active();
-  D2HStaging::Get(session.driver()).End();
+  D2HStaging& staging = D2HStaging::Get(session.driver());
+  bool staged = staging.active();
+  staging.End();
   if (!st.ok() && st.code() != Code::kCuda) {
     RGPU_LOG_ERROR("session %llu: %s: %s; closing", (unsigned long long)session.id(),
                    handler->name, st.ToString().c_str());
@@ -108,10 +109,10 @@ Status ServeOne(Session& session, Link& link, const Request& req, std::vector<ui
                             h.request_id},
                            out->data());
   out->insert(out->end(), reply->begin(), reply->end());
-  D2HStaging& staging = D2HStaging::Get(session.driver());
   if (!staged) return link.Send(*out, bulk);
   // Staged device-to-host data: each piece is sent as soon as it has landed.
   st = link.SendStaged(*out, bulk, D2HStaging::kPiece, [&](size_t upto) { return staging.WaitFor(upto); });
+  staging.Finish();
   if (st.ok() || st.code() != Code::kCuda) return st;
   // The reply already said success: the failure comes as an async error,
   // which the client reports at its next call.
@@ -248,6 +249,7 @@ int RunWorker(const WorkerOptions& given) {
     if (detach && heap.Usable()) {
       session.set_heap(&heap);
       detacher = std::make_unique<IdleDetacher>(session, heap, options.control_fd, options.detach);
+      detacher->set_client_gone([&link] { return link.ended(); });
     }
     link.Start();
     std::vector<uint8_t> reply, out;
@@ -275,8 +277,10 @@ int RunWorker(const WorkerOptions& given) {
       stats.Arrived();
       if (detacher) {
         if (Status b = detacher->BeforeRequest(); !b.ok()) {
-          RGPU_LOG_ERROR("session %llu: %s; closing", (unsigned long long)options.session_id, b.ToString().c_str());
-          rc = 2;
+          bool gone = b.code() == Code::kTransport;  // the client or the supervisor left
+          if (gone) RGPU_LOG_INFO("session %llu: %s; closing", (unsigned long long)options.session_id, b.message().c_str());
+          else RGPU_LOG_ERROR("session %llu: %s; closing", (unsigned long long)options.session_id, b.ToString().c_str());
+          rc = gone ? 0 : 2;
           break;
         }
       }

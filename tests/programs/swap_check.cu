@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   cudaStream_t stream;
   CK(cudaStreamCreate(&stream));
   CK(cudaDeviceSynchronize());
-  printf("READY %p %p %p\n", (void*)data, (void*)tiny, (void*)marker);
+  printf("READY\n");  // no addresses: the output is compared with a local run
   fflush(stdout);
   std::vector<unsigned char> mk(marker_bytes);
   float scale = 1;
