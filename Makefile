@@ -87,21 +87,27 @@ test-unit: setup build
 	  echo "ctest: no summary line (see above)"; \
 	exit $$rc
 
-# ASan + UBSan: any report fails the test that caused it (UB aborts; the
-# server's and workers' reports fail the test through its log, see
-# tests/support/process.cc). rgpu's own processes check for leaks; the nvcc
-# test programs get the ASan runtime preloaded (RGPU_ASAN_PRELOAD) and no
-# leak check (cudart's allocations are not ours).
+# ASan + UBSan: any report fails the pass. Reports go to files
+# (log_path), not stderr: a worker's stderr is its client's device-output
+# pipe, where a report would be lost. rgpu's own processes check for leaks;
+# the nvcc test programs get the ASan runtime preloaded (RGPU_ASAN_PRELOAD,
+# tests/support/process.cc) and no leak check (cudart's allocations are not
+# ours).
 test-asan: setup
 	cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DRGPU_SANITIZE=ON
 	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS)
-	@set -o pipefail; rc=0; \
+	@set -o pipefail; rc=0; reports=$(abspath $(ASAN_BUILD_DIR))/sanitizer-reports; \
+	rm -rf $$reports; mkdir -p $$reports; \
 	export RGPU_ASAN_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)"; \
-	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0; \
-	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; \
+	export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=0:log_path=$$reports/asan; \
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$$reports/ubsan; \
 	ctest --test-dir $(ASAN_BUILD_DIR) --output-on-failure -j$(CTEST_JOBS) \
 	  --timeout $(CTEST_TIMEOUT) --no-tests=error -E '$(ASAN_EXCLUDE)' 2>&1 | \
 	  tee $(ASAN_BUILD_DIR)/ctest.log || rc=$$?; \
+	if [ -n "$$(ls -A $$reports)" ]; then \
+	  echo; echo "== sanitizer reports (every process writes to $$reports, whatever its stderr):"; \
+	  for f in $$reports/*; do echo "-- $$f"; head -n 60 $$f; done; rc=1; \
+	fi; \
 	echo; \
 	grep -E '^[0-9]+% tests passed' $(ASAN_BUILD_DIR)/ctest.log | tail -n 1 || \
 	  echo "ctest (asan): no summary line (see above)"; \

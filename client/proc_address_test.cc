@@ -15,6 +15,8 @@
 namespace rgpu::client {
 namespace {
 
+constexpr int kUntouched = 3;  // see the sentinel comment below
+
 struct RecordedRow {
   std::string name;
   int flags, min_version, max_version;
@@ -46,7 +48,9 @@ const char* SymbolName(void* pfn) {
 // the mismatch, or "" if it matches.
 std::string Mismatch(const RecordedRow& row, int version) {
   void* pfn = reinterpret_cast<void*>(0x1);
-  auto status = static_cast<CUdriverProcAddressQueryResult>(77);
+  // A sentinel no call writes (3: inside the enum's range, so that holding
+  // it is defined behaviour; the driver's answers are 0..2).
+  auto status = static_cast<CUdriverProcAddressQueryResult>(kUntouched);
   const CUresult r = cuGetProcAddress_v2(row.name.c_str(), &pfn, version,
                                          static_cast<cuuint64_t>(row.flags), &status);
   auto why = [&] {
@@ -61,7 +65,7 @@ std::string Mismatch(const RecordedRow& row, int version) {
     if (r != err) return why();
     if (err == CUDA_SUCCESS) {
       if (pfn != nullptr || status != query) return why();
-    } else if (pfn != reinterpret_cast<void*>(0x1) || status != 77) {
+    } else if (pfn != reinterpret_cast<void*>(0x1) || status != kUntouched) {
       return why();  // the driver leaves both outputs alone on errors
     }
     return "";
@@ -122,11 +126,13 @@ TEST(ProcAddressTest, PerThreadFlagPicksPtszVariants) {
 // Edge cases measured on the real 580.159 driver.
 TEST(ProcAddressTest, MeasuredEdgeCases) {
   void* pfn = reinterpret_cast<void*>(0x1);
-  auto status = static_cast<CUdriverProcAddressQueryResult>(77);
+  // A sentinel no call writes (3: inside the enum's range, so that holding
+  // it is defined behaviour; the driver's answers are 0..2).
+  auto status = static_cast<CUdriverProcAddressQueryResult>(kUntouched);
   // Above the driver's version, even off the 10-step grid: untouched outputs.
   EXPECT_EQ(cuGetProcAddress_v2("cuMemAlloc", &pfn, 13001, 0, &status), CUDA_ERROR_INVALID_VALUE);
   EXPECT_EQ(pfn, reinterpret_cast<void*>(0x1));
-  EXPECT_EQ(status, 77);
+  EXPECT_EQ(status, kUntouched);
   // Unknown flags.
   EXPECT_EQ(cuGetProcAddress_v2("cuMemAlloc", &pfn, 13000, 4, &status), CUDA_ERROR_INVALID_VALUE);
   EXPECT_EQ(cuGetProcAddress_v2("cuMemAlloc", &pfn, 13000, 8, &status), CUDA_ERROR_INVALID_VALUE);

@@ -58,6 +58,7 @@ Status FrameReader::NextHeader(FrameHeader* h) {
 }
 
 Status FrameReader::ReadPayload(void* dst, size_t n) {
+  if (n == 0) return {};  // dst may be null then (an empty payload's data())
   auto* out = static_cast<uint8_t*>(dst);
   size_t have = std::min(n, end_ - start_);
   memcpy(out, buf_.data() + start_, have);

@@ -109,11 +109,17 @@ TEST(Scheduler, KilledClientFreesItsGpu) {
 
 TEST(Scheduler, HelperProcessesShareTheirParentsLease) {
   TestServer server({"--sim-gpus", "1"});
+  // The parent takes the GPU first (started together, either could: then
+  // the parent may queue, as it should).
+  Child family({Program("family")}, server.ClientEnv());
+  ASSERT_TRUE(family.WaitForOutput("parent: ok", 30));
   Child other({Program("link_loss"), "0.2"}, server.ClientEnv());  // not family: must wait
-  RunResult r = RunProgram({Program("family")}, server.ClientEnv(), 60);
+  RunResult r = family.Wait(60);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
   EXPECT_NE(r.out.find("child: ok"), std::string::npos) << r.out;
   EXPECT_NE(server.Log().find("sharing its parent's lease"), std::string::npos) << server.Log();
+  // The child waits for nobody (at most for a worker to start): no queue line.
+  EXPECT_EQ(r.err.find("in the queue"), std::string::npos) << r.err;
   EXPECT_EQ(other.Wait(30).exit_code, 0);
 }
 

@@ -310,9 +310,17 @@ bool GpuPool::EndLease(pid_t worker_pid, const char* how) {
 }
 
 void GpuPool::TellPositions() {
+  // A session that waits only for a worker to start (a helper sharing its
+  // parent's lease, or the head of the queue while enough GPUs are free) is
+  // not queued behind anyone: it is told nothing, so its user sees no queue
+  // line ("nothing if it never waits").
+  size_t free_gpus = 0;
+  for (const Gpu& g : gpus_)
+    if (g.holders.empty() && !g.out) ++free_gpus;
   int pos = 1;
   for (auto it = queue_.begin(); it != queue_.end(); ++pos) {
-    if (it->fd < 0) {  // a reattach: its client is not listening for positions
+    bool behind_nobody = it->family_gpu >= 0 || (pos == 1 && static_cast<size_t>(it->gpus_wanted) <= free_gpus);
+    if (it->fd < 0 || behind_nobody) {  // (fd < 0: a reattach, its client is not listening)
       ++it;
       continue;
     }

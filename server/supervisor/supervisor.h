@@ -56,7 +56,7 @@ struct SupervisorOptions {
   double idle_timeout_s = 2.0;
   std::string detach_idle = "waiting";
   std::string admin_socket;     // Unix socket for `rgpu status` (default /tmp/rgpu-server-PORT.sock)
-  std::string sandbox = "off";  // workers: on | off | audit (server/worker/sandbox.h)
+  std::string sandbox = "on";  // workers: on | off | audit (server/worker/sandbox.h); on since it was verified with CUDA programs and PyTorch on the GPU host
   std::string sandbox_user = "nobody";
   // TLS 1.3 (docs/security.md): PEM certificate chain and key. Both or
   // neither; with them, every client must use TLS.

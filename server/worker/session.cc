@@ -270,10 +270,22 @@ Result<uint64_t> WipeRanges(const backend::DriverTable& d, const std::map<CUdevi
   std::vector<uint8_t> buf;
   uint64_t wiped = 0;
   Status bad;
+  // A context that took a sticky error (a kernel faulted or asserted) runs
+  // nothing more, a memset included. Its memory cannot be wiped through it;
+  // it goes back to the kernel driver when the worker exits, and the driver
+  // clears freed video memory before another process gets it. Say so once
+  // instead of failing range by range.
+  if (d.cuCtxSynchronize) {
+    CUresult r = d.cuCtxSynchronize();
+    if (r != CUDA_SUCCESS && r != CUDA_ERROR_INVALID_CONTEXT)
+      return Status::Cuda(r, "wipe: the context has a sticky error (CUresult " + std::to_string(r) +
+                                 "), so nothing can be written through it; its memory goes back to the driver "
+                                 "when the worker exits");
+  }
   for (auto& [ptr, size] : ranges) {
     if (size == 0) continue;
-    if (d.cuMemsetD8_v2(ptr, 0, size) != CUDA_SUCCESS) {
-      bad = Status::Internal("wipe: memset failed at " + std::to_string(ptr));
+    if (CUresult r = d.cuMemsetD8_v2(ptr, 0, size); r != CUDA_SUCCESS) {
+      bad = Status::Internal("wipe: memset failed at " + std::to_string(ptr) + " (CUresult " + std::to_string(r) + ")");
       continue;
     }
     wiped += size;
