@@ -142,15 +142,36 @@ CUresult MaxActiveBlocks(int* blocks, CUfunction fn, int block_size, size_t smem
   FuncObj* f = s->FindFunc(fn);
   if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
   auto attr = [&](CUfunction_attribute a) { return static_cast<size_t>(a) < f->attrs.size() ? f->attrs[a] : -1; };
+  using Key = std::tuple<uint64_t, int, size_t, unsigned, int, int>;
   static std::mutex mu;
-  static auto* cache = new std::map<std::tuple<uint64_t, int, size_t, unsigned, int, int>, int>;
-  auto key = std::make_tuple(f->id, block_size, smem, flags, attr(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES),
-                             attr(CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT));
+  static auto* cache = new std::map<Key, int>;
+  Key key = std::make_tuple(f->id, block_size, smem, flags, attr(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES),
+                            attr(CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT));
+  // A few answers per thread in front of the shared cache: libraries ask the
+  // same question before every launch, and a lock per ask would cost more
+  // than the driver's own answer. An answer never changes for its key (the
+  // key holds the attributes it depends on), so these copies cannot go stale.
+  struct Recent {
+    Key key;
+    int blocks;
+    bool used = false;
+  };
+  thread_local Recent recent[4];
+  thread_local unsigned next_slot = 0;
+  for (const Recent& e : recent)
+    if (e.used && e.key == key) {
+      *blocks = e.blocks;
+      return CUDA_SUCCESS;
+    }
+  auto remember = [&](int value) {
+    recent[next_slot++ % 4] = Recent{key, value, true};
+  };
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = cache->find(key);
     if (it != cache->end()) {
       *blocks = it->second;
+      remember(it->second);
       return CUDA_SUCCESS;
     }
   }
@@ -159,8 +180,11 @@ CUresult MaxActiveBlocks(int* blocks, CUfunction fn, int block_size, size_t smem
   CUresult r = Sync(s, proto::CallId::kOccupancyMaxActiveBlocks,
                     proto::OccupancyMaxActiveBlocksReq{c->id, f->id, block_size, smem, flags}, &rep);
   if (r != CUDA_SUCCESS) return r;
-  std::lock_guard<std::mutex> lock(mu);
-  (*cache)[key] = rep.blocks;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    (*cache)[key] = rep.blocks;
+  }
+  remember(rep.blocks);
   *blocks = rep.blocks;
   return CUDA_SUCCESS;
 }
