@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cuda.h>
+#include <cudaProfiler.h>  // cuProfilerStart / cuProfilerStop
 
 #include <memory>
 #include <string>
@@ -150,6 +151,34 @@
   X(cuGraphExecDestroy)                               \
   X(cuGraphDestroy)                                   \
   X(cuGraphGetNodes)                                  \
+  /* arrays, texture and surface objects ("arrays") */ \
+  X(cuArray3DCreate_v2)                               \
+  X(cuArrayDestroy)                                   \
+  X(cuTexObjectCreate)                                \
+  X(cuTexObjectDestroy)                               \
+  X(cuSurfObjectCreate)                               \
+  X(cuSurfObjectDestroy)                              \
+  /* small driver calls ("misc") */                    \
+  X(cuTensorMapEncodeTiled)                           \
+  X(cuTensorMapEncodeIm2col)                          \
+  X(cuTensorMapEncodeIm2colWide)                      \
+  X(cuTensorMapReplaceAddress)                        \
+  X(cuProfilerStart)                                  \
+  X(cuProfilerStop)                                   \
+  X(cuStreamSetAttribute)                             \
+  X(cuStreamGetAttribute)                             \
+  X(cuStreamCopyAttributes)                           \
+  X(cuCtxResetPersistingL2Cache)                      \
+  X(cuModuleGetFunctionCount)                         \
+  X(cuModuleEnumerateFunctions)                       \
+  X(cuLibraryGetKernelCount)                          \
+  X(cuLibraryEnumerateKernels)                        \
+  X(cuMemGetAccess)                                   \
+  X(cuPointerSetAttribute)                            \
+  X(cuLinkCreate_v2)                                  \
+  X(cuLinkAddData_v2)                                 \
+  X(cuLinkComplete)                                   \
+  X(cuLinkDestroy)                                    \
   /* errors */                                        \
   X(cuGetErrorName)                                   \
   X(cuGetErrorString)

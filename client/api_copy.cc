@@ -174,13 +174,29 @@ CUresult Copy3D(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread)
   uint64_t stream = 0;
   CUresult r = Target(s, h, per_thread, &ctx, &stream);
   if (r != CUDA_SUCCESS) return r;
-  if (c.srcMemoryType == CU_MEMORYTYPE_ARRAY || c.dstMemoryType == CU_MEMORYTYPE_ARRAY)
-    return ReportUnsupported("cuMemcpy2D/3D with CUDA arrays");
   Side src{c.srcMemoryType, static_cast<const uint8_t*>(c.srcHost), c.srcDevice, c.srcXInBytes,
            c.srcY, c.srcZ, c.srcPitch, c.srcHeight};
   Side dst{c.dstMemoryType, static_cast<uint8_t*>(c.dstHost), c.dstDevice, c.dstXInBytes,
            c.dstY, c.dstZ, c.dstPitch, c.dstHeight};
+  // An array side travels as its wire id in `dev` (proto/calls.spec); the
+  // box must lie inside the array, checked here so that a posted copy fails
+  // at the call, as the driver's does.
+  {
+    size_t w = c.WidthInBytes, hh = c.Height ? c.Height : 1, dd = c.Depth ? c.Depth : 1;
+    for (auto [side, handle] : {std::pair{&src, c.srcArray}, std::pair{&dst, c.dstArray}}) {
+      if (side->type != CU_MEMORYTYPE_ARRAY) continue;
+      ArrayObj a;
+      if (!FindArray(s, handle, &a)) return CUDA_ERROR_INVALID_HANDLE;
+      if (side->x > a.row_bytes || w > a.row_bytes - side->x || side->y > a.rows || hh > a.rows - side->y ||
+          side->z > a.slices || dd > a.slices - side->z)
+        return CUDA_ERROR_INVALID_VALUE;
+      side->dev = a.id;
+      side->host = nullptr;
+      side->pitch = side->height = 0;
+    }
+  }
   for (Side* side : {&src, &dst}) {
+    if (side->type == CU_MEMORYTYPE_ARRAY) continue;
     if (side->type == CU_MEMORYTYPE_HOST && IsManaged(reinterpret_cast<CUdeviceptr>(side->host))) {
       side->type = CU_MEMORYTYPE_DEVICE;  // managed: use the device copy
       side->dev = reinterpret_cast<CUdeviceptr>(side->host);
@@ -225,7 +241,7 @@ CUresult Copy3D(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread)
       req.depth = 1;
       req.src_type = src.type;
       req.dst_type = dst.type;
-      if (src.type == CU_MEMORYTYPE_DEVICE) {
+      if (src.type != CU_MEMORYTYPE_HOST) {  // device or array
         req.src_dev = src.dev;
         req.src_x = src.x;
         req.src_y = src.y + y0;
@@ -237,7 +253,7 @@ CUresult Copy3D(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread)
         for (size_t y = 0; y < rows; ++y) memcpy(&packed[y * width], host_row(src, y0 + y, z), width);
         req.data = packed;
       }
-      if (dst.type == CU_MEMORYTYPE_DEVICE) {
+      if (dst.type != CU_MEMORYTYPE_HOST) {  // device or array
         req.dst_dev = dst.dev;
         req.dst_x = dst.x;
         req.dst_y = dst.y + y0;
@@ -260,6 +276,16 @@ CUresult Copy3D(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread)
   }
   return CUDA_SUCCESS;
 }
+
+}  // namespace
+
+namespace rgpu::client {
+CUresult Memcpy3DAny(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread) {
+  return Copy3D(c, h, async, per_thread);
+}
+}  // namespace rgpu::client
+
+namespace {
 
 CUDA_MEMCPY3D From2D(const CUDA_MEMCPY2D& p) {
   CUDA_MEMCPY3D c{};

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "client/api_common.h"
+#include "client/graph_model.h"
 #include "client/managed_memory.h"
 #include "client/unsupported.h"
 
@@ -90,8 +91,9 @@ CUresult Instantiate(CUgraphExec* ph, CUgraph hg, unsigned long long flags) {
   auto e = std::make_unique<ExecObj>();
   e->id = s->NewId();
   e->ctx = g->ctx;
-  CUresult r = Sync(s, proto::CallId::kGraphInstantiate,
-                    proto::GraphInstantiateReq{g->ctx->id, g->id, e->id, flags});
+  CUresult r = g->model ? InstantiateModel(s, g, e.get(), flags)  // built node by node
+                        : Sync(s, proto::CallId::kGraphInstantiate,
+                               proto::GraphInstantiateReq{g->ctx->id, g->id, e->id, flags});
   if (r != CUDA_SUCCESS) return r;
   *ph = reinterpret_cast<CUgraphExec>(s->AddExec(std::move(e)));
   return CUDA_SUCCESS;
@@ -103,6 +105,7 @@ CUresult LaunchOrUpload(CUgraphExec he, CUstream h, bool pt, bool upload) {
   if (e == nullptr) return CUDA_ERROR_INVALID_VALUE;
   uint64_t id = 0;
   if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult r = PrepareExecLaunch(s, e); r != CUDA_SUCCESS) return r;
   if (upload) return Post(s, proto::CallId::kGraphUpload, proto::GraphUploadReq{e->ctx->id, e->id, id});
   if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
   // Its kernels may make the driver raise the stack limit (api_launch.cc).
@@ -194,6 +197,11 @@ CUresult cuGraphDestroy(CUgraph hg) {
   RGPU_STATE_OR_RETURN(s);
   GraphObj* g = s->FindGraph(hg);
   if (g == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (g->model != nullptr) {  // built node by node: the worker never saw it
+    ForgetGraphModel(s, g);
+    s->DropGraph(g);
+    return CUDA_SUCCESS;
+  }
   CUresult r = Post(s, proto::CallId::kGraphDestroy, proto::GraphDestroyReq{g->ctx->id, g->id});
   s->DropGraph(g);
   return r;

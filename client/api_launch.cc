@@ -126,6 +126,17 @@ CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned b
   return Sync(s, proto::CallId::kStreamSynchronize, proto::StreamSynchronizeReq{c->id, stream});
 }
 
+}  // namespace
+
+namespace rgpu::client {
+// Graph kernel nodes (api_graph_nodes.cc) pack their parameters the same way.
+CUresult PackKernelParams(const FuncObj* f, void** params, void** extra, std::vector<uint8_t>* out) {
+  return PackParams(f, params, extra, out);
+}
+}  // namespace rgpu::client
+
+namespace {
+
 CUresult LaunchEx(const CUlaunchConfig* config, CUfunction f, void** params, void** extra, bool pt) {
   if (config == nullptr) return CUDA_ERROR_INVALID_VALUE;
   return Launch(f, config->gridDimX, config->gridDimY, config->gridDimZ, config->blockDimX,

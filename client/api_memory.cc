@@ -5,6 +5,7 @@
 
 #include "client/api_common.h"
 #include "client/managed_memory.h"
+#include "client/mem_pools.h"
 #include "client/unsupported.h"
 
 using namespace rgpu::client;
@@ -80,8 +81,8 @@ CUresult cuMemAdvise(CUdeviceptr p, size_t n, CUmem_advise advice, CUdevice dev)
 
 // Stream-ordered allocation: the memory is allocated at once (usable by the
 // stream's later work, as required) and freed in order on the worker, whose
-// cuMemFree waits for the device. Memory pools beyond the default are not
-// offered (cuMemPool* refuse).
+// cuMemFree waits for the device. Pools are accounted on the client
+// (api_mempool.cc).
 CUresult MemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream h, bool pt) {
   if (dptr == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
@@ -89,7 +90,7 @@ CUresult MemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream h, bool pt) 
   if (!WireStream(s, h, pt, &stream)) return CUDA_ERROR_INVALID_HANDLE;
   if (s->any_capture() && s->GetCapture(stream).id != 0)
     return ReportUnsupported("cuMemAllocAsync during stream capture");
-  return cuMemAlloc_v2(dptr, bytesize);
+  return PoolAlloc(s, dptr, bytesize, nullptr);  // the device's current pool (mem_pools.h)
 }
 
 CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream h) { return MemAllocAsync(dptr, bytesize, h, false); }
@@ -119,6 +120,7 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
   CUdeviceptr base = 0;
   if (!s->FindAllocation(dptr, &base, nullptr, &ctx) || base != dptr) return CUDA_ERROR_INVALID_VALUE;
   s->RemoveAllocation(dptr);
+  PoolNoteFree(s, dptr);
   // Ordered after all earlier work by the worker; failures surface later.
   return Post(s, proto::CallId::kMemFree, proto::MemFreeReq{ctx->id, dptr});
 }

@@ -136,6 +136,45 @@ CUresult GetGlobal(ClientState* s, ModuleObj* m, const char* name, CUdeviceptr* 
   return CUDA_SUCCESS;
 }
 
+// cuModuleGetFunctionCount / cuLibraryGetKernelCount ("misc").
+CUresult FunctionCount(ClientState* s, ModuleObj* m, unsigned* count) {
+  if (count == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = EnsureLoaded(s, m);
+  if (r != CUDA_SUCCESS) return r;
+  proto::ModuleFunctionCountRep rep;
+  r = Sync(s, proto::CallId::kModuleFunctionCount, proto::ModuleFunctionCountReq{m->ctx->id, m->id}, &rep);
+  if (r == CUDA_SUCCESS) *count = rep.count;
+  return r;
+}
+
+// cuModuleEnumerateFunctions / cuLibraryEnumerateKernels: the worker names
+// the functions in the driver's order; each is resolved to a client handle
+// as cuModuleGetFunction would.
+CUresult EnumerateFunctions(ClientState* s, ModuleObj* m, bool kernels, unsigned max, void** out) {
+  if (out == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (max == 0) return CUDA_SUCCESS;
+  CUresult r = EnsureLoaded(s, m);
+  if (r != CUDA_SUCCESS) return r;
+  proto::ModuleFunctionNamesRep rep;
+  r = Sync(s, proto::CallId::kModuleFunctionNames, proto::ModuleFunctionNamesReq{m->ctx->id, m->id, max}, &rep);
+  if (r != CUDA_SUCCESS) return r;
+  std::vector<std::string> names;
+  size_t start = 0;
+  for (size_t i = 0; i < rep.names.size(); ++i) {
+    if (rep.names[i] != 0) continue;
+    names.emplace_back(reinterpret_cast<const char*>(rep.names.data()) + start, i - start);
+    start = i + 1;
+  }
+  if (names.size() > max) return CUDA_ERROR_UNKNOWN;
+  for (size_t i = 0; i < names.size(); ++i) {
+    FuncObj* f = nullptr;
+    r = Resolve(s, m, names[i].c_str(), kernels, &f);
+    if (r != CUDA_SUCCESS) return r;
+    out[i] = f;
+  }
+  return CUDA_SUCCESS;
+}
+
 CUresult Unload(ClientState* s, ModuleObj* m) {
   CUresult r = CUDA_SUCCESS;
   if (m->loaded) r = Post(s, proto::CallId::kModuleUnload, proto::ModuleUnloadReq{m->ctx->id, m->id});
@@ -188,6 +227,34 @@ CUresult cuModuleGetGlobal_v2(CUdeviceptr* dptr, size_t* bytes, CUmodule hmod, c
   ModuleObj* m = s->FindModule(hmod);
   if (m == nullptr) return CUDA_ERROR_INVALID_HANDLE;
   return GetGlobal(s, m, name, dptr, bytes);
+}
+
+CUresult cuModuleGetFunctionCount(unsigned int* count, CUmodule mod) {
+  RGPU_STATE_OR_RETURN(s);
+  ModuleObj* m = s->FindModule(mod);
+  if (m == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  return FunctionCount(s, m, count);
+}
+
+CUresult cuModuleEnumerateFunctions(CUfunction* functions, unsigned int numFunctions, CUmodule mod) {
+  RGPU_STATE_OR_RETURN(s);
+  ModuleObj* m = s->FindModule(mod);
+  if (m == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  return EnumerateFunctions(s, m, m->is_library, numFunctions, reinterpret_cast<void**>(functions));
+}
+
+CUresult cuLibraryGetKernelCount(unsigned int* count, CUlibrary lib) {
+  RGPU_STATE_OR_RETURN(s);
+  ModuleObj* m = s->FindModule(lib);
+  if (m == nullptr || !m->is_library) return CUDA_ERROR_INVALID_HANDLE;
+  return FunctionCount(s, m, count);
+}
+
+CUresult cuLibraryEnumerateKernels(CUkernel* kernels, unsigned int numKernels, CUlibrary lib) {
+  RGPU_STATE_OR_RETURN(s);
+  ModuleObj* m = s->FindModule(lib);
+  if (m == nullptr || !m->is_library) return CUDA_ERROR_INVALID_HANDLE;
+  return EnumerateFunctions(s, m, true, numKernels, reinterpret_cast<void**>(kernels));
 }
 
 CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode* mode) {

@@ -111,8 +111,12 @@ CUresult StreamIsCapturing(CUstream h, CUstreamCaptureStatus* st, bool pt) {
 }
 CUresult HostFunc(CUstream h, std::function<void()> fn, bool pt) {
   RGPU_STREAM(s, h, pt, c, id);
-  uint64_t cb = s->host_funcs().Register(std::move(fn));
-  CUresult r = Post(s, proto::CallId::kLaunchHostFunc, proto::LaunchHostFuncReq{c->id, id, cb});
+  // In a capture the function becomes a graph node that runs at every launch
+  // of the graph: it stays registered on both sides.
+  bool keep = s->any_capture() && s->GetCapture(id).id != 0;
+  uint64_t cb = s->host_funcs().Register(std::move(fn), keep);
+  CUresult r = keep ? Post(s, proto::CallId::kLaunchHostFuncKept, proto::LaunchHostFuncKeptReq{c->id, id, cb})
+                    : Post(s, proto::CallId::kLaunchHostFunc, proto::LaunchHostFuncReq{c->id, id, cb});
   if (r != CUDA_SUCCESS) s->host_funcs().Forget(cb);
   return r;
 }

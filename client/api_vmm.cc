@@ -214,17 +214,4 @@ CUresult cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp* prop, CUmem
   return CUDA_SUCCESS;
 }
 
-CUresult cuGraphGetNodes(CUgraph hGraph, CUgraphNode* nodes, size_t* numNodes) {
-  if (numNodes == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  RGPU_STATE_OR_RETURN(s);
-  GraphObj* g = s->FindGraph(hGraph);
-  if (g == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  // Node objects live on the worker; only their number is offered here.
-  if (nodes != nullptr) return ReportUnsupported("cuGraphGetNodes (node handles)");
-  proto::GraphGetNodeCountRep rep;
-  CUresult r = Sync(s, proto::CallId::kGraphGetNodeCount, proto::GraphGetNodeCountReq{g->ctx->id, g->id}, &rep);
-  if (r == CUDA_SUCCESS) *numNodes = rep.count;
-  return r;
-}
-
 }  // extern "C"

@@ -22,6 +22,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "client/arrays.h"
 #include "client/connection.h"
 #include "client/host_funcs.h"
 #include "proto/device_info.h"
@@ -56,6 +57,10 @@ struct StreamObj {
   CtxObj* ctx = nullptr;
   unsigned flags = 0;
   int priority = 0;
+  // Stream attributes this client set (cuStreamSetAttribute /
+  // cuStreamCopyAttributes), by CUstreamAttrID: answered locally.
+  std::mutex attrs_mu;
+  std::map<uint32_t, CUstreamAttrValue> attrs;
 };
 
 struct EventObj {
@@ -65,14 +70,27 @@ struct EventObj {
   Capture capture;  // the capture its last record joined, if any
 };
 
+struct MemPools;    // client/mem_pools.h: memory pools of cuMemAllocAsync
+struct GraphModel;  // client/graph_model.h: a graph built node by node
+struct ExecModel;
+
 struct GraphObj {
   uint64_t id = 0;
   CtxObj* ctx = nullptr;
+  std::shared_ptr<GraphModel> model;  // built node by node; null for captured graphs
 };
 
 struct ExecObj {
   uint64_t id = 0;
   CtxObj* ctx = nullptr;
+  std::shared_ptr<ExecModel> model;  // instantiated from a GraphModel; else null
+};
+
+// Graphs built node by node (client/api_graph_nodes.cc): one lock for all of
+// them, and the node handles alive in user-visible graphs.
+struct GraphNodeRegistry {
+  std::mutex mu;
+  std::unordered_set<const void*> live;
 };
 
 struct ModuleObj {
@@ -126,6 +144,9 @@ class ClientState {
   Connection& conn() { return *conn_; }
   HostFuncs& host_funcs();
   VmmState& vmm() { return vmm_; }
+  ArrayState& arrays() { return arrays_; }
+  GraphNodeRegistry& graph_nodes() { return graph_nodes_; }
+  MemPools& mem_pools();  // client/mem_pools.h
   const proto::DeviceInfo& info() const { return info_; }
   int device_count() const { return static_cast<int>(visible_.size()); }
   // Maps a visible ordinal (after CUDA_VISIBLE_DEVICES) to the worker's.
@@ -197,6 +218,10 @@ class ClientState {
   std::unique_ptr<Connection> conn_;
   std::unique_ptr<HostFuncs> host_funcs_;
   VmmState vmm_;
+  ArrayState arrays_;
+  GraphNodeRegistry graph_nodes_;
+  std::shared_ptr<MemPools> mem_pools_;
+  std::once_flag mem_pools_once_;
   std::once_flag host_funcs_once_;
   proto::DeviceInfo info_;
   std::vector<int> visible_;

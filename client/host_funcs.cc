@@ -14,17 +14,19 @@ HostFuncs::~HostFuncs() {
   if (runner_.joinable()) runner_.join();
 }
 
-uint64_t HostFuncs::Register(std::function<void()> fn) {
+uint64_t HostFuncs::Register(std::function<void()> fn, bool keep) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!runner_.joinable()) runner_ = std::thread([this] { RunLoop(); });
   uint64_t id = next_id_++;
   pending_[id] = std::move(fn);
+  if (keep) keep_[id] = true;
   return id;
 }
 
 void HostFuncs::Forget(uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   pending_.erase(id);
+  keep_.erase(id);
 }
 
 void HostFuncs::Fire(uint64_t id) {
@@ -42,7 +44,9 @@ void HostFuncs::RunLoop() {
     ready_.pop_front();
     auto it = pending_.find(id);
     std::function<void()> fn;
-    if (it != pending_.end()) {
+    if (it != pending_.end() && keep_.count(id)) {
+      fn = it->second;  // a graph's host function: runs again at the next launch
+    } else if (it != pending_.end()) {
       fn = std::move(it->second);
       pending_.erase(it);
     } else {

@@ -23,8 +23,9 @@ class HostFuncs {
  public:
   explicit HostFuncs(Connection* conn) : conn_(conn) {}
   ~HostFuncs();
-  // Remembers fn for one run; returns the id the worker will name.
-  uint64_t Register(std::function<void()> fn);
+  // Remembers fn for one run (or, with keep, for every run until Forget:
+  // host functions of captured graphs); returns the id the worker will name.
+  uint64_t Register(std::function<void()> fn, bool keep = false);
   void Forget(uint64_t id);
   // From the receiver thread: the stream reached host function `id`.
   void Fire(uint64_t id);
@@ -35,6 +36,7 @@ class HostFuncs {
   std::mutex mu_;
   std::condition_variable cv_;
   std::unordered_map<uint64_t, std::function<void()>> pending_;
+  std::unordered_map<uint64_t, bool> keep_;  // ids registered with keep
   std::deque<uint64_t> ready_;
   uint64_t next_id_ = 1;
   bool stop_ = false;

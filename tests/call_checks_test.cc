@@ -100,5 +100,136 @@ TEST_F(CallChecks, CopiesAndMemsetsMustLieInsideTheSessionsAllocations) {
   EXPECT_EQ(Call(fd_, CallId::kMemcpyDtoH, proto::MemcpyDtoHReq{1, 0, 0, alloc_.dptr + kSize - 16, 16}, rid_++), 0);
 }
 
+TEST_F(CallChecks, ArraysAndTextureObjectsAreChecked) {
+  // Bad channel count, unknown flags, a zero width; then a good 16 x 4 float array.
+  EXPECT_EQ(PostAndCollect(CallId::kArrayCreate, proto::ArrayCreateReq{1, 0x9000, CU_AD_FORMAT_FLOAT, 3, 16, 4, 0, 0}),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(PostAndCollect(CallId::kArrayCreate, proto::ArrayCreateReq{1, 0x9000, CU_AD_FORMAT_FLOAT, 1, 16, 4, 0, 0x40}),
+            CUDA_ERROR_NOT_SUPPORTED);
+  EXPECT_EQ(PostAndCollect(CallId::kArrayCreate, proto::ArrayCreateReq{1, 0x9000, CU_AD_FORMAT_FLOAT, 1, 0, 4, 0, 0}),
+            CUDA_ERROR_INVALID_VALUE);
+  ASSERT_TRUE(Send(fd_, CallId::kArrayCreate, proto::ArrayCreateReq{1, 0x9000, CU_AD_FORMAT_FLOAT, 1, 16, 4, 0, 0},
+                   rid_++, /*async=*/true));
+  // A copy into it one row too far, from an array id never made, then a good one.
+  proto::Memcpy3DReq c{};
+  c.ctx = 1;
+  c.src_type = CU_MEMORYTYPE_DEVICE;
+  c.src_dev = alloc_.dptr;
+  c.src_pitch = 64;
+  c.dst_type = CU_MEMORYTYPE_ARRAY;
+  c.dst_dev = 0x9000;
+  c.dst_y = 1;
+  c.width_bytes = 64;
+  c.height = 4;
+  c.depth = 1;
+  EXPECT_EQ(Call(fd_, CallId::kMemcpy3D, c, rid_++), CUDA_ERROR_INVALID_VALUE);
+  c.dst_y = 0;
+  c.dst_dev = 0x9010;
+  EXPECT_EQ(Call(fd_, CallId::kMemcpy3D, c, rid_++), CUDA_ERROR_INVALID_HANDLE);
+  c.dst_dev = 0x9000;
+  EXPECT_EQ(Call(fd_, CallId::kMemcpy3D, c, rid_++), 0);
+  // Texture objects: pitched memory past the allocation, an address mode out
+  // of range; then one over the array, destroyed twice.
+  proto::TexObjectCreateReq t{};
+  t.ctx = 1;
+  t.res_type = CU_RESOURCE_TYPE_PITCH2D;
+  t.res_handle = alloc_.dptr;
+  t.res_format = CU_AD_FORMAT_FLOAT;
+  t.res_channels = 1;
+  t.res_width = 64;
+  t.res_height = 4097;
+  t.res_pitch = 256;
+  EXPECT_EQ(Call(fd_, CallId::kTexObjectCreate, t, rid_++), CUDA_ERROR_INVALID_VALUE);
+  t.res_height = 4;
+  t.addr1 = 9;
+  EXPECT_EQ(Call(fd_, CallId::kTexObjectCreate, t, rid_++), CUDA_ERROR_INVALID_VALUE);
+  t.addr1 = 0;
+  t.res_type = CU_RESOURCE_TYPE_ARRAY;
+  t.res_handle = 0x9000;
+  proto::TexObjectCreateRep rep;
+  ASSERT_EQ(Call(fd_, CallId::kTexObjectCreate, t, rid_++, &rep), 0);
+  EXPECT_EQ(PostAndCollect(CallId::kTexObjectDestroy, proto::TexObjectDestroyReq{1, rep.tex + 1}),
+            CUDA_ERROR_INVALID_VALUE);
+  // Surfaces only over arrays made for load/store.
+  EXPECT_EQ(Call(fd_, CallId::kSurfObjectCreate, proto::SurfObjectCreateReq{1, CU_RESOURCE_TYPE_LINEAR, alloc_.dptr, 0},
+                 rid_++),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(Call(fd_, CallId::kSurfObjectCreate, proto::SurfObjectCreateReq{1, CU_RESOURCE_TYPE_ARRAY, 0x9000, 0},
+                 rid_++),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(PostAndCollect(CallId::kArrayDestroy, proto::ArrayDestroyReq{1, 0x9010}), CUDA_ERROR_INVALID_HANDLE);
+}
+
+// Small driver calls ("misc"): tensor maps must describe memory of the
+// session; stream attributes and memory queries check their enums and ranges.
+TEST_F(CallChecks, MiscCallsCheckRangesAndEnums) {
+  auto u64s = [](std::initializer_list<uint64_t> v) {
+    std::vector<uint8_t> b;
+    proto::Writer w(&b);
+    for (uint64_t x : v) w.U64(x);
+    return b;
+  };
+  auto u32s = [](std::initializer_list<uint32_t> v) {
+    std::vector<uint8_t> b;
+    proto::Writer w(&b);
+    for (uint32_t x : v) w.U32(x);
+    return b;
+  };
+  std::vector<uint8_t> dims = u64s({256, 64}), strides = u64s({1024}), box = u32s({32, 8}), es = u32s({1, 1});
+  auto encode = [&](uint64_t addr, const std::vector<uint8_t>& d, uint32_t dtype) {
+    proto::TensorMapEncodeReq t{1, 0, dtype, 2, addr, d, strides, box, es, {}, {}, 0, 0, 0, 0, 0, 0, 0};
+    return Call(fd_, CallId::kTensorMapEncode, t, rid_++);
+  };
+  EXPECT_EQ(encode(alloc_.dptr, dims, CU_TENSOR_MAP_DATA_TYPE_FLOAT32), 0);
+  // Outside the session's memory, or running past its allocation.
+  EXPECT_EQ(encode(0x10000, dims, CU_TENSOR_MAP_DATA_TYPE_FLOAT32), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(encode(alloc_.dptr, u64s({256, 1025}), CU_TENSOR_MAP_DATA_TYPE_FLOAT32), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(encode(alloc_.dptr, dims, 99), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(encode(alloc_.dptr, u64s({256, 0}), CU_TENSOR_MAP_DATA_TYPE_FLOAT32), CUDA_ERROR_INVALID_VALUE);
+  std::vector<uint8_t> map(128, 0);
+  EXPECT_EQ(Call(fd_, CallId::kTensorMapReplaceAddress, proto::TensorMapReplaceAddressReq{1, map, 0x10000}, rid_++),
+            CUDA_ERROR_INVALID_VALUE);
+  // Stream attributes: ids outside the stream set, enum values out of range.
+  std::vector<uint8_t> value(64, 0);
+  EXPECT_EQ(Call(fd_, CallId::kStreamGetAttribute, proto::StreamGetAttributeReq{1, 0, 2}, rid_++),
+            CUDA_ERROR_INVALID_VALUE);
+  value[0] = 9;  // syncPolicy
+  EXPECT_EQ(PostAndCollect(CallId::kStreamSetAttribute,
+                           proto::StreamSetAttributeReq{1, 0, CU_LAUNCH_ATTRIBUTE_SYNCHRONIZATION_POLICY, value}),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(PostAndCollect(CallId::kStreamSetAttribute, proto::StreamSetAttributeReq{1, 0, 77, value}),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(Call(fd_, CallId::kMemGetAccess, proto::MemGetAccessReq{1, CU_MEM_LOCATION_TYPE_DEVICE, 0, 0x10000},
+                 rid_++),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(Call(fd_, CallId::kMemGetAccess, proto::MemGetAccessReq{1, 0x77, 0, alloc_.dptr}, rid_++),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(Call(fd_, CallId::kPointerSetSyncMemops, proto::PointerSetSyncMemopsReq{1, 0x10000, 1}, rid_++),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(Call(fd_, CallId::kPointerSetSyncMemops, proto::PointerSetSyncMemopsReq{1, alloc_.dptr, 1}, rid_++), 0);
+  EXPECT_EQ(Call(fd_, CallId::kModuleFunctionNames, proto::ModuleFunctionNamesReq{1, 12345, 4}, rid_++),
+            CUDA_ERROR_INVALID_HANDLE);
+  // JIT linking: options that carry pointers, out-of-range values, unknown
+  // link states.
+  auto link_options = [](uint32_t opt, uint64_t value) {
+    std::vector<uint8_t> b;
+    proto::Writer w(&b);
+    w.U32(1);
+    w.U32(opt);
+    w.U64(value);
+    return b;
+  };
+  EXPECT_EQ(PostAndCollect(CallId::kLinkCreate,
+                           proto::LinkCreateReq{1, 77, link_options(CU_JIT_INFO_LOG_BUFFER, 0x1000), 0, 0}),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(PostAndCollect(CallId::kLinkCreate,
+                           proto::LinkCreateReq{1, 78, link_options(CU_JIT_OPTIMIZATION_LEVEL, 9), 0, 0}),
+            CUDA_ERROR_INVALID_VALUE);
+  std::vector<uint8_t> ptx(16, 'x');
+  EXPECT_EQ(Call(fd_, CallId::kLinkAddData, proto::LinkAddDataReq{1, 77, CU_JIT_INPUT_PTX, "x", ptx}, rid_++),
+            CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(Call(fd_, CallId::kLinkComplete, proto::LinkCompleteReq{1, 78}, rid_++), CUDA_ERROR_INVALID_HANDLE);
+}
+
 }  // namespace
 }  // namespace rgpu::testing

@@ -145,6 +145,15 @@ TEST(EndToEnd, VirtualMemoryMappingsWorkAcrossTheSeam) {
   EXPECT_NE(r.out.find("OK vmm"), std::string::npos) << r.out;
 }
 
+// Tensor maps, profiler, stream attributes, function enumeration,
+// cuMemGetAccess, SYNC_MEMOPS (tests/programs/misc_calls.cu).
+TEST(EndToEnd, SmallDriverCallsWork) {
+  TestServer server;
+  RunResult r = RunProgram({Program("misc_calls")}, server.ClientEnv(), 60);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("OK misc_calls"), std::string::npos) << r.out;
+}
+
 TEST(EndToEnd, CudaVisibleDevicesIsHonouredAsLocally) {
   TestServer server;
   auto env = server.ClientEnv();

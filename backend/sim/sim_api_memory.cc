@@ -5,10 +5,12 @@
 // otherwise the call fails with CUDA_ERROR_INVALID_VALUE before any byte
 // moves. Host pointers cannot be checked beyond null (the worker owns them).
 // Copies are synchronous, also the *Async ones (after their stream is
-// validated), except that a capturing stream records them for cuGraphLaunch. CUDA arrays are not simulated: CU_MEMORYTYPE_ARRAY gives
-// CUDA_ERROR_NOT_SUPPORTED.
+// validated), except that a capturing stream records them for cuGraphLaunch. A CUDA
+// array side (sim_arrays.h) is addressed like pitched memory with pitch =
+// the array's row bytes, and must lie inside the array.
 #include <cstring>
 
+#include "backend/sim/sim_arrays.h"
 #include "backend/sim/sim_state.h"
 #include "common/log.h"
 
@@ -24,10 +26,12 @@ struct Side {
   uint64_t base = 0;   // address of (0,0,0)
   uint64_t x = 0, y = 0, z = 0;
   uint64_t pitch = 0, height = 0;  // row pitch in bytes, rows per slice
+  bool array = false;              // a CUDA array: rows `height`, slices below
+  uint64_t slices = 0;
 };
 
 CUresult ResolveSide(SimDevice* s, const CUmemorytype& type, const void* host, CUdeviceptr device,
-                     Side* out) {
+                     CUarray array, Side* out) {
   switch (EnumValue(type)) {
     case CU_MEMORYTYPE_HOST:
       out->device = false;
@@ -42,9 +46,17 @@ CUresult ResolveSide(SimDevice* s, const CUmemorytype& type, const void* host, C
       out->device = s->ArenaFor(device) != nullptr;
       out->base = device;
       break;
-    case CU_MEMORYTYPE_ARRAY:
-      LogOnce(LogLevel::kWarn, "sim:array", "sim: CUDA arrays are not simulated");
-      return CUDA_ERROR_NOT_SUPPORTED;
+    case CU_MEMORYTYPE_ARRAY: {
+      SimArray* a = FindSimArray(FromHandle(array));
+      if (a == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+      out->device = false;
+      out->array = true;
+      out->base = reinterpret_cast<uint64_t>(a->bytes.data());
+      out->pitch = a->row_bytes;
+      out->height = a->rows;
+      out->slices = a->slices;
+      break;
+    }
     default:
       return CUDA_ERROR_INVALID_VALUE;
   }
@@ -75,6 +87,9 @@ CUresult Copy3D(SimDevice* s, Side src, Side dst, uint64_t width, uint64_t heigh
   // pitch 0 there too), and no pitch may exceed CU_DEVICE_ATTRIBUTE_MAX_PITCH.
   uint64_t max_pitch = static_cast<uint64_t>(s->Attr(0, CU_DEVICE_ATTRIBUTE_MAX_PITCH));
   for (const Side* sd : {&src, &dst}) {
+    if (sd->array && (sd->x > sd->pitch || width > sd->pitch - sd->x || sd->y > sd->height ||
+                      height > sd->height - sd->y || sd->z > sd->slices || depth > sd->slices - sd->z))
+      return CUDA_ERROR_INVALID_VALUE;
     if (sd->pitch < width || sd->pitch > max_pitch) return CUDA_ERROR_INVALID_VALUE;
     if (depth > 1 && sd->height < height) return CUDA_ERROR_INVALID_VALUE;
   }
@@ -98,10 +113,12 @@ CUresult Copy3D(SimDevice* s, Side src, Side dst, uint64_t width, uint64_t heigh
 CUresult Copy2DImpl(SimDevice* s, const CUDA_MEMCPY2D* p) {
   if (p == nullptr) return CUDA_ERROR_INVALID_VALUE;
   Side src, dst;
-  if (CUresult r = ResolveSide(s, p->srcMemoryType, p->srcHost, p->srcDevice, &src)) return r;
-  if (CUresult r = ResolveSide(s, p->dstMemoryType, p->dstHost, p->dstDevice, &dst)) return r;
-  src.x = p->srcXInBytes, src.y = p->srcY, src.pitch = p->srcPitch;
-  dst.x = p->dstXInBytes, dst.y = p->dstY, dst.pitch = p->dstPitch;
+  if (CUresult r = ResolveSide(s, p->srcMemoryType, p->srcHost, p->srcDevice, p->srcArray, &src)) return r;
+  if (CUresult r = ResolveSide(s, p->dstMemoryType, p->dstHost, p->dstDevice, p->dstArray, &dst)) return r;
+  src.x = p->srcXInBytes, src.y = p->srcY;
+  if (!src.array) src.pitch = p->srcPitch;
+  dst.x = p->dstXInBytes, dst.y = p->dstY;
+  if (!dst.array) dst.pitch = p->dstPitch;
   return Copy3D(s, src, dst, p->WidthInBytes, p->Height, 1);
 }
 
@@ -111,12 +128,12 @@ CUresult Copy3DImpl(SimDevice* s, const CUDA_MEMCPY3D* p) {
     return CUDA_ERROR_INVALID_VALUE;
   }
   Side src, dst;
-  if (CUresult r = ResolveSide(s, p->srcMemoryType, p->srcHost, p->srcDevice, &src)) return r;
-  if (CUresult r = ResolveSide(s, p->dstMemoryType, p->dstHost, p->dstDevice, &dst)) return r;
-  src.x = p->srcXInBytes, src.y = p->srcY, src.z = p->srcZ, src.pitch = p->srcPitch;
-  src.height = p->srcHeight;
-  dst.x = p->dstXInBytes, dst.y = p->dstY, dst.z = p->dstZ, dst.pitch = p->dstPitch;
-  dst.height = p->dstHeight;
+  if (CUresult r = ResolveSide(s, p->srcMemoryType, p->srcHost, p->srcDevice, p->srcArray, &src)) return r;
+  if (CUresult r = ResolveSide(s, p->dstMemoryType, p->dstHost, p->dstDevice, p->dstArray, &dst)) return r;
+  src.x = p->srcXInBytes, src.y = p->srcY, src.z = p->srcZ;
+  if (!src.array) src.pitch = p->srcPitch, src.height = p->srcHeight;
+  dst.x = p->dstXInBytes, dst.y = p->dstY, dst.z = p->dstZ;
+  if (!dst.array) dst.pitch = p->dstPitch, dst.height = p->dstHeight;
   return Copy3D(s, src, dst, p->WidthInBytes, p->Height, p->Depth);
 }
 

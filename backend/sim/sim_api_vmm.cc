@@ -27,6 +27,7 @@ struct Vmm {
   std::map<uint64_t, uint64_t> reservations; // base -> size
   std::map<uint64_t, uint64_t> mappings;     // base -> handle id
   std::set<void*> host;                      // cuMemHostAlloc blocks
+  std::map<uint64_t, unsigned> access;       // mapping base -> CUmemAccess_flags ("misc")
 };
 Vmm& State() {
   static Vmm* v = new Vmm;  // guarded by the sim lock
@@ -110,6 +111,7 @@ CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) {
   // The physical memory leaves the range with the mapping.
   if (h != State().handles.end() && s->IsDeviceRange(ptr, h->second))
     memset(reinterpret_cast<void*>(ptr), 0, h->second);
+  State().access.erase(it->first);
   State().mappings.erase(it);
   (void)size;
   return CUDA_SUCCESS;
@@ -136,7 +138,27 @@ CUresult cuMemFreeHost(void* p) {
 CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc* desc, size_t count) {
   SIM_ENTER(s);
   if (desc == nullptr || count == 0) return CUDA_ERROR_INVALID_VALUE;
-  return State().mappings.count(ptr) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+  if (!State().mappings.count(ptr)) return CUDA_ERROR_INVALID_VALUE;
+  State().access[ptr] = static_cast<unsigned>(EnumValue(desc[count - 1].flags));
+  return CUDA_SUCCESS;
+}
+
+// The flags the last cuMemSetAccess gave the mapping containing `ptr`
+// (CU_MEM_ACCESS_FLAGS_PROT_NONE before any).
+CUresult cuMemGetAccess(unsigned long long* flags, const CUmemLocation* location, CUdeviceptr ptr) {
+  SIM_ENTER(s);
+  if (flags == nullptr || location == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (EnumValue(location->type) != CU_MEM_LOCATION_TYPE_DEVICE || location->id < 0 ||
+      location->id >= static_cast<int>(s->devices.size()))
+    return CUDA_ERROR_INVALID_VALUE;
+  auto it = State().mappings.upper_bound(ptr);
+  if (it == State().mappings.begin()) return CUDA_ERROR_INVALID_VALUE;
+  --it;
+  auto h = State().handles.find(it->second);
+  if (h == State().handles.end() || ptr >= it->first + h->second) return CUDA_ERROR_INVALID_VALUE;
+  auto a = State().access.find(it->first);
+  *flags = a == State().access.end() ? CU_MEM_ACCESS_FLAGS_PROT_NONE : a->second;
+  return CUDA_SUCCESS;
 }
 
 CUresult cuGraphGetNodes(CUgraph hGraph, CUgraphNode* nodes, size_t* numNodes) {

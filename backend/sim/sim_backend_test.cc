@@ -355,8 +355,8 @@ TEST_F(SimMemory, PitchAnd2DCopies) {
   EXPECT_EQ(t.cuMemcpy2D_v2(&d), CUDA_ERROR_INVALID_VALUE);
   d.Height = 5;
   d.srcPitch = pitch;
-  d.srcMemoryType = CU_MEMORYTYPE_ARRAY;
-  EXPECT_EQ(t.cuMemcpy2D_v2(&d), CUDA_ERROR_NOT_SUPPORTED);
+  d.srcMemoryType = CU_MEMORYTYPE_ARRAY;  // with no array named
+  EXPECT_EQ(t.cuMemcpy2D_v2(&d), CUDA_ERROR_INVALID_HANDLE);
   EXPECT_EQ(t.cuMemcpy2D_v2(nullptr), CUDA_ERROR_INVALID_VALUE);
 }
 

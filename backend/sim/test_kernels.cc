@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "backend/sim/kernel_registry.h"
+#include "backend/sim/sim_arrays.h"
 
 namespace rgpu::backend {
 namespace {
@@ -229,6 +231,41 @@ void Say(const SimLaunch& l) {
   fflush(stdout);
 }
 RGPU_SIM_KERNEL("_Z3sayi", Say);
+
+}  // namespace
+}  // namespace rgpu::backend
+
+// ---- tests/e2e/arrays.cu -----------------------------------------------------
+
+namespace rgpu::backend {
+namespace {
+
+// __global__ void surfRead2D(cudaSurfaceObject_t s, float* out, int w, int h):
+// one thread per element of a 2D grid; for x < w, y < h:
+//   out[y * w + x] = 2 * surf2Dread<float>(s, x * 4, y)
+// The surface's array is read as float rows (the program makes it float, 1
+// channel); a read outside it traps on the GPU (cudaBoundaryModeTrap).
+void SurfRead2D(const SimLaunch& l) {
+  uint64_t surf = l.Arg<uint64_t>(0);
+  int w = l.Arg<int>(2), h = l.Arg<int>(3);
+  if (l.error != CUDA_SUCCESS || w <= 0 || h <= 0) return;
+  uint64_t cw = std::min<uint64_t>(w, uint64_t{l.grid.x} * l.block.x);
+  uint64_t chh = std::min<uint64_t>(h, uint64_t{l.grid.y} * l.block.y);
+  sim::SimArray* a = sim::FindSimSurface(surf);
+  if (a == nullptr || cw * 4 > a->row_bytes || chh > a->rows) {
+    l.error = CUDA_ERROR_ILLEGAL_ADDRESS;
+    return;
+  }
+  float* out = l.DeviceSpan(l.Arg<float*>(1), static_cast<uint64_t>(w) * h);
+  if (l.error != CUDA_SUCCESS) return;
+  for (uint64_t y = 0; y < chh; ++y)
+    for (uint64_t x = 0; x < cw; ++x) {
+      float v;
+      std::memcpy(&v, a->bytes.data() + y * a->row_bytes + x * 4, 4);
+      out[y * w + x] = 2 * v;
+    }
+}
+RGPU_SIM_KERNEL("_Z10surfRead2DyPfii", SurfRead2D);
 
 }  // namespace
 }  // namespace rgpu::backend

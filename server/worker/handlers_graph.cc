@@ -142,6 +142,8 @@ Status HandleOccupancyMaxActiveClusters(Session& s, const proto::OccupancyMaxAct
 
 }  // namespace rgpu::worker
 
+#include <deque>
+
 #include "server/worker/link.h"
 
 namespace rgpu::worker {
@@ -156,6 +158,10 @@ void CUDA_CB RunClientHostFunc(void* arg) {
   call->link->RunHostFunc(call->id);
   delete call;
 }
+void CUDA_CB RunKeptHostFunc(void* arg) {
+  auto* call = static_cast<HostFuncCall*>(arg);
+  call->link->RunHostFunc(call->id);
+}
 }  // namespace
 
 Status HandleLaunchHostFunc(Session& s, const proto::LaunchHostFuncReq& req, proto::LaunchHostFuncRep*) {
@@ -167,6 +173,22 @@ Status HandleLaunchHostFunc(Session& s, const proto::LaunchHostFuncReq& req, pro
   auto* call = new HostFuncCall{s.link(), req.callback};
   CUresult r = s.driver().cuLaunchHostFunc(*st, RunClientHostFunc, call);
   if (r != CUDA_SUCCESS) delete call;
+  return CuStatus(r, "cuLaunchHostFunc");
+}
+
+// Host functions of captured graphs run at every launch of the graph, so
+// their records live as long as the worker (one session) does.
+Status HandleLaunchHostFuncKept(Session& s, const proto::LaunchHostFuncKeptReq& req,
+                                proto::LaunchHostFuncKeptRep*) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  if (!s.driver().cuLaunchHostFunc) return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, "host functions are not provided by this backend");
+  if (s.link() == nullptr) return Status::Internal("no client link for host functions");
+  Result<CUstream> st = s.FindStream(req.stream);
+  if (!st.ok()) return st.take_status();
+  static std::deque<HostFuncCall> kept;  // stable addresses; this thread only appends
+  kept.push_back(HostFuncCall{s.link(), req.callback});
+  CUresult r = s.driver().cuLaunchHostFunc(*st, RunKeptHostFunc, &kept.back());
+  if (r != CUDA_SUCCESS) kept.pop_back();
   return CuStatus(r, "cuLaunchHostFunc");
 }
 

@@ -51,6 +51,20 @@ Status RegionSpan(uint64_t x, uint64_t y, uint64_t z, uint64_t pitch, uint64_t r
   return {};
 }
 
+// An array side of a copy: the client's array id names one of this
+// session's arrays, and the box must lie inside it.
+Status CheckArraySide(Session& s, uint64_t id, uint64_t x, uint64_t y, uint64_t z, uint64_t width,
+                      uint64_t height, uint64_t depth, const char* what, CUarray* out) {
+  Result<ArrayEntry*> a = s.arrays().Find(id);
+  if (!a.ok()) return a.take_status();
+  const ArrayEntry& e = **a;
+  if (x > e.row_bytes || width > e.row_bytes - x || y > e.rows || height > e.rows - y || z > e.slices ||
+      depth > e.slices - z)
+    return Status::Cuda(CUDA_ERROR_INVALID_VALUE, std::string(what) + ": outside the array");
+  *out = e.array;
+  return {};
+}
+
 }  // namespace
 
 Status HandleMemAlloc(Session& s, const proto::MemAllocReq& req, proto::MemAllocRep* rep) {
@@ -247,8 +261,15 @@ Status HandleMemcpy3D(Session& s, const proto::Memcpy3DReq& req, proto::Memcpy3D
     c.srcZ = req.src_z;
     c.srcPitch = req.src_pitch;
     c.srcHeight = req.src_height;
+  } else if (req.src_type == CU_MEMORYTYPE_ARRAY) {
+    RGPU_RETURN_IF_ERROR(CheckArraySide(s, req.src_dev, req.src_x, req.src_y, req.src_z, req.width_bytes,
+                                        req.height, req.depth, "memcpy3D source", &c.srcArray));
+    c.srcMemoryType = CU_MEMORYTYPE_ARRAY;
+    c.srcXInBytes = req.src_x;
+    c.srcY = req.src_y;
+    c.srcZ = req.src_z;
   } else {
-    return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, "memcpy3D: array sources are not supported");
+    return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "memcpy3D: bad source memory type");
   }
   // Destination.
   std::vector<uint8_t>& buf = ReplyScratch();
@@ -273,8 +294,15 @@ Status HandleMemcpy3D(Session& s, const proto::Memcpy3DReq& req, proto::Memcpy3D
     c.dstZ = req.dst_z;
     c.dstPitch = req.dst_pitch;
     c.dstHeight = req.dst_height;
+  } else if (req.dst_type == CU_MEMORYTYPE_ARRAY) {
+    RGPU_RETURN_IF_ERROR(CheckArraySide(s, req.dst_dev, req.dst_x, req.dst_y, req.dst_z, req.width_bytes,
+                                        req.height, req.depth, "memcpy3D destination", &c.dstArray));
+    c.dstMemoryType = CU_MEMORYTYPE_ARRAY;
+    c.dstXInBytes = req.dst_x;
+    c.dstY = req.dst_y;
+    c.dstZ = req.dst_z;
   } else {
-    return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, "memcpy3D: array destinations are not supported");
+    return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "memcpy3D: bad destination memory type");
   }
   Status st;
   if (req.is_async) {

@@ -59,6 +59,7 @@ Status Session::RemoveContext(uint64_t ctx_id) {
   for (auto& [id, m] : modules_)
     if (m.ctx == ctx && ctx != nullptr) modules.push_back(id);
   for (uint64_t id : modules) RemoveModule(id);
+  arrays_.ForgetContext(ctx_id);
   return {};
 }
 
@@ -392,6 +393,16 @@ void Session::ReleaseAll(bool paranoid_wipe) {
     if (wiped.ok())
       RGPU_LOG_INFO("session %llu: wiped and verified %llu bytes%s", (unsigned long long)session_id_,
                     (unsigned long long)*wiped, paranoid_wipe ? " (full read-back)" : "");
+    else
+      RGPU_LOG_ERROR("session %llu: %s", (unsigned long long)session_id_, wiped.status().message().c_str());
+  }
+  // Arrays are device memory too: wiped (by a copy from zeros) and freed,
+  // with the texture and surface objects over them (arrays.h).
+  if (!arrays_.empty()) {
+    Result<uint64_t> wiped = arrays_.ReleaseAll(driver_);
+    if (wiped.ok())
+      RGPU_LOG_INFO("session %llu: wiped and verified %llu bytes of CUDA arrays",
+                    (unsigned long long)session_id_, (unsigned long long)*wiped);
     else
       RGPU_LOG_ERROR("session %llu: %s", (unsigned long long)session_id_, wiped.status().message().c_str());
   }

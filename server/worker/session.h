@@ -16,6 +16,7 @@
 
 #include "backend/driver_table.h"
 #include "common/status.h"
+#include "server/worker/arrays.h"
 #include "server/worker/device_map.h"
 #include "server/worker/mem_quota.h"
 
@@ -141,6 +142,9 @@ class Session {
   // The session's device-memory limit (--max-mem); the allocation handlers
   // check and charge it, ReleaseAll clears it.
   MemQuota& quota() { return quota_; }
+  // CUDA arrays, texture and surface objects (arrays.h).
+  ArrayTable& arrays() { return arrays_; }
+  const ArrayTable& arrays() const { return arrays_; }
   // For idle detach (server/worker/swap.h): what the session holds.
   const std::map<CUdeviceptr, uint64_t>& allocations() const { return allocations_; }
   bool HasGraphs() const { return !graphs_.empty() || !execs_.empty(); }
@@ -194,6 +198,7 @@ class Session {
   std::map<CUdeviceptr, uint64_t> mappings_;      // base -> size
   uint64_t bytes_allocated_ = 0;
   MemQuota quota_;
+  ArrayTable arrays_;
 };
 
 struct FunctionEntry;

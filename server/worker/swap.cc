@@ -78,6 +78,7 @@ void IdleDetacher::ReportUsage(bool force) {
 std::string IdleDetacher::Blocker() const {
   if (session_.HasGraphs()) return "it holds CUDA graphs";
   if (session_.HasOwnVirtualMemory()) return "it holds memory from its own virtual memory calls";
+  if (!session_.arrays().empty()) return "it holds CUDA arrays or texture/surface objects";
   for (auto& [ptr, size] : session_.allocations())
     if (session_.IsDriverAllocation(ptr)) return "it holds cuMemAllocPitch memory";
   return "";

@@ -6,8 +6,11 @@
 //   work_loop ROUNDS    ROUNDS > 0: run that many, print "PASS N", exit 0
 //                       ROUNDS = 0: run until killed (fault tests)
 // Prints "READY" after the first round. Exit 1 on any CUDA error or wrong
-// result, with the reason on stdout.
+// result, with the reason on stdout (a CUDA error with the CLOCK_MONOTONIC
+// time it was seen: "at=SECONDS").
 #include <cuda_runtime.h>
+
+#include <time.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -19,11 +22,19 @@ __global__ void vectorAdd(const float* a, const float* b, float* c, int n) {
   if (i < n) c[i] = a[i] + b[i];
 }
 
+// Seconds on the host's monotonic clock: tests compare it with when they
+// broke the link, whatever their own polling delay.
+static double Now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 #define CHECK(x)                                                        \
   do {                                                                  \
     cudaError_t e_ = (x);                                               \
     if (e_ != cudaSuccess) {                                            \
-      printf("FAILED %s: %s\n", #x, cudaGetErrorName(e_));              \
+      printf("FAILED %s: %s at=%.6f\n", #x, cudaGetErrorName(e_), Now()); \
       return 1;                                                         \
     }                                                                   \
   } while (0)

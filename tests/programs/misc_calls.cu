@@ -1,0 +1,310 @@
+// misc_calls: small driver calls real programs use, through the driver API:
+// tensor maps (tiled, im2col, im2col wide, address replacement), the
+// profiler, stream attributes, persisting-L2 reset, function / kernel
+// enumeration of a module and a library, cuMemGetAccess on a mapping and
+// cuPointerSetAttribute(SYNC_MEMOPS). Prints "OK misc_calls" and exits 0 when
+// every check holds.
+#include <cuda.h>
+#include <cudaProfiler.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
+#include <set>
+#include <string>
+
+#define CK(call)                                                                  \
+  do {                                                                            \
+    CUresult r_ = (call);                                                         \
+    if (r_ != CUDA_SUCCESS) {                                                     \
+      fprintf(stderr, "misc_calls: %s:%d: %s -> %d\n", __FILE__, __LINE__, #call, \
+              static_cast<int>(r_));                                              \
+      exit(1);                                                                    \
+    }                                                                             \
+  } while (0)
+
+#define EXPECT_CU(want, call)                                                                   \
+  do {                                                                                          \
+    CUresult r_ = (call);                                                                       \
+    if (r_ != (want)) {                                                                         \
+      fprintf(stderr, "misc_calls: %s:%d: %s -> %d, want %d\n", __FILE__, __LINE__, #call,       \
+              static_cast<int>(r_), static_cast<int>(want));                                    \
+      exit(1);                                                                                  \
+    }                                                                                           \
+  } while (0)
+
+#define EXPECT(cond)                                                              \
+  do {                                                                            \
+    if (!(cond)) {                                                                \
+      fprintf(stderr, "misc_calls: %s:%d: FAILED %s\n", __FILE__, __LINE__, #cond); \
+      exit(1);                                                                    \
+    }                                                                             \
+  } while (0)
+
+// Kernel names the sim has host implementations for (backend/sim/test_kernels.cc):
+// the sim accepts PTX only for those.
+static const char kPtx[] =
+    ".version 8.0\n"
+    ".target sm_90\n"
+    ".address_size 64\n"
+    ".visible .entry multiplyByGlobal(.param .u64 p)\n{\n  ret;\n}\n"
+    ".visible .entry addRowIndex(.param .u32 n, .param .u64 q)\n{\n  ret;\n}\n";
+
+static void TensorMaps(CUdeviceptr buf, size_t size) {
+  alignas(64) CUtensorMap map;
+  memset(&map, 0, sizeof map);
+  cuuint64_t dims[2] = {256, 64};       // 256 floats a row, 64 rows
+  cuuint64_t strides[1] = {1024};       // bytes between rows
+  cuuint32_t box[2] = {32, 8};
+  cuuint32_t estrides[2] = {1, 1};
+  CK(cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, reinterpret_cast<void*>(buf), dims, strides,
+                            box, estrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  bool nonzero = false;
+  for (int i = 0; i < 16; ++i) nonzero |= map.opaque[i] != 0;
+  EXPECT(nonzero);
+  // Same arguments, same bytes.
+  alignas(64) CUtensorMap again;
+  CK(cuTensorMapEncodeTiled(&again, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, reinterpret_cast<void*>(buf), dims, strides,
+                            box, estrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  EXPECT(memcmp(&map, &again, sizeof map) == 0);
+  // Documented refusals: misaligned address, box over 256, rank 0 and 6.
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE,
+            cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, reinterpret_cast<void*>(buf + 4), dims,
+                                   strides, box, estrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                   CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  cuuint32_t big_box[2] = {512, 8};
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE,
+            cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, reinterpret_cast<void*>(buf), dims,
+                                   strides, big_box, estrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                   CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE,
+            cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 0, reinterpret_cast<void*>(buf), dims,
+                                   strides, box, estrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                   CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  // A tensor larger than its allocation: refused by rgpu's worker.
+  cuuint64_t huge[2] = {256, 1 << 20};
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE,
+            cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, reinterpret_cast<void*>(buf), huge,
+                                   strides, box, estrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                   CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  // Address replacement keeps the rest of the descriptor.
+  alignas(64) CUtensorMap moved = again;
+  CK(cuTensorMapReplaceAddress(&moved, reinterpret_cast<void*>(buf + 4096)));
+  EXPECT(memcmp(&moved, &again, sizeof moved) != 0);
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuTensorMapReplaceAddress(&moved, reinterpret_cast<void*>(buf + 8)));
+  CK(cuTensorMapReplaceAddress(&moved, reinterpret_cast<void*>(buf)));
+  EXPECT(memcmp(&moved, &again, sizeof moved) == 0);
+
+  // NHWC, 16 channels of fp16, 8 x 8 pixels, 2 images.
+  cuuint64_t idims[4] = {16, 8, 8, 2};
+  cuuint64_t istrides[3] = {32, 256, 2048};
+  cuuint32_t iestrides[4] = {1, 1, 1, 1};
+  int lower[2] = {0, 0}, upper[2] = {-1, -1};
+  CK(cuTensorMapEncodeIm2col(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4, reinterpret_cast<void*>(buf), idims, istrides,
+                             lower, upper, 16, 64, iestrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                             CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE,
+            cuTensorMapEncodeIm2col(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, reinterpret_cast<void*>(buf), idims,
+                                    istrides, lower, upper, 16, 64, iestrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                    CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                                    CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  CK(cuTensorMapEncodeIm2colWide(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4, reinterpret_cast<void*>(buf), idims,
+                                 istrides, 0, -1, 16, 64, iestrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                 CU_TENSOR_MAP_IM2COL_WIDE_MODE_W, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                 CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  (void)size;
+  printf("tensor maps: tiled, im2col, im2col wide, replace address\n");
+}
+
+static void StreamAttributes(CUdeviceptr buf) {
+  CUstream a = nullptr, b = nullptr;
+  CK(cuStreamCreate(&a, CU_STREAM_NON_BLOCKING));
+  CK(cuStreamCreate(&b, CU_STREAM_NON_BLOCKING));
+  CUstreamAttrValue v;
+  memset(&v, 0, sizeof v);
+  CK(cuStreamGetAttribute(b, CU_STREAM_ATTRIBUTE_SYNCHRONIZATION_POLICY, &v));
+  EXPECT(v.syncPolicy == CU_SYNC_POLICY_AUTO);
+  v.syncPolicy = CU_SYNC_POLICY_SPIN;
+  CK(cuStreamSetAttribute(a, CU_STREAM_ATTRIBUTE_SYNCHRONIZATION_POLICY, &v));
+  memset(&v, 0, sizeof v);
+  v.accessPolicyWindow.base_ptr = reinterpret_cast<void*>(buf);
+  v.accessPolicyWindow.num_bytes = 4096;
+  v.accessPolicyWindow.hitRatio = 0.5f;
+  v.accessPolicyWindow.hitProp = CU_ACCESS_PROPERTY_PERSISTING;
+  v.accessPolicyWindow.missProp = CU_ACCESS_PROPERTY_STREAMING;
+  CK(cuStreamSetAttribute(a, CU_STREAM_ATTRIBUTE_ACCESS_POLICY_WINDOW, &v));
+  CK(cuStreamSynchronize(a));
+  memset(&v, 0, sizeof v);
+  CK(cuStreamGetAttribute(a, CU_STREAM_ATTRIBUTE_SYNCHRONIZATION_POLICY, &v));
+  EXPECT(v.syncPolicy == CU_SYNC_POLICY_SPIN);
+  CK(cuStreamGetAttribute(a, CU_STREAM_ATTRIBUTE_ACCESS_POLICY_WINDOW, &v));
+  EXPECT(v.accessPolicyWindow.num_bytes == 4096 && v.accessPolicyWindow.hitRatio == 0.5f);
+  CK(cuStreamCopyAttributes(b, a));
+  memset(&v, 0, sizeof v);
+  CK(cuStreamGetAttribute(b, CU_STREAM_ATTRIBUTE_SYNCHRONIZATION_POLICY, &v));
+  EXPECT(v.syncPolicy == CU_SYNC_POLICY_SPIN);
+  // A priority out of range is clamped, and cuStreamGetPriority agrees.
+  int least = 0, greatest = 0, prio = 1;
+  CK(cuCtxGetStreamPriorityRange(&least, &greatest));
+  memset(&v, 0, sizeof v);
+  v.priority = greatest - 100;
+  CK(cuStreamSetAttribute(a, CU_STREAM_ATTRIBUTE_PRIORITY, &v));
+  CK(cuStreamGetPriority(a, &prio));
+  EXPECT(prio == greatest);
+  CK(cuStreamGetAttribute(b, CU_STREAM_ATTRIBUTE_PRIORITY, &v));
+  EXPECT(v.priority == least);
+  // Bad values are refused at the call, as the driver does.
+  v.syncPolicy = static_cast<CUsynchronizationPolicy>(9);
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamSetAttribute(a, CU_STREAM_ATTRIBUTE_SYNCHRONIZATION_POLICY, &v));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE,
+            cuStreamGetAttribute(a, static_cast<CUstreamAttrID>(CU_LAUNCH_ATTRIBUTE_COOPERATIVE), &v));
+  CK(cuCtxResetPersistingL2Cache());
+  CK(cuStreamSynchronize(b));
+  CK(cuStreamDestroy(a));
+  CK(cuStreamDestroy(b));
+  printf("stream attributes: set, get, copy; persisting L2 reset\n");
+}
+
+static void Enumeration() {
+  CUmodule mod = nullptr;
+  CK(cuModuleLoadData(&mod, kPtx));
+  unsigned n = 0;
+  CK(cuModuleGetFunctionCount(&n, mod));
+  EXPECT(n == 2);
+  CUfunction fs[4] = {};
+  CK(cuModuleEnumerateFunctions(fs, 4, mod));
+  std::set<std::string> names;
+  for (unsigned i = 0; i < n; ++i) {
+    const char* name = nullptr;
+    CK(cuFuncGetName(&name, fs[i]));
+    names.insert(name);
+  }
+  EXPECT(names.count("multiplyByGlobal") && names.count("addRowIndex"));
+  size_t off = 0, sz = 0;
+  CK(cuFuncGetParamInfo(fs[0], 0, &off, &sz));
+  CK(cuModuleUnload(mod));
+
+  CUlibrary lib = nullptr;
+  CK(cuLibraryLoadData(&lib, kPtx, nullptr, nullptr, 0, nullptr, nullptr, 0));
+  CK(cuLibraryGetKernelCount(&n, lib));
+  EXPECT(n == 2);
+  CUkernel ks[1] = {};
+  CK(cuLibraryEnumerateKernels(ks, 1, lib));  // fewer than there are
+  const char* kname = nullptr;
+  CK(cuKernelGetName(&kname, ks[0]));
+  EXPECT(strcmp(kname, "multiplyByGlobal") == 0 || strcmp(kname, "addRowIndex") == 0);
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuLibraryGetKernelCount(nullptr, lib));
+  CK(cuLibraryUnload(lib));
+  printf("enumeration: module functions, library kernels\n");
+}
+
+static void Linking() {
+  char info[1024], error[1024];
+  memset(info, 'x', sizeof info);
+  memset(error, 'x', sizeof error);
+  CUjit_option opts[] = {CU_JIT_INFO_LOG_BUFFER, CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES, CU_JIT_ERROR_LOG_BUFFER,
+                         CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, CU_JIT_LOG_VERBOSE, CU_JIT_OPTIMIZATION_LEVEL,
+                         CU_JIT_WALL_TIME};
+  void* vals[] = {info, reinterpret_cast<void*>(sizeof info), error, reinterpret_cast<void*>(sizeof error),
+                  reinterpret_cast<void*>(1), reinterpret_cast<void*>(3), nullptr};
+  CUlinkState link = nullptr;
+  CK(cuLinkCreate(7, opts, vals, &link));
+  CK(cuLinkAddData(link, CU_JIT_INPUT_PTX, const_cast<char*>(kPtx), sizeof kPtx, "misc.ptx", 0, nullptr, nullptr));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuLinkAddData(link, CU_JIT_INPUT_PTX, nullptr, 0, "none", 0, nullptr, nullptr));
+  void* image = nullptr;
+  size_t size = 0;
+  CK(cuLinkComplete(link, &image, &size));
+  EXPECT(image != nullptr && size > 0);
+  EXPECT(memchr(info, 0, sizeof info) != nullptr && memchr(error, 0, sizeof error) != nullptr);
+  CUmodule mod = nullptr;
+  CK(cuModuleLoadData(&mod, image));
+  unsigned n = 0;
+  CK(cuModuleGetFunctionCount(&n, mod));
+  EXPECT(n == 2);
+  CK(cuModuleUnload(mod));
+  CK(cuLinkDestroy(link));
+  EXPECT_CU(CUDA_ERROR_INVALID_HANDLE, cuLinkDestroy(link));
+
+  // An input from a file.
+  char path[] = "/tmp/misc_calls_XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT(fd >= 0);
+  EXPECT(write(fd, kPtx, sizeof kPtx - 1) == static_cast<ssize_t>(sizeof kPtx - 1));
+  close(fd);
+  CK(cuLinkCreate(0, nullptr, nullptr, &link));
+  CK(cuLinkAddFile(link, CU_JIT_INPUT_PTX, path, 0, nullptr, nullptr));
+  EXPECT_CU(CUDA_ERROR_FILE_NOT_FOUND, cuLinkAddFile(link, CU_JIT_INPUT_PTX, "/nonexistent/x.ptx", 0, nullptr, nullptr));
+  CK(cuLinkComplete(link, &image, &size));
+  CK(cuModuleLoadData(&mod, image));
+  CK(cuModuleUnload(mod));
+  CK(cuLinkDestroy(link));
+  unlink(path);
+
+  // Options holding pointers the GPU host cannot use are refused.
+  CUjit_option bad[] = {CU_JIT_GLOBAL_SYMBOL_NAMES};
+  void* bad_vals[] = {nullptr};
+  EXPECT_CU(CUDA_ERROR_NOT_SUPPORTED, cuLinkCreate(1, bad, bad_vals, &link));
+  printf("linking: cuLinkAddData, cuLinkAddFile, cuLinkComplete, logs\n");
+}
+
+static void Memory(CUdevice dev, CUdeviceptr buf) {
+  CUmemAllocationProp prop = {};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = dev;
+  size_t gran = 0;
+  CK(cuMemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  CUdeviceptr base = 0;
+  CK(cuMemAddressReserve(&base, gran, 0, 0, 0));
+  CUmemGenericAllocationHandle h = 0;
+  CK(cuMemCreate(&h, gran, &prop, 0));
+  CK(cuMemMap(base, gran, 0, h, 0));
+  CUmemAccessDesc desc = {};
+  desc.location = prop.location;
+  desc.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  CK(cuMemSetAccess(base, gran, &desc, 1));
+  unsigned long long flags = 0;
+  CK(cuMemGetAccess(&flags, &prop.location, base + 128));
+  EXPECT(flags == CU_MEM_ACCESS_FLAGS_PROT_READWRITE);
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuMemGetAccess(nullptr, &prop.location, base));
+  CK(cuMemUnmap(base, gran));
+  CK(cuMemRelease(h));
+  CK(cuMemAddressFree(base, gran));
+
+  unsigned int one = 1;
+  CK(cuPointerSetAttribute(&one, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, buf));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuPointerSetAttribute(&one, CU_POINTER_ATTRIBUTE_CONTEXT, buf));
+  printf("memory: cuMemGetAccess, SYNC_MEMOPS\n");
+}
+
+int main() {
+  CK(cuInit(0));
+  CUdevice dev = 0;
+  CK(cuDeviceGet(&dev, 0));
+  CUcontext ctx = nullptr;
+  CK(cuDevicePrimaryCtxRetain(&ctx, dev));
+  CK(cuCtxSetCurrent(ctx));
+  const size_t size = 1 << 20;
+  CUdeviceptr buf = 0;
+  CK(cuMemAlloc(&buf, size));
+
+  TensorMaps(buf, size);
+  CK(cuProfilerStart());
+  CK(cuProfilerStop());
+  printf("profiler: start, stop\n");
+  StreamAttributes(buf);
+  Enumeration();
+  Linking();
+  Memory(dev, buf);
+
+  CK(cuMemFree(buf));
+  CK(cuCtxSynchronize());
+  CK(cuDevicePrimaryCtxRelease(dev));
+  printf("OK misc_calls\n");
+  return 0;
+}
