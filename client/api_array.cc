@@ -35,6 +35,32 @@ bool FindArray(ClientState* s, CUarray a, ArrayObj* out) {
 
 namespace {
 
+// Texture and surface objects are described from what the client recorded
+// at creation: queries cost no round trip. Unknown objects are
+// CUDA_ERROR_INVALID_VALUE, as the driver answers.
+template <class Out, class Pick>
+CUresult DescribeObject(ClientState* s, bool surface, uint64_t id, Out* out, Pick pick) {
+  if (out == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard<std::mutex> lock(s->arrays().mu);
+  auto& table = surface ? s->arrays().surfaces : s->arrays().textures;
+  auto it = table.find(id);
+  if (it == table.end()) return CUDA_ERROR_INVALID_VALUE;
+  *out = pick(it->second);
+  return CUDA_SUCCESS;
+}
+
+// Forgets a texture or surface object; `ctx` gets the context it was made in
+// (its destruction is then queued there). False if the object is unknown.
+bool ForgetObject(ClientState* s, bool surface, uint64_t id, uint64_t* ctx) {
+  std::lock_guard<std::mutex> lock(s->arrays().mu);
+  auto& table = surface ? s->arrays().surfaces : s->arrays().textures;
+  auto it = table.find(id);
+  if (it == table.end()) return false;
+  *ctx = it->second.ctx_id;
+  table.erase(it);
+  return true;
+}
+
 uint64_t FormatBytes(int format) {
   switch (format) {
     case CU_AD_FORMAT_UNSIGNED_INT8: case CU_AD_FORMAT_SIGNED_INT8: return 1;
@@ -301,46 +327,26 @@ CUresult cuTexObjectCreate(CUtexObject* out, const CUDA_RESOURCE_DESC* res, cons
 CUresult cuTexObjectDestroy(CUtexObject t) {
   RGPU_STATE_OR_RETURN(s);
   uint64_t ctx = 0;
-  {
-    std::lock_guard<std::mutex> lock(s->arrays().mu);
-    auto it = s->arrays().textures.find(t);
-    if (it == s->arrays().textures.end()) return CUDA_ERROR_INVALID_VALUE;
-    ctx = it->second.ctx_id;
-    s->arrays().textures.erase(it);
-  }
+  if (!ForgetObject(s, /*surface=*/false, t, &ctx)) return CUDA_ERROR_INVALID_VALUE;
   return Post(s, proto::CallId::kTexObjectDestroy, proto::TexObjectDestroyReq{ctx, t});
 }
 
 CUresult cuTexObjectGetResourceDesc(CUDA_RESOURCE_DESC* out, CUtexObject t) {
   RGPU_STATE_OR_RETURN(s);
-  if (out == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  std::lock_guard<std::mutex> lock(s->arrays().mu);
-  auto it = s->arrays().textures.find(t);
-  if (it == s->arrays().textures.end()) return CUDA_ERROR_INVALID_VALUE;
-  *out = it->second.res;
-  return CUDA_SUCCESS;
+  return DescribeObject(s, /*surface=*/false, t, out, [](const TexObj& o) { return o.res; });
 }
 
 CUresult cuTexObjectGetTextureDesc(CUDA_TEXTURE_DESC* out, CUtexObject t) {
   RGPU_STATE_OR_RETURN(s);
-  if (out == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  std::lock_guard<std::mutex> lock(s->arrays().mu);
-  auto it = s->arrays().textures.find(t);
-  if (it == s->arrays().textures.end()) return CUDA_ERROR_INVALID_VALUE;
-  *out = it->second.tex;
-  return CUDA_SUCCESS;
+  return DescribeObject(s, /*surface=*/false, t, out, [](const TexObj& o) { return o.tex; });
 }
 
 // Without a view at creation there is none to describe: the descriptor
 // comes back zeroed (format CU_RES_VIEW_FORMAT_NONE).
 CUresult cuTexObjectGetResourceViewDesc(CUDA_RESOURCE_VIEW_DESC* out, CUtexObject t) {
   RGPU_STATE_OR_RETURN(s);
-  if (out == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  std::lock_guard<std::mutex> lock(s->arrays().mu);
-  auto it = s->arrays().textures.find(t);
-  if (it == s->arrays().textures.end()) return CUDA_ERROR_INVALID_VALUE;
-  *out = it->second.has_view ? it->second.view : CUDA_RESOURCE_VIEW_DESC{};
-  return CUDA_SUCCESS;
+  return DescribeObject(s, /*surface=*/false, t, out,
+                        [](const TexObj& o) { return o.has_view ? o.view : CUDA_RESOURCE_VIEW_DESC{}; });
 }
 
 CUresult cuSurfObjectCreate(CUsurfObject* out, const CUDA_RESOURCE_DESC* res) {
@@ -370,24 +376,13 @@ CUresult cuSurfObjectCreate(CUsurfObject* out, const CUDA_RESOURCE_DESC* res) {
 CUresult cuSurfObjectDestroy(CUsurfObject o) {
   RGPU_STATE_OR_RETURN(s);
   uint64_t ctx = 0;
-  {
-    std::lock_guard<std::mutex> lock(s->arrays().mu);
-    auto it = s->arrays().surfaces.find(o);
-    if (it == s->arrays().surfaces.end()) return CUDA_ERROR_INVALID_VALUE;
-    ctx = it->second.ctx_id;
-    s->arrays().surfaces.erase(it);
-  }
+  if (!ForgetObject(s, /*surface=*/true, o, &ctx)) return CUDA_ERROR_INVALID_VALUE;
   return Post(s, proto::CallId::kSurfObjectDestroy, proto::SurfObjectDestroyReq{ctx, o});
 }
 
 CUresult cuSurfObjectGetResourceDesc(CUDA_RESOURCE_DESC* out, CUsurfObject o) {
   RGPU_STATE_OR_RETURN(s);
-  if (out == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  std::lock_guard<std::mutex> lock(s->arrays().mu);
-  auto it = s->arrays().surfaces.find(o);
-  if (it == s->arrays().surfaces.end()) return CUDA_ERROR_INVALID_VALUE;
-  *out = it->second.res;
-  return CUDA_SUCCESS;
+  return DescribeObject(s, /*surface=*/true, o, out, [](const TexObj& so) { return so.res; });
 }
 
 }  // extern "C"

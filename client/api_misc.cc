@@ -63,6 +63,25 @@ uint32_t Raw32(const void* enum_value) {
   return v;
 }
 
+// The arguments every encoding takes, in the order the driver's calls list them.
+TensorArgs Common(uint8_t kind, CUtensorMapDataType dtype, cuuint32_t rank, void* addr, const cuuint64_t* dims,
+                  const cuuint64_t* strides, const cuuint32_t* estrides, CUtensorMapInterleave interleave,
+                  CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob) {
+  TensorArgs a;
+  a.kind = kind;
+  a.dtype = dtype;
+  a.rank = rank;
+  a.addr = addr;
+  a.dims = dims;
+  a.strides = strides;
+  a.estrides = estrides;
+  a.interleave = interleave;
+  a.swizzle = swizzle;
+  a.l2 = l2;
+  a.oob = oob;
+  return a;
+}
+
 CUresult Encode(CUtensorMap* map, const TensorArgs& a) {
   // The driver's own argument checks on what it reads before the arrays.
   if (map == nullptr || reinterpret_cast<uintptr_t>(map) % 64 != 0) return CUDA_ERROR_INVALID_VALUE;
@@ -196,19 +215,9 @@ CUresult cuTensorMapEncodeTiled(CUtensorMap* tensorMap, CUtensorMapDataType tens
                                 CUtensorMapL2promotion l2Promotion, CUtensorMapFloatOOBfill oobFill) {
   RGPU_LOG_DEBUG("cuTensorMapEncodeTiled");
   if (boxDim == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  TensorArgs a;
-  a.kind = 0;
-  a.dtype = tensorDataType;
-  a.rank = tensorRank;
-  a.addr = globalAddress;
-  a.dims = globalDim;
-  a.strides = globalStrides;
+  TensorArgs a = Common(0, tensorDataType, tensorRank, globalAddress, globalDim, globalStrides, elementStrides,
+                        interleave, swizzle, l2Promotion, oobFill);
   a.box = boxDim;
-  a.estrides = elementStrides;
-  a.interleave = interleave;
-  a.swizzle = swizzle;
-  a.l2 = l2Promotion;
-  a.oob = oobFill;
   return Encode(tensorMap, a);
 }
 
@@ -224,22 +233,12 @@ CUresult cuTensorMapEncodeIm2col(CUtensorMap* tensorMap, CUtensorMapDataType ten
   if (tensorRank < 3 || tensorRank > kMaxTensorRank || pixelBoxLowerCorner == nullptr ||
       pixelBoxUpperCorner == nullptr)
     return CUDA_ERROR_INVALID_VALUE;
-  TensorArgs a;
-  a.kind = 1;
-  a.dtype = tensorDataType;
-  a.rank = tensorRank;
-  a.addr = globalAddress;
-  a.dims = globalDim;
-  a.strides = globalStrides;
-  a.estrides = elementStrides;
+  TensorArgs a = Common(1, tensorDataType, tensorRank, globalAddress, globalDim, globalStrides, elementStrides,
+                        interleave, swizzle, l2Promotion, oobFill);
   a.lower = PackArray(pixelBoxLowerCorner, tensorRank - 2);
   a.upper = PackArray(pixelBoxUpperCorner, tensorRank - 2);
   a.channels = channelsPerPixel;
   a.pixels = pixelsPerColumn;
-  a.interleave = interleave;
-  a.swizzle = swizzle;
-  a.l2 = l2Promotion;
-  a.oob = oobFill;
   return Encode(tensorMap, a);
 }
 
@@ -252,22 +251,12 @@ CUresult cuTensorMapEncodeIm2colWide(CUtensorMap* tensorMap, CUtensorMapDataType
                                      CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2Promotion,
                                      CUtensorMapFloatOOBfill oobFill) {
   RGPU_LOG_DEBUG("cuTensorMapEncodeIm2colWide");
-  TensorArgs a;
-  a.kind = 2;
-  a.dtype = tensorDataType;
-  a.rank = tensorRank;
-  a.addr = globalAddress;
-  a.dims = globalDim;
-  a.strides = globalStrides;
-  a.estrides = elementStrides;
+  TensorArgs a = Common(2, tensorDataType, tensorRank, globalAddress, globalDim, globalStrides, elementStrides,
+                        interleave, swizzle, l2Promotion, oobFill);
   a.lower = PackArray(&pixelBoxLowerCornerWidth, 1);
   a.upper = PackArray(&pixelBoxUpperCornerWidth, 1);
   a.channels = channelsPerPixel;
   a.pixels = pixelsPerColumn;
-  a.interleave = interleave;
-  a.swizzle = swizzle;
-  a.l2 = l2Promotion;
-  a.oob = oobFill;
   a.mode = Raw32(&mode);
   return Encode(tensorMap, a);
 }
