@@ -191,6 +191,21 @@ TEST(EndToEnd, LaunchBlockingReportsAnErrorAtTheLaunch) {
   EXPECT_NE(r2.exit_code, 0);
 }
 
+TEST(EndToEnd, WipeAfterAStickyErrorSaysWhyItCannotWrite) {
+  // A faulted context runs nothing more, a memset included: the wipe must
+  // report that once and plainly (the memory goes back to the driver when
+  // the worker exits), not fail range by range with a bare error code.
+  TestServer server;
+  RunResult r = RunProgram({Program("sticky_fault")}, server.ClientEnv(), 60);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("sync cudaErrorIllegalAddress"), std::string::npos) << r.out;
+  for (int i = 0; i < 100 && server.Log().find("sticky error") == std::string::npos; ++i) usleep(50 * 1000);
+  std::string log = server.Log();
+  EXPECT_NE(log.find("the context has a sticky error (CUresult 700)"), std::string::npos) << log;
+  EXPECT_EQ(log.find("memset failed"), std::string::npos) << log;
+  EXPECT_TRUE(server.alive());
+}
+
 TEST(EndToEnd, NoServerFailsAtInitWithAReason) {
   std::map<std::string, std::string> env = {{"LD_LIBRARY_PATH", ClientLibDir()},
                                             {"RGPU_SERVER", "127.0.0.1:9"}};  // nothing listens
