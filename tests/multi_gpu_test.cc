@@ -40,6 +40,17 @@ bool WaitForStatus(const TestServer& server, Pred pred) {
   return false;
 }
 
+// True once all `n` GPUs have a ready warm worker. A lease takes ready GPUs,
+// lowest index first, so a test that names the GPUs a session gets waits for
+// this first (under load a slow warm worker once made a lease 0,2, not 0,1).
+bool AllWarm(const TestServer& server, size_t n) {
+  return WaitForStatus(server, [n](const json& s) {
+    for (const json& g : s["gpus"])
+      if (g.value("state", "") != "free") return false;
+    return s["gpus"].size() == n;
+  });
+}
+
 // Attached sessions' GPU lists (host indices), in status order.
 std::vector<std::vector<int>> AttachedGpus(const json& js) {
   std::vector<std::vector<int>> out;
@@ -78,6 +89,7 @@ TEST(MultiGpu, AllMeansEveryGpuOfTheServer) {
 
 TEST(MultiGpu, LeasesAreExclusiveLeftoversServeOthersAndTheNextOneWaits) {
   TestServer server({"--sim-gpus", "3"});
+  ASSERT_TRUE(AllWarm(server, 3)) << server.StatusJson();
   auto two = Env(server, "2");
   two["EXPECT"] = "2";
   Child a({Program("multi_gpu"), "2.5"}, two);
@@ -154,6 +166,7 @@ TEST(MultiGpu, BadRgpuGpusFailsAtInit) {
 
 TEST(MultiGpu, StatusCommandShowsSessionsAndTheirGpus) {
   TestServer server({"--sim-gpus", "3"});
+  ASSERT_TRUE(AllWarm(server, 3)) << server.StatusJson();
   auto two = Env(server, "2");
   Child a({Program("multi_gpu"), "1"}, two);
   ASSERT_TRUE(a.WaitForOutput("READY", 30));
