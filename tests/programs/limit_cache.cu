@@ -1,20 +1,11 @@
 // cuCtxGetLimit through rgpu: answered from the client's cache after the
 // first ask, forgotten by cuCtxSetLimit. Prints "OK limits" when every value
 // matches what was set; the e2e test counts the round trips (RGPU_STATS=1).
+#include "check.h"
+
 #include <cuda.h>
 
 #include <cstdio>
-
-#define CK(x)                                                               \
-  do {                                                                      \
-    CUresult r_ = (x);                                                      \
-    if (r_ != CUDA_SUCCESS) {                                               \
-      const char* n_ = nullptr;                                             \
-      cuGetErrorName(r_, &n_);                                              \
-      printf("FAIL %s:%d %s: %s\n", __FILE__, __LINE__, #x, n_ ? n_ : "?"); \
-      return 1;                                                             \
-    }                                                                       \
-  } while (0)
 
 int main() {
   CK(cuInit(0));

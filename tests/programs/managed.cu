@@ -2,48 +2,41 @@
 // work, device writes must be visible to the host afterwards, for a small
 // allocation (fetched whole) and a large one (fetched by blocks). Uses only
 // copies and memsets, so it runs on the sim backend without kernels.
+#include "check.h"
+
 #include <cuda_runtime.h>
 
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
-#define CK(x)                                                                   \
-  do {                                                                          \
-    cudaError_t e_ = (x);                                                       \
-    if (e_ != cudaSuccess) {                                                    \
-      printf("FAIL %s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorName(e_)); \
-      return 1;                                                                 \
-    }                                                                           \
-  } while (0)
-
 static int Check(size_t n) {
   unsigned* m = nullptr;
   unsigned* d = nullptr;
-  CK(cudaMallocManaged(&m, n * sizeof(unsigned)));
-  CK(cudaMalloc(&d, n * sizeof(unsigned)));
+  CK_RT(cudaMallocManaged(&m, n * sizeof(unsigned)));
+  CK_RT(cudaMalloc(&d, n * sizeof(unsigned)));
   for (size_t i = 0; i < n; ++i) m[i] = static_cast<unsigned>(i * 3 + 1);  // host writes
-  CK(cudaMemcpy(d, m, n * sizeof(unsigned), cudaMemcpyDefault));             // device reads them
+  CK_RT(cudaMemcpy(d, m, n * sizeof(unsigned), cudaMemcpyDefault));             // device reads them
   std::vector<unsigned> h(n);
-  CK(cudaMemcpy(h.data(), d, n * sizeof(unsigned), cudaMemcpyDeviceToHost));
+  CK_RT(cudaMemcpy(h.data(), d, n * sizeof(unsigned), cudaMemcpyDeviceToHost));
   for (size_t i = 0; i < n; ++i)
     if (h[i] != i * 3 + 1) { printf("FAIL host->device at %zu: %u\n", i, h[i]); return 1; }
-  CK(cudaMemset(m, 0, n * sizeof(unsigned)));  // the device writes managed memory
-  CK(cudaDeviceSynchronize());
+  CK_RT(cudaMemset(m, 0, n * sizeof(unsigned)));  // the device writes managed memory
+  CK_RT(cudaDeviceSynchronize());
   for (size_t i = 0; i < n; i += 997)
     if (m[i] != 0) { printf("FAIL device memset not visible at %zu: %u\n", i, m[i]); return 1; }
-  CK(cudaMemcpy(m, d, n * sizeof(unsigned), cudaMemcpyDeviceToDevice));
-  CK(cudaDeviceSynchronize());
+  CK_RT(cudaMemcpy(m, d, n * sizeof(unsigned), cudaMemcpyDeviceToDevice));
+  CK_RT(cudaDeviceSynchronize());
   for (size_t i = 0; i < n; ++i)
     if (m[i] != i * 3 + 1) { printf("FAIL device copy not visible at %zu: %u\n", i, m[i]); return 1; }
   m[n - 1] = 12345;  // a host write after a host read of the same block
-  CK(cudaMemcpy(h.data(), m, n * sizeof(unsigned), cudaMemcpyDefault));
+  CK_RT(cudaMemcpy(h.data(), m, n * sizeof(unsigned), cudaMemcpyDefault));
   if (h[n - 1] != 12345 || h[0] != 1) { printf("FAIL host write lost: %u %u\n", h[n - 1], h[0]); return 1; }
   cudaPointerAttributes a;
-  CK(cudaPointerGetAttributes(&a, m));
+  CK_RT(cudaPointerGetAttributes(&a, m));
   if (a.type != cudaMemoryTypeManaged) { printf("FAIL pointer type %d\n", a.type); return 1; }
-  CK(cudaFree(m));
-  CK(cudaFree(d));
+  CK_RT(cudaFree(m));
+  CK_RT(cudaFree(d));
   return 0;
 }
 

@@ -7,6 +7,8 @@
 //
 //   swap_bench [MIB=64] [ROUNDS=1] [IDLE=0.1]
 // Exit codes: 0 intact, 2 data wrong, 1 a CUDA call failed.
+#include "check.h"
+
 #include <cuda.h>
 
 #include <chrono>
@@ -14,17 +16,6 @@
 #include <cstdlib>
 #include <thread>
 #include <vector>
-
-#define CK(x)                                                                   \
-  do {                                                                          \
-    CUresult r_ = (x);                                                          \
-    if (r_ != CUDA_SUCCESS) {                                                   \
-      const char* n_ = nullptr;                                                 \
-      cuGetErrorName(r_, &n_);                                                  \
-      printf("CUDA-FAILED %s:%d %s: %s\n", __FILE__, __LINE__, #x, n_ ? n_ : "?"); \
-      return 1;                                                                 \
-    }                                                                           \
-  } while (0)
 
 using Clock = std::chrono::steady_clock;
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }

@@ -6,6 +6,8 @@
 //   swap_check ROUNDS IDLE_SECONDS
 // Prints READY after setup and "ROUND r OK" after each checked round; exit
 // codes: 0 all intact, 2 data or pointer check failed, 1 a CUDA call failed.
+#include "check.h"
+
 #include <cuda_runtime.h>
 
 #include <chrono>
@@ -21,15 +23,6 @@ __global__ void scaleInPlace(float* x, float s, int n) {
   if (i < n) x[i] *= s;
 }
 
-#define CK(x)                                                                    \
-  do {                                                                           \
-    cudaError_t e_ = (x);                                                        \
-    if (e_ != cudaSuccess) {                                                     \
-      printf("CUDA-FAILED %s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorName(e_)); \
-      return 1;                                                                  \
-    }                                                                            \
-  } while (0)
-
 int main(int argc, char** argv) {
   int rounds = argc > 1 ? atoi(argv[1]) : 2;
   double idle = argc > 2 ? atof(argv[2]) : 1.0;
@@ -38,18 +31,18 @@ int main(int argc, char** argv) {
   float* data = nullptr;
   int* tiny = nullptr;
   unsigned char* marker = nullptr;
-  CK(cudaMalloc(&data, n * sizeof(float)));
-  CK(cudaMalloc(&tiny, sizeof(int)));  // small: shares a chunk
-  CK(cudaMalloc(&marker, marker_bytes));
+  CK_RT(cudaMalloc(&data, n * sizeof(float)));
+  CK_RT(cudaMalloc(&tiny, sizeof(int)));  // small: shares a chunk
+  CK_RT(cudaMalloc(&marker, marker_bytes));
   std::vector<float> h(n), back(n);
   for (int i = 0; i < n; ++i) h[i] = static_cast<float>(i % 1000) * 0.5f;
-  CK(cudaMemcpy(data, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+  CK_RT(cudaMemcpy(data, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
   int seven = 7;
-  CK(cudaMemcpy(tiny, &seven, sizeof seven, cudaMemcpyHostToDevice));
-  CK(cudaMemset(marker, 0xAB, marker_bytes));
+  CK_RT(cudaMemcpy(tiny, &seven, sizeof seven, cudaMemcpyHostToDevice));
+  CK_RT(cudaMemset(marker, 0xAB, marker_bytes));
   cudaStream_t stream;
-  CK(cudaStreamCreate(&stream));
-  CK(cudaDeviceSynchronize());
+  CK_RT(cudaStreamCreate(&stream));
+  CK_RT(cudaDeviceSynchronize());
   printf("READY\n");  // no addresses: the output is compared with a local run
   fflush(stdout);
   std::vector<unsigned char> mk(marker_bytes);
@@ -58,18 +51,18 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::duration<double>(idle));
     // Compute on the old pointers: they must still name this session's data.
     scaleInPlace<<<(n + 255) / 256, 256, 0, stream>>>(data, 2.0f, n);
-    CK(cudaGetLastError());
-    CK(cudaStreamSynchronize(stream));
+    CK_RT(cudaGetLastError());
+    CK_RT(cudaStreamSynchronize(stream));
     scale *= 2;
-    CK(cudaMemcpy(back.data(), data, n * sizeof(float), cudaMemcpyDeviceToHost));
+    CK_RT(cudaMemcpy(back.data(), data, n * sizeof(float), cudaMemcpyDeviceToHost));
     for (int i = 0; i < n; ++i)
       if (back[i] != h[i] * scale) {
         printf("DATA-WRONG round %d at %d: %g != %g\n", r, i, back[i], h[i] * scale);
         return 2;
       }
     int t = 0;
-    CK(cudaMemcpy(&t, tiny, sizeof t, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(mk.data(), marker, marker_bytes, cudaMemcpyDeviceToHost));
+    CK_RT(cudaMemcpy(&t, tiny, sizeof t, cudaMemcpyDeviceToHost));
+    CK_RT(cudaMemcpy(mk.data(), marker, marker_bytes, cudaMemcpyDeviceToHost));
     if (t != 7) {
       printf("TINY-WRONG round %d: %d\n", r, t);
       return 2;
@@ -82,10 +75,10 @@ int main(int argc, char** argv) {
     printf("ROUND %d OK\n", r);
     fflush(stdout);
   }
-  CK(cudaStreamDestroy(stream));
-  CK(cudaFree(data));
-  CK(cudaFree(tiny));
-  CK(cudaFree(marker));
+  CK_RT(cudaStreamDestroy(stream));
+  CK_RT(cudaFree(data));
+  CK_RT(cudaFree(tiny));
+  CK_RT(cudaFree(marker));
   printf("ALL OK\n");
   return 0;
 }

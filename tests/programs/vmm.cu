@@ -1,21 +1,12 @@
 // Virtual memory management through rgpu (what PyTorch's expandable segments
 // do): reserve a range, back it with two physical allocations mapped end to
 // end, copy across the seam both ways, then tear everything down.
+#include "check.h"
+
 #include <cuda.h>
 
 #include <cstdio>
 #include <vector>
-
-#define CK(x)                                                           \
-  do {                                                                  \
-    CUresult r_ = (x);                                                  \
-    if (r_ != CUDA_SUCCESS) {                                           \
-      const char* n_ = nullptr;                                         \
-      cuGetErrorName(r_, &n_);                                          \
-      printf("FAIL %s:%d %s: %s\n", __FILE__, __LINE__, #x, n_ ? n_ : "?"); \
-      return 1;                                                         \
-    }                                                                   \
-  } while (0)
 
 int main() {
   CK(cuInit(0));
