@@ -113,6 +113,23 @@ BIO* NewSockBio(int fd) {
   return b;
 }
 
+// A new SSL on socket `fd`: it writes to the socket; it reads from the socket
+// too, or, when `fed`, from a memory BIO its owner fills (the supervisor
+// reads the socket itself so it never takes bytes beyond its own session).
+Result<SSL*> NewSsl(Context& ctx, int fd, bool fed) {
+  ERR_clear_error();
+  SSL* ssl = SSL_new(ctx.raw());
+  BIO* in = ssl == nullptr || !fed ? nullptr : BIO_new(BIO_s_mem());
+  BIO* out = ssl == nullptr || (fed && in == nullptr) ? nullptr : NewSockBio(fd);
+  if (out == nullptr) {
+    BIO_free(in);
+    SSL_free(ssl);
+    return Status::Internal("TLS: SSL_new: " + TakeErrors());
+  }
+  SSL_set_bio(ssl, fed ? in : out, out);
+  return ssl;
+}
+
 // The socket BIO's state (the write side: in fed mode the read side is a
 // memory BIO).
 SockData* Sock(ssl_st* ssl) {
@@ -241,14 +258,9 @@ Result<std::unique_ptr<Stream>> Stream::Connect(std::shared_ptr<Context> ctx, in
                                                 const std::string& server_name, int timeout_ms,
                                                 bool* plaintext_peer) {
   if (plaintext_peer != nullptr) *plaintext_peer = false;
-  ERR_clear_error();
-  SSL* ssl = SSL_new(ctx->raw());
-  BIO* bio = ssl == nullptr ? nullptr : NewSockBio(fd);
-  if (bio == nullptr) {
-    SSL_free(ssl);
-    return Status::Internal("TLS: SSL_new: " + TakeErrors());
-  }
-  SSL_set_bio(ssl, bio, bio);
+  Result<SSL*> made = NewSsl(*ctx, fd, /*fed=*/false);
+  if (!made.ok()) return made.take_status();
+  SSL* ssl = *made;
   std::unique_ptr<Stream> s(new Stream(std::move(ctx), ssl, fd, false));
   SSL_set_connect_state(ssl);
   // The certificate must name the host we meant: a DNS name, or an IP
@@ -272,14 +284,9 @@ Result<std::unique_ptr<Stream>> Stream::Connect(std::shared_ptr<Context> ctx, in
 }
 
 Result<std::unique_ptr<Stream>> Stream::Accept(std::shared_ptr<Context> ctx, int fd, int timeout_ms) {
-  ERR_clear_error();
-  SSL* ssl = SSL_new(ctx->raw());
-  BIO* bio = ssl == nullptr ? nullptr : NewSockBio(fd);
-  if (bio == nullptr) {
-    SSL_free(ssl);
-    return Status::Internal("TLS: SSL_new: " + TakeErrors());
-  }
-  SSL_set_bio(ssl, bio, bio);
+  Result<SSL*> made = NewSsl(*ctx, fd, /*fed=*/false);
+  if (!made.ok()) return made.take_status();
+  SSL* ssl = *made;
   std::unique_ptr<Stream> s(new Stream(std::move(ctx), ssl, fd, false));
   SSL_set_accept_state(ssl);
   SetNonBlocking(fd);
@@ -288,16 +295,9 @@ Result<std::unique_ptr<Stream>> Stream::Accept(std::shared_ptr<Context> ctx, int
 }
 
 Result<std::unique_ptr<Stream>> Stream::AcceptFed(std::shared_ptr<Context> ctx, int fd) {
-  ERR_clear_error();
-  SSL* ssl = SSL_new(ctx->raw());
-  BIO* in = ssl == nullptr ? nullptr : BIO_new(BIO_s_mem());
-  BIO* out = in == nullptr ? nullptr : NewSockBio(fd);
-  if (out == nullptr) {
-    BIO_free(in);
-    SSL_free(ssl);
-    return Status::Internal("TLS: SSL_new: " + TakeErrors());
-  }
-  SSL_set_bio(ssl, in, out);
+  Result<SSL*> made = NewSsl(*ctx, fd, /*fed=*/true);
+  if (!made.ok()) return made.take_status();
+  SSL* ssl = *made;
   SSL_set_accept_state(ssl);
   SetNonBlocking(fd);
   return std::unique_ptr<Stream>(new Stream(std::move(ctx), ssl, fd, true));

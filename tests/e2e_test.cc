@@ -20,24 +20,6 @@ namespace {
 
 std::string Program(const std::string& name) { return BuildDir() + "/tests/programs/" + name; }
 
-std::vector<std::string> E2EPrograms() {
-  std::vector<std::string> out;
-  std::string dir = BuildDir() + "/tests/e2e";
-  DIR* d = opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    std::string path = dir + "/" + e->d_name;
-    struct stat st {};
-    if (e->d_name[0] == '.' || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-        !(st.st_mode & S_IXUSR))
-      continue;
-    out.push_back(path);
-  }
-  closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 TEST(EndToEnd, EveryProgramPassesOverSim) {
   std::vector<std::string> programs = E2EPrograms();
   ASSERT_GE(programs.size(), 4u) << "test programs missing under " << BuildDir() << "/tests/e2e";

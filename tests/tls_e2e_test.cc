@@ -66,23 +66,6 @@ std::string* TlsE2E::dir_ = nullptr;
 tls::TestPki* TlsE2E::pki_ = nullptr;
 std::string* TlsE2E::other_ca_ = nullptr;
 
-std::vector<std::string> E2EPrograms() {
-  std::vector<std::string> out;
-  std::string dir = BuildDir() + "/tests/e2e";
-  DIR* d = opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    std::string path = dir + "/" + e->d_name;
-    struct stat st {};
-    if (e->d_name[0] == '.' || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
-      continue;
-    out.push_back(path);
-  }
-  closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 TEST_F(TlsE2E, EveryProgramPassesOverTls) {
   std::vector<std::string> programs = E2EPrograms();
   ASSERT_GE(programs.size(), 4u);

@@ -6,9 +6,11 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -22,6 +24,23 @@ namespace rgpu::testing {
 std::string BuildDir() { return RGPU_BUILD_DIR; }
 std::string ServerBinary() { return BuildDir() + "/bin/rgpu-server"; }
 std::string ClientLibDir() { return BuildDir() + "/lib"; }
+
+std::vector<std::string> E2EPrograms() {
+  std::vector<std::string> out;
+  std::string dir = BuildDir() + "/tests/e2e";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    std::string path = dir + "/" + e->d_name;
+    struct stat st {};
+    if (e->d_name[0] == '.' || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
+      continue;
+    out.push_back(path);
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 namespace {
 double Now() {

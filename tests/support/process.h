@@ -14,6 +14,8 @@ namespace rgpu::testing {
 std::string BuildDir();
 std::string ServerBinary();
 std::string ClientLibDir();
+// Every executable under BuildDir()/tests/e2e (the nvcc-built CUDA programs), sorted.
+std::vector<std::string> E2EPrograms();
 
 struct RunResult {
   int exit_code = -1;  // -1: killed by signal or timed out
