@@ -319,7 +319,16 @@ void Connection::ReceiveLoop() {
       }
       if (!w) return Fail(Status::Protocol("reply to unknown request " + std::to_string(h.request_id)));
       st = ReceiveReply(reader, h, w);
-      if (!st.ok()) return Fail(std::move(st));
+      if (!st.ok()) {
+        // The waiter is no longer in waiters_: put it back so that Fail
+        // releases it with the others (a link lost in the middle of a
+        // reply must not leave its caller waiting forever).
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          waiters_[h.request_id] = std::move(w);
+        }
+        return Fail(std::move(st));
+      }
       continue;
     }
     body.resize(h.length);
