@@ -98,6 +98,12 @@ CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytesize, CUstream h) {
   return MemAllocAsync(dptr, bytesize, h, true);
 }
 
+// True for memory from cuMemHostAlloc with CU_MEMHOSTALLOC_DEVICEMAP.
+static bool IsMappedHost(ClientState* s, const void* p) {
+  unsigned flags = 0;
+  return s->IsHostRange(p, nullptr, &flags) && (flags & CU_MEMHOSTALLOC_DEVICEMAP) && IsManaged(reinterpret_cast<CUdeviceptr>(p));
+}
+
 CUresult cuMemFree_v2(CUdeviceptr dptr);
 
 CUresult MemFreeAsync(CUdeviceptr dptr, CUstream h, bool pt) {
@@ -115,6 +121,8 @@ CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream h) { return MemFreeAsync
 CUresult cuMemFree_v2(CUdeviceptr dptr) {
   RGPU_STATE_OR_RETURN(s);
   if (dptr == 0) return CUDA_SUCCESS;
+  // Mapped pinned memory is host memory to the program: cuMemFreeHost frees it.
+  if (IsMappedHost(s, reinterpret_cast<void*>(dptr))) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult mr; FreeManaged(s, dptr, &mr)) return mr;
   CtxObj* ctx = nullptr;
   CUdeviceptr base = 0;
@@ -150,12 +158,27 @@ CUresult cuMemGetAddressRange_v2(CUdeviceptr* pbase, size_t* psize, CUdeviceptr 
 
 // Pinned host memory is emulated with ordinary host memory: the bytes still
 // cross the network, so page-locking here would buy nothing.
+// Mapped pinned memory (CU_MEMHOSTALLOC_DEVICEMAP, cudaHostAllocMapped) is
+// read and written by kernels through its device pointer ("zero copy"). A
+// GPU across the network cannot reach this host's memory, so it is served
+// as managed memory (client/managed_memory.h): device memory on the GPU host
+// with this process's copy mapped at the same address, kept coherent at
+// GPU-work boundaries. The host pointer is the device pointer, as with
+// unified addressing on a local GPU.
 CUresult cuMemHostAlloc(void** pp, size_t bytesize, unsigned int flags) {
   if (pp == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   RGPU_CTX_OR_RETURN(s, c);
   if (flags & ~(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_WRITECOMBINED))
     return CUDA_ERROR_INVALID_VALUE;
+  if (flags & CU_MEMHOSTALLOC_DEVICEMAP) {
+    CUdeviceptr d = 0;
+    CUresult r = AllocManaged(s, c, bytesize ? bytesize : 1, &d);
+    if (r != CUDA_SUCCESS) return r;
+    s->AddHostRange(reinterpret_cast<void*>(d), bytesize, flags, /*owned=*/true);
+    *pp = reinterpret_cast<void*>(d);
+    return CUDA_SUCCESS;
+  }
   void* p = nullptr;
   if (posix_memalign(&p, 4096, bytesize ? bytesize : 1) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
   s->AddHostRange(p, bytesize, flags, /*owned=*/true);
@@ -163,11 +186,29 @@ CUresult cuMemHostAlloc(void** pp, size_t bytesize, unsigned int flags) {
   return CUDA_SUCCESS;
 }
 
+CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* pdptr, void* p, unsigned int flags) {
+  if (pdptr == nullptr || p == nullptr || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  if (IsMappedHost(s, p)) {
+    *pdptr = reinterpret_cast<CUdeviceptr>(p);
+    return CUDA_SUCCESS;
+  }
+  if (s->IsHostRange(p))  // pinned or registered without DEVICEMAP: not reachable from the GPU host
+    return ReportUnsupported("cuMemHostGetDevicePointer on host memory allocated or registered without CU_MEMHOSTALLOC_DEVICEMAP");
+  return CUDA_ERROR_INVALID_VALUE;
+}
+
 CUresult cuMemAllocHost_v2(void** pp, size_t bytesize) { return cuMemHostAlloc(pp, bytesize, 0); }
 
 CUresult cuMemFreeHost(void* p) {
   RGPU_STATE_OR_RETURN(s);
   bool owned = false;
+  if (IsMappedHost(s, p)) {
+    CUresult r = CUDA_ERROR_INVALID_VALUE;
+    if (!s->RemoveHostRange(p, &owned) || !FreeManaged(s, reinterpret_cast<CUdeviceptr>(p), &r))
+      return CUDA_ERROR_INVALID_VALUE;
+    return r;
+  }
   if (!s->RemoveHostRange(p, &owned) || !owned) return CUDA_ERROR_INVALID_VALUE;
   free(p);
   return CUDA_SUCCESS;
@@ -205,6 +246,8 @@ CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribute, CUdevi
   bool device = s->FindAllocation(ptr, &base, &size, &ctx);
   uint64_t host_size = 0;
   unsigned host_flags = 0;
+  // Mapped pinned memory: host memory that also has a device pointer.
+  bool mapped = device && IsMappedHost(s, reinterpret_cast<void*>(ptr));
   bool host = !device && s->IsHostRange(reinterpret_cast<void*>(ptr), &host_size, &host_flags);
   if (!device && !host) return CUDA_ERROR_INVALID_VALUE;
   switch (attribute) {
@@ -212,18 +255,18 @@ CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribute, CUdevi
       *static_cast<CUcontext*>(data) = reinterpret_cast<CUcontext>(device ? ctx : s->Current());
       return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
-      *static_cast<unsigned*>(data) = device ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+      *static_cast<unsigned*>(data) = device && !mapped ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
       return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
       if (!device) return CUDA_ERROR_INVALID_VALUE;  // host memory is not mapped for the GPU
       *static_cast<CUdeviceptr*>(data) = ptr;
       return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_HOST_POINTER:
-      if (device) return CUDA_ERROR_INVALID_VALUE;
+      if (device && !mapped) return CUDA_ERROR_INVALID_VALUE;
       *static_cast<void**>(data) = reinterpret_cast<void*>(ptr);
       return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED:
-      *static_cast<int*>(data) = device && IsManaged(ptr) ? 1 : 0;
+      *static_cast<int*>(data) = device && !mapped && IsManaged(ptr) ? 1 : 0;
       return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_MAPPED:
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:

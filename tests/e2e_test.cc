@@ -56,6 +56,17 @@ TEST(EndToEnd, ManagedMemoryIsCoherentBothWays) {
   EXPECT_NE(r.out.find("OK managed"), std::string::npos) << r.out;
 }
 
+TEST(EndToEnd, MappedPinnedMemoryIsReadAndWrittenByKernels) {
+  TestServer server;
+  RunResult r = RunProgram({Program("zero_copy")}, server.ClientEnv(), 120);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("OK zero_copy"), std::string::npos) << r.out;
+  // Plain pinned memory has no device pointer across the network: an error
+  // and one line naming the call, never a pointer the GPU cannot use.
+  EXPECT_NE(r.out.find("plain pinned device pointer: cudaErrorNotSupported"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("cuMemHostGetDevicePointer"), std::string::npos) << r.err;
+}
+
 TEST(EndToEnd, DeviceOutputAndHostFunctionsReachTheClientInOrder) {
   TestServer server;
   RunResult r = RunProgram({Program("device_output")}, server.ClientEnv(), 60);

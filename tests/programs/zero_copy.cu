@@ -1,0 +1,80 @@
+// Mapped pinned memory ("zero copy", as in the CUDA sample simpleZeroCopy):
+// cudaHostAlloc(cudaHostAllocMapped) buffers are written by the host, read
+// and written by a kernel through cudaHostGetDevicePointer's pointer, and
+// the kernel's results are read by the host after a synchronisation, twice
+// (the second round checks that host writes after GPU work reach the GPU
+// again). Also: pointer attributes say host memory, plain pinned memory has
+// no device pointer across the network (an error, never a wrong pointer),
+// and cudaFreeHost frees mapped memory. Prints "OK zero_copy".
+#include "check.h"
+
+#include <cuda_runtime.h>
+
+#include <cstdio>
+
+// The sim backend runs this kernel by its name (backend/sim/test_kernels.cc).
+__global__ void vectorAdd(const float* a, const float* b, float* c, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) c[i] = a[i] + b[i];
+}
+
+int main() {
+  const int n = 1 << 20;  // 4 MiB per buffer
+  CK_RT(cudaSetDeviceFlags(cudaDeviceMapHost));
+  float *a = nullptr, *b = nullptr, *c = nullptr;
+  CK_RT(cudaHostAlloc(&a, n * sizeof(float), cudaHostAllocMapped));
+  CK_RT(cudaHostAlloc(&b, n * sizeof(float), cudaHostAllocMapped | cudaHostAllocPortable));
+  CK_RT(cudaHostAlloc(&c, n * sizeof(float), cudaHostAllocMapped));
+  float *da = nullptr, *db = nullptr, *dc = nullptr;
+  CK_RT(cudaHostGetDevicePointer(&da, a, 0));
+  CK_RT(cudaHostGetDevicePointer(&db, b, 0));
+  CK_RT(cudaHostGetDevicePointer(&dc, c, 0));
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < n; ++i) {
+      a[i] = static_cast<float>(i % 1000) + round;
+      b[i] = static_cast<float>(round * 7);
+      c[i] = -1;
+    }
+    vectorAdd<<<(n + 255) / 256, 256>>>(da, db, dc, n);
+    CK_RT(cudaGetLastError());
+    CK_RT(cudaDeviceSynchronize());
+    for (int i = 0; i < n; ++i) {
+      if (c[i] != a[i] + b[i]) {
+        printf("FAIL round %d: c[%d] = %f, want %f\n", round, i, c[i], a[i] + b[i]);
+        return 1;
+      }
+    }
+  }
+  cudaPointerAttributes attr;
+  CK_RT(cudaPointerGetAttributes(&attr, a));
+  if (attr.type != cudaMemoryTypeHost || attr.devicePointer != da || attr.hostPointer != a) {
+    printf("FAIL attributes: type %d device %p host %p\n", attr.type, attr.devicePointer, attr.hostPointer);
+    return 1;
+  }
+  unsigned flags = 0;
+  CK_RT(cudaHostGetFlags(&flags, b));
+  if (!(flags & cudaHostAllocMapped)) {
+    printf("FAIL flags %u\n", flags);
+    return 1;
+  }
+  // Plain pinned memory: on a local GPU it is mapped too (unified
+  // addressing); across the network it cannot be, and says so.
+  float* plain = nullptr;
+  CK_RT(cudaMallocHost(&plain, 4096));
+  float* dplain = nullptr;
+  cudaError_t e = cudaHostGetDevicePointer(&dplain, plain, 0);
+  printf("plain pinned device pointer: %s\n", cudaGetErrorName(e));
+  (void)cudaGetLastError();
+  CK_RT(cudaFreeHost(plain));
+  // cudaFree does not take host memory; cudaFreeHost does.
+  if (cudaFree(a) == cudaSuccess) {
+    printf("FAIL cudaFree accepted mapped host memory\n");
+    return 1;
+  }
+  (void)cudaGetLastError();
+  CK_RT(cudaFreeHost(a));
+  CK_RT(cudaFreeHost(b));
+  CK_RT(cudaFreeHost(c));
+  printf("OK zero_copy\n");
+  return 0;
+}
