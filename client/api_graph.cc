@@ -106,6 +106,10 @@ CUresult LaunchOrUpload(CUgraphExec he, CUstream h, bool pt, bool upload) {
   uint64_t id = 0;
   if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
   if (CUresult r = PrepareExecLaunch(s, e); r != CUDA_SUCCESS) return r;
+  if (e->model != nullptr && e->model->direct) {  // runs on the client (graph_model.h)
+    if (upload) return CUDA_SUCCESS;
+    return LaunchDirect(s, e, pt && h == nullptr ? CU_STREAM_PER_THREAD : h);
+  }
   if (upload) return Post(s, proto::CallId::kGraphUpload, proto::GraphUploadReq{e->ctx->id, e->id, id});
   if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
   // Its kernels may make the driver raise the stack limit (api_launch.cc).
@@ -188,7 +192,9 @@ CUresult cuGraphExecDestroy(CUgraphExec he) {
   RGPU_STATE_OR_RETURN(s);
   ExecObj* e = s->FindExec(he);
   if (e == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  CUresult r = Post(s, proto::CallId::kGraphExecDestroy, proto::GraphExecDestroyReq{e->ctx->id, e->id});
+  CUresult r = CUDA_SUCCESS;
+  if (e->model == nullptr || !e->model->direct)  // a direct exec has nothing on the worker
+    r = Post(s, proto::CallId::kGraphExecDestroy, proto::GraphExecDestroyReq{e->ctx->id, e->id});
   s->DropExec(e);
   return r;
 }

@@ -84,7 +84,13 @@ CUresult SetMemset(ClientState* s, GraphNode* n, const CUDA_MEMSET_NODE_PARAMS* 
   return CUDA_SUCCESS;
 }
 
-// Device sides only: see the file comment.
+// Whether one side of a copy is host memory (a graph copying it runs on the
+// client: ExecModel::direct).
+bool HostSide(ClientState* s, CUmemorytype type, CUdeviceptr dev) {
+  if (type == CU_MEMORYTYPE_HOST) return true;
+  return type == CU_MEMORYTYPE_UNIFIED && !OnDevice(s, dev, 1);  // a unified address of host memory
+}
+
 CUresult SetMemcpy(ClientState* s, GraphNode* n, const CUDA_MEMCPY3D* p) {
   if (p == nullptr) return CUDA_ERROR_INVALID_VALUE;
   if (p->srcMemoryType == CU_MEMORYTYPE_ARRAY || p->dstMemoryType == CU_MEMORYTYPE_ARRAY)
@@ -95,8 +101,7 @@ CUresult SetMemcpy(ClientState* s, GraphNode* n, const CUDA_MEMCPY3D* p) {
     if (type != CU_MEMORYTYPE_HOST && type != CU_MEMORYTYPE_DEVICE && type != CU_MEMORYTYPE_UNIFIED)
       return CUDA_ERROR_INVALID_VALUE;
     if (ptr == 0) return CUDA_ERROR_INVALID_VALUE;
-    if (!OnDevice(s, ptr, 1))
-      return ReportUnsupported("cuGraphAddMemcpyNode with a host side (host memory stays on the client)");
+    if (type == CU_MEMORYTYPE_DEVICE && !OnDevice(s, ptr, 1)) return CUDA_ERROR_INVALID_VALUE;
   }
   n->copy = *p;
   return CUDA_SUCCESS;
@@ -186,7 +191,9 @@ bool Flatten(const GraphModel& m, std::vector<const GraphNode*>* out) {
   return emitted == n;  // fewer: a cycle
 }
 
-CUresult Emit(const GraphNode& n, CUstream st) {
+// Issues node n on stream st: into a capture (Realize) or, for a graph that
+// runs on the client, as ordinary stream work (LaunchDirect).
+CUresult Emit(const GraphNode& n, CUstream st, bool capturing) {
   if (!n.enabled) return CUDA_SUCCESS;  // a disabled node does nothing
   switch (n.type) {
     case CU_GRAPH_NODE_TYPE_KERNEL: {
@@ -214,9 +221,9 @@ CUresult Emit(const GraphNode& n, CUstream st) {
     case CU_GRAPH_NODE_TYPE_HOST:
       return cuLaunchHostFunc(st, n.host.fn, n.host.userData);
     case CU_GRAPH_NODE_TYPE_EVENT_RECORD:
-      return cuEventRecordWithFlags(n.event, st, CU_EVENT_RECORD_EXTERNAL);
+      return cuEventRecordWithFlags(n.event, st, capturing ? CU_EVENT_RECORD_EXTERNAL : 0);
     case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
-      return cuStreamWaitEvent(st, n.event, CU_EVENT_WAIT_EXTERNAL);
+      return cuStreamWaitEvent(st, n.event, capturing ? CU_EVENT_WAIT_EXTERNAL : 0);
     case CU_GRAPH_NODE_TYPE_EMPTY:
       return CUDA_SUCCESS;
     default:
@@ -239,7 +246,7 @@ CUresult Realize(ClientState* s, const GraphModel& m, uint64_t exec_id, unsigned
   if (r == CUDA_SUCCESS) {
     CUresult emitted = CUDA_SUCCESS;
     for (const GraphNode* n : order)
-      if ((emitted = Emit(*n, st)) != CUDA_SUCCESS) break;
+      if ((emitted = Emit(*n, st, true)) != CUDA_SUCCESS) break;
     CUgraph captured = nullptr;
     r = cuStreamEndCapture(st, &captured);
     if (emitted != CUDA_SUCCESS) r = emitted;
@@ -331,13 +338,27 @@ CUresult ChildGraph(ClientState* s, CUgraph child, std::shared_ptr<GraphModel>* 
 }
 
 
+// Whether any copy of m (child graphs included) has a host side.
+bool HasHostCopy(ClientState* s, const GraphModel& m) {
+  for (const auto& n : m.nodes) {
+    if (n->type == CU_GRAPH_NODE_TYPE_GRAPH && HasHostCopy(s, *n->child)) return true;
+    if (n->type != CU_GRAPH_NODE_TYPE_MEMCPY) continue;
+    const CUDA_MEMCPY3D& c = n->copy;
+    if (HostSide(s, c.srcMemoryType, c.srcDevice) || HostSide(s, c.dstMemoryType, c.dstDevice))
+      return true;
+  }
+  return false;
+}
+
 CUresult InstantiateModel(ClientState* s, GraphObj* g, ExecObj* e, unsigned long long flags) {
   Lock lock(s->graph_nodes().mu);
   auto model = std::make_shared<ExecModel>();
   model->source = g->model.get();
   model->snapshot = Clone(*g->model, true);
   model->flags = flags;
-  if (CUresult r = Realize(s, *model->snapshot, e->id, flags); r != CUDA_SUCCESS) return r;
+  model->direct = HasHostCopy(s, *model->snapshot);
+  if (!model->direct)
+    if (CUresult r = Realize(s, *model->snapshot, e->id, flags); r != CUDA_SUCCESS) return r;
   e->model = std::move(model);
   return CUDA_SUCCESS;
 }
@@ -346,13 +367,43 @@ CUresult PrepareExecLaunch(ClientState* s, ExecObj* e) {
   if (e->model == nullptr) return CUDA_SUCCESS;
   Lock lock(s->graph_nodes().mu);
   if (!e->model->dirty) return CUDA_SUCCESS;
-  uint64_t id = s->NewId();
-  if (CUresult r = Realize(s, *e->model->snapshot, id, e->model->flags); r != CUDA_SUCCESS) return r;
   // Launches already queued keep the old executable graph until it finishes
   // (cuGraphExecDestroy frees an executable graph in flight on completion).
-  CUresult r = Post(s, proto::CallId::kGraphExecDestroy, proto::GraphExecDestroyReq{e->ctx->id, e->id});
-  e->id = id;
+  bool had_worker_graph = !e->model->direct;
   e->model->dirty = false;
+  if (HasHostCopy(s, *e->model->snapshot)) {
+    e->model->direct = true;
+    if (!had_worker_graph) return CUDA_SUCCESS;
+    return Post(s, proto::CallId::kGraphExecDestroy, proto::GraphExecDestroyReq{e->ctx->id, e->id});
+  }
+  uint64_t id = s->NewId();
+  if (CUresult r = Realize(s, *e->model->snapshot, id, e->model->flags); r != CUDA_SUCCESS) {
+    e->model->dirty = true;
+    return r;
+  }
+  CUresult r = CUDA_SUCCESS;
+  if (had_worker_graph)
+    r = Post(s, proto::CallId::kGraphExecDestroy, proto::GraphExecDestroyReq{e->ctx->id, e->id});
+  e->id = id;
+  e->model->direct = false;
+  return r;
+}
+
+CUresult LaunchDirect(ClientState* s, ExecObj* e, CUstream st) {
+  Lock lock(s->graph_nodes().mu);
+  std::vector<const GraphNode*> order;
+  if (!Flatten(*e->model->snapshot, &order)) return CUDA_ERROR_INVALID_VALUE;
+  CUcontext ctx = reinterpret_cast<CUcontext>(e->ctx);
+  bool pushed = s->Current() != e->ctx;
+  if (pushed)
+    if (CUresult r = cuCtxPushCurrent_v2(ctx); r != CUDA_SUCCESS) return r;
+  CUresult r = CUDA_SUCCESS;
+  for (const GraphNode* n : order)
+    if ((r = Emit(*n, st, false)) != CUDA_SUCCESS) break;
+  if (pushed) {
+    CUcontext popped = nullptr;
+    cuCtxPopCurrent_v2(&popped);
+  }
   return r;
 }
 

@@ -6,7 +6,13 @@
 // capturing stream through the ordinary launch, memset, copy, host-function
 // and event paths, and instantiates the captured graph. The executable graph
 // therefore runs the nodes one after another (a valid order of the graph; the
-// driver could run independent branches concurrently).
+// driver could run independent branches concurrently). A graph with a copy
+// to or from host memory (simpleCudaGraphs copies its input in and its
+// result out) cannot live on the worker, whose process does not hold this
+// process's memory: it is never made there, and each launch issues its nodes
+// in the same order as ordinary stream work (host copies read the host
+// memory when the launch is issued, as an asynchronous copy from pageable
+// memory does).
 //
 // Thread safety: InstantiateModel, PrepareExecLaunch and ForgetGraphModel take
 // ClientState::graph_nodes().mu themselves; the helpers below expect the
@@ -54,6 +60,10 @@ struct ExecModel {
   std::shared_ptr<GraphModel> snapshot;  // its nodes' parameters; origin = source node
   unsigned long long flags = 0;
   bool dirty = false;  // parameters changed since the worker's graph was made
+  // The graph copies to or from host memory, which stays on the client: it
+  // is not made on the worker; each launch issues its nodes in a topological
+  // order on the launch stream (LaunchDirect), host copies included.
+  bool direct = false;
 };
 
 // ---- helpers of client/graph_model.cc; callers hold the registry lock ----
@@ -101,6 +111,8 @@ CUresult InstantiateModel(ClientState* s, GraphObj* g, ExecObj* e, unsigned long
 // Before a launch of e: remakes the worker's graph if node parameters changed
 // (cuGraphExec*SetParams, cuGraphExecUpdate), under a new worker id.
 CUresult PrepareExecLaunch(ClientState* s, ExecObj* e);
+// cuGraphLaunch of a direct exec (ExecModel::direct) on stream st.
+CUresult LaunchDirect(ClientState* s, ExecObj* e, CUstream st);
 // Before cuGraphDestroy drops g: its node handles stop being valid.
 void ForgetGraphModel(ClientState* s, GraphObj* g);
 
