@@ -79,6 +79,32 @@ CUresult cuMemAdvise(CUdeviceptr p, size_t n, CUmem_advise advice, CUdevice dev)
   return cuMemAdvise_v2(p, n, advice, CUmemLocation{CU_MEM_LOCATION_TYPE_DEVICE, dev});
 }
 
+// cuStreamAttachMemAsync says which stream's work may touch managed memory,
+// so that the host may use it while other streams run. The emulation's
+// coherence (managed_memory.h) already allows every such access: host
+// access after GPU work waits for the context and fetches the data, so the
+// association changes nothing here beyond the checks the driver makes.
+CUresult StreamAttachMem(CUstream h, CUdeviceptr p, size_t length, unsigned flags, bool pt) {
+  RGPU_STATE_OR_RETURN(s);
+  uint64_t stream = 0;
+  if (!WireStream(s, h, pt, &stream)) return CUDA_ERROR_INVALID_HANDLE;
+  if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST && flags != CU_MEM_ATTACH_SINGLE)
+    return CUDA_ERROR_INVALID_VALUE;
+  // Managed memory: the whole allocation (length zero or its size).
+  CUdeviceptr base = 0;
+  uint64_t size = 0;
+  if (!IsManaged(p) || !s->FindAllocation(p, &base, &size) || base != p || length > size)
+    return CUDA_ERROR_INVALID_VALUE;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuStreamAttachMemAsync(CUstream h, CUdeviceptr p, size_t length, unsigned int flags) {
+  return StreamAttachMem(h, p, length, flags, false);
+}
+CUresult cuStreamAttachMemAsync_ptsz(CUstream h, CUdeviceptr p, size_t length, unsigned int flags) {
+  return StreamAttachMem(h, p, length, flags, true);
+}
+
 // Stream-ordered allocation: the memory is allocated at once (usable by the
 // stream's later work, as required) and freed in order on the worker, whose
 // cuMemFree waits for the device. Pools are accounted on the client

@@ -32,6 +32,25 @@ static int Check(size_t n) {
   m[n - 1] = 12345;  // a host write after a host read of the same block
   CK_RT(cudaMemcpy(h.data(), m, n * sizeof(unsigned), cudaMemcpyDefault));
   if (h[n - 1] != 12345 || h[0] != 1) { printf("FAIL host write lost: %u %u\n", h[n - 1], h[0]); return 1; }
+  // Attached to one stream (CUDA sample UnifiedMemoryStreams): that
+  // stream's work and the host after its synchronisation see each other.
+  cudaStream_t st;
+  CK_RT(cudaStreamCreate(&st));
+  CK_RT(cudaStreamAttachMemAsync(st, m, 0, cudaMemAttachSingle));
+  CK_RT(cudaMemsetAsync(m, 0x7f, n * sizeof(unsigned), st));
+  CK_RT(cudaStreamSynchronize(st));
+  if (m[0] != 0x7f7f7f7fu || m[n - 1] != 0x7f7f7f7fu) { printf("FAIL attached stream's write: %x\n", m[0]); return 1; }
+  CK_RT(cudaStreamAttachMemAsync(st, m, 0, cudaMemAttachHost));
+  m[0] = 5;  // the host owns it now
+  CK_RT(cudaStreamAttachMemAsync(st, m, 0, cudaMemAttachGlobal));
+  CK_RT(cudaMemcpy(h.data(), m, sizeof(unsigned), cudaMemcpyDefault));
+  if (h[0] != 5) { printf("FAIL host write after attach: %u\n", h[0]); return 1; }
+  if (cudaStreamAttachMemAsync(st, d, 0, cudaMemAttachSingle) == cudaSuccess) {
+    printf("FAIL attach accepted device memory\n");
+    return 1;
+  }
+  (void)cudaGetLastError();
+  CK_RT(cudaStreamDestroy(st));
   cudaPointerAttributes a;
   CK_RT(cudaPointerGetAttributes(&a, m));
   if (a.type != cudaMemoryTypeManaged) { printf("FAIL pointer type %d\n", a.type); return 1; }
