@@ -431,7 +431,14 @@ bool ClientState::IsHostRange(const void* p, uint64_t* base_size, unsigned* flag
 
 void ClientState::RecordAsyncError(int cu, const std::string& msg) {
   std::lock_guard<std::mutex> lock(mu_);
-  RGPU_LOG_WARN("asynchronous error %d: %s", cu, msg.c_str());
+  // Said once per error code: after a sticky error every later launch fails
+  // the same way, and a program that keeps launching must not flood stderr
+  // (the driver itself prints nothing; the codes reach the program anyway).
+  if (++async_errors_seen_[cu] == 1)
+    RGPU_LOG_WARN("asynchronous error %d: %s (later ones with this code are logged at debug level)", cu,
+                  msg.c_str());
+  else
+    RGPU_LOG_DEBUG("asynchronous error %d: %s", cu, msg.c_str());
   if (async_error_ == 0) {
     async_error_ = cu;
     async_error_msg_ = msg;

@@ -244,6 +244,7 @@ class ClientState {
   std::map<uintptr_t, bool> host_owned_;
   int async_error_ = 0;
   std::string async_error_msg_;
+  std::map<int, uint64_t> async_errors_seen_;  // CUresult -> count (RecordAsyncError logs the first)
 };
 
 // Wire ids with fixed meaning (see server/worker/session.h).
