@@ -123,6 +123,7 @@
   X(cuLibraryGetKernel)                               \
   X(cuLibraryGetModule)                               \
   X(cuLibraryGetGlobal)                               \
+  X(cuLibraryGetManaged)                              \
   X(cuKernelGetFunction)                              \
   X(cuKernelGetAttribute)                             \
   X(cuKernelSetAttribute)                             \

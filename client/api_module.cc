@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "client/api_common.h"
+#include "client/managed_memory.h"
 #include "client/unsupported.h"
 #include "image/image.h"
 
@@ -176,6 +177,7 @@ CUresult EnumerateFunctions(ClientState* s, ModuleObj* m, bool kernels, unsigned
 }
 
 CUresult Unload(ClientState* s, ModuleObj* m) {
+  ForgetManagedGlobals(m->id);
   CUresult r = CUDA_SUCCESS;
   if (m->loaded) r = Post(s, proto::CallId::kModuleUnload, proto::ModuleUnloadReq{m->ctx->id, m->id});
   s->DropModule(m);
@@ -309,6 +311,27 @@ CUresult cuLibraryGetGlobal(CUdeviceptr* dptr, size_t* bytes, CUlibrary library,
   ModuleObj* m = s->FindModule(library);
   if (m == nullptr || !m->is_library) return CUDA_ERROR_INVALID_HANDLE;
   return GetGlobal(s, m, name, dptr, bytes);
+}
+
+// __managed__ variables: the worker's driver holds them in its process; the
+// client mirrors each at the same address (managed_memory.h), so the host
+// code's accesses through this pointer (which cudart hands the program) work.
+CUresult cuLibraryGetManaged(CUdeviceptr* dptr, size_t* bytes, CUlibrary library, const char* name) {
+  RGPU_STATE_OR_RETURN(s);
+  ModuleObj* m = s->FindModule(library);
+  if (m == nullptr || !m->is_library) return CUDA_ERROR_INVALID_HANDLE;
+  if (name == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = EnsureLoaded(s, m);
+  if (r != CUDA_SUCCESS) return r;
+  proto::LibraryGetManagedRep rep;
+  r = Sync(s, proto::CallId::kLibraryGetManaged, proto::LibraryGetManagedReq{m->ctx->id, m->id, name}, &rep);
+  if (r != CUDA_SUCCESS) return r;
+  r = AdoptManagedGlobal(m->ctx, m->id, rep.dptr, rep.size);
+  if (r != CUDA_SUCCESS) return r;
+  s->AddAllocation(rep.dptr, rep.size, m->ctx);
+  if (dptr) *dptr = rep.dptr;
+  if (bytes) *bytes = rep.size;
+  return CUDA_SUCCESS;
 }
 
 CUresult cuKernelGetFunction(CUfunction* pFunc, CUkernel kernel) {

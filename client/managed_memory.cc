@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -18,6 +19,12 @@ namespace {
 
 enum PageState : uint8_t { kDeviceValid = 0, kClean = 1, kDirty = 2 };
 
+// A __managed__ variable inside a Range of module globals.
+struct Span {
+  uintptr_t lo = 0, hi = 0;
+  uint64_t module = 0;
+};
+
 struct Range {
   uintptr_t base = 0;
   size_t map_size = 0;   // page-rounded
@@ -26,7 +33,24 @@ struct Range {
   std::vector<uint8_t> pages;  // PageState per page
   size_t dirty = 0;            // pages in kDirty
   bool all_device = false;     // every page kDeviceValid (nothing to invalidate)
+  // Module globals (AdoptManagedGlobal): the pages hold __managed__
+  // variables and nothing the session may copy besides them, so transfers
+  // cover only `spans`. Allocations (AllocManaged) transfer whole pages.
+  bool globals = false;
+  std::vector<Span> spans;
 };
+
+// The byte runs of [lo, hi) that Range r may transfer: all of it for an
+// allocation, its intersections with the variables for module globals.
+std::vector<std::pair<uintptr_t, uintptr_t>> Transferable(const Range& r, uintptr_t lo, uintptr_t hi) {
+  if (!r.globals) return {{lo, hi}};
+  std::vector<std::pair<uintptr_t, uintptr_t>> out;
+  for (const Span& sp : r.spans) {
+    uintptr_t a = std::max(lo, sp.lo), b = std::min(hi, sp.hi);
+    if (a < b) out.emplace_back(a, b);
+  }
+  return out;
+}
 
 constexpr size_t kWholeFetchLimit = 16u << 20;  // fetch small allocations whole
 constexpr size_t kFetchBlock = 2u << 20;
@@ -67,6 +91,7 @@ bool Fetch(uintptr_t addr) {
   uintptr_t base;
   size_t first, count;
   CtxObj* ctx;
+  std::vector<std::pair<uintptr_t, uintptr_t>> runs;
   {
     std::lock_guard<std::mutex> lock(g_mu);
     Range* r = FindLocked(addr);
@@ -82,22 +107,23 @@ bool Fetch(uintptr_t addr) {
     count = std::min(block_pages, r->pages.size() - first);
     base = r->base;
     ctx = r->ctx;
+    runs = Transferable(*r, base + first * PageSize(), base + (first + count) * PageSize());
     mprotect(reinterpret_cast<void*>(base + first * PageSize()), count * PageSize(), PROT_READ | PROT_WRITE);
   }
   // GPU work may still be writing: order the copy after all of it.
-  uint64_t off = first * PageSize();
   (void)Post(s, proto::CallId::kCtxSynchronize, proto::CtxSynchronizeReq{ctx->id});
-  for (uint64_t done = 0; done < count * PageSize();) {
-    uint64_t len = std::min<uint64_t>(proto::kMaxChunk, count * PageSize() - done);
-    proto::MemcpyDtoHRep rep;
-    CUresult r = Sync(s, proto::CallId::kMemcpyDtoH,
-                      proto::MemcpyDtoHReq{ctx->id, 0, 0, base + off + done, len}, &rep);
-    if (r != CUDA_SUCCESS || rep.data.size() != len) {
-      LogOnce(LogLevel::kError, "managed-fetch", "managed memory: fetching from the device failed (%d)", r);
-      return false;
+  for (auto [lo, hi] : runs) {
+    for (uint64_t done = 0; done < hi - lo;) {
+      uint64_t len = std::min<uint64_t>(proto::kMaxChunk, hi - lo - done);
+      proto::MemcpyDtoHRep rep;
+      CUresult r = Sync(s, proto::CallId::kMemcpyDtoH, proto::MemcpyDtoHReq{ctx->id, 0, 0, lo + done, len}, &rep);
+      if (r != CUDA_SUCCESS || rep.data.size() != len) {
+        LogOnce(LogLevel::kError, "managed-fetch", "managed memory: fetching from the device failed (%d)", r);
+        return false;
+      }
+      memcpy(reinterpret_cast<void*>(lo + done), rep.data.data(), len);
+      done += len;
     }
-    memcpy(reinterpret_cast<void*>(base + off + done), rep.data.data(), len);
-    done += len;
   }
   std::lock_guard<std::mutex> lock(g_mu);
   if (Range* r = FindLocked(addr)) SetState(*r, first, count, kClean, PROT_READ);
@@ -187,7 +213,7 @@ bool FreeManaged(ClientState* s, CUdeviceptr p, CUresult* result) {
   {
     std::lock_guard<std::mutex> lock(g_mu);
     auto it = g_ranges->find(p);
-    if (it == g_ranges->end()) return false;
+    if (it == g_ranges->end() || it->second.globals) return false;
     r = std::move(it->second);
     g_ranges->erase(it);
   }
@@ -196,6 +222,67 @@ bool FreeManaged(ClientState* s, CUdeviceptr p, CUresult* result) {
   s->RemoveAllocation(p);
   *result = Post(s, proto::CallId::kMemFree, proto::MemFreeReq{r.ctx->id, p});
   return true;
+}
+
+CUresult AdoptManagedGlobal(CtxObj* ctx, uint64_t module, CUdeviceptr p, size_t size) {
+  if (size == 0) return CUDA_SUCCESS;
+  std::call_once(g_handler_once, InstallHandler);
+  const size_t pg = PageSize();
+  const uintptr_t lo = p / pg * pg, hi = (p + size + pg - 1) / pg * pg;
+  std::lock_guard<std::mutex> lock(g_mu);
+  for (uintptr_t a = lo; a < hi;) {
+    if (Range* r = FindLocked(a)) {  // a page already mirrored: another variable's
+      if (!r->globals) return CUDA_ERROR_NOT_SUPPORTED;  // inside a managed allocation: not expected
+      uintptr_t end = std::min<uintptr_t>(hi, r->base + r->map_size);
+      Span sp{std::max<uintptr_t>(a, p), std::min<uintptr_t>(end, p + size), module};
+      bool known = false;
+      for (const Span& k : r->spans) known |= k.lo == sp.lo && k.hi == sp.hi && k.module == module;
+      if (!known) r->spans.push_back(sp);
+      a = end;
+      continue;
+    }
+    uintptr_t end = hi;  // up to the next mirrored range, if it starts before hi
+    if (auto next = g_ranges->lower_bound(a); next != g_ranges->end() && next->first < end) end = next->first;
+    // The device copy holds the variable's value (the driver initialised
+    // it): the host shadow starts invalid and fetches on first access.
+    void* m = mmap(reinterpret_cast<void*>(a), end - a, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                   -1, 0);
+    if (m == MAP_FAILED || m != reinterpret_cast<void*>(a)) {
+      if (m != MAP_FAILED) munmap(m, end - a);
+      LogOnce(LogLevel::kError, "managed-global",
+              "cuLibraryGetManaged: the address of a __managed__ variable is taken in this process");
+      return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    Range r;
+    r.base = a;
+    r.map_size = r.user_size = end - a;
+    r.ctx = ctx;
+    r.pages.assign((end - a) / pg, kDeviceValid);
+    r.all_device = true;
+    r.globals = true;
+    r.spans.push_back({std::max<uintptr_t>(a, p), std::min<uintptr_t>(end, p + size), module});
+    (*g_ranges)[a] = std::move(r);
+    g_count.fetch_add(1);
+    a = end;
+  }
+  return CUDA_SUCCESS;
+}
+
+void ForgetManagedGlobals(uint64_t module) {
+  if (g_count.load() == 0) return;
+  std::lock_guard<std::mutex> lock(g_mu);
+  for (auto it = g_ranges->begin(); it != g_ranges->end();) {
+    Range& r = it->second;
+    if (r.globals)
+      std::erase_if(r.spans, [module](const Span& sp) { return sp.module == module; });
+    if (!r.globals || !r.spans.empty()) {
+      ++it;
+      continue;
+    }
+    munmap(reinterpret_cast<void*>(r.base), r.map_size);
+    it = g_ranges->erase(it);
+    g_count.fetch_sub(1);
+  }
 }
 
 bool IsManaged(CUdeviceptr p) {
@@ -216,12 +303,14 @@ CUresult ManagedBeforeDeviceWork(ClientState* s) {
       }
       size_t j = i;
       while (j < r.pages.size() && r.pages[j] == kDirty && (j - i) * PageSize() < proto::kMaxChunk) ++j;
-      const uint8_t* src = reinterpret_cast<const uint8_t*>(r.base + i * PageSize());
-      size_t len = (j - i) * PageSize();  // whole pages: the device block is page-rounded too
-      CUresult res = Post(s, proto::CallId::kMemcpyHtoD,
-                          proto::MemcpyHtoDReq{r.ctx->id, 0, 0, r.base + i * PageSize(),
-                                               std::span<const uint8_t>(src, len)});
-      if (res != CUDA_SUCCESS) return res;
+      // Whole pages for an allocation (the device block is page-rounded
+      // too), the variables' bytes for module globals.
+      for (auto [lo, hi] : Transferable(r, r.base + i * PageSize(), r.base + j * PageSize())) {
+        CUresult res = Post(s, proto::CallId::kMemcpyHtoD,
+                            proto::MemcpyHtoDReq{r.ctx->id, 0, 0, lo,
+                                                 std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(lo), hi - lo)});
+        if (res != CUDA_SUCCESS) return res;
+      }
       SetState(r, i, j - i, kClean, PROT_READ);
       i = j;
     }

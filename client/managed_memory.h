@@ -31,6 +31,15 @@ CUresult AllocManaged(ClientState* s, CtxObj* ctx, size_t size, CUdeviceptr* out
 bool FreeManaged(ClientState* s, CUdeviceptr p, CUresult* result);
 bool IsManaged(CUdeviceptr p);
 
+// __managed__ variables of modules (cuLibraryGetManaged): the variable
+// [p, p + size) of library `module` lives in the worker's process; its page
+// is mirrored here at the same address and kept coherent like managed
+// allocations, copying only the variables' bytes. Idempotent; fails with
+// CUDA_ERROR_NOT_SUPPORTED (logged) if this process uses that address.
+CUresult AdoptManagedGlobal(CtxObj* ctx, uint64_t module, CUdeviceptr p, size_t size);
+// The module is unloaded: its variables stop being mirrored.
+void ForgetManagedGlobals(uint64_t module);
+
 // Call before GPU work: sends dirty host pages to the device.
 CUresult ManagedBeforeDeviceWork(ClientState* s);
 // Call after GPU work that may write device memory: invalidates host copies.

@@ -46,6 +46,7 @@ constexpr uint8_t kSttObject = 1;
 constexpr uint8_t kSttFunc = 2;
 constexpr uint8_t kSttCudaObject = 13;
 constexpr uint8_t kStoCudaEntry = 0x10;
+constexpr uint8_t kStoCudaManaged = 0x04;  // __managed__ variables
 constexpr uint16_t kShnLoreserve = 0xff00;
 constexpr uint32_t kMaxParams = 1u << 14;  // 32 KiB of parameters / 2-byte minimum
 constexpr uint64_t kReservedSmemBytes = 1024;  // CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK
@@ -309,6 +310,7 @@ Result<ModuleInfo> ParseCubin(Bytes elf) {
     g.name = std::string(s.name);
     g.size = s.size;
     g.is_constant = constant;
+    g.is_managed = (s.other & kStoCudaManaged) != 0;
     if (SectionHasFileData(sec.type)) {
       Bytes data;
       RGPU_RETURN_IF_ERROR(SectionData(v, sec, &data));

@@ -138,6 +138,9 @@ struct GlobalInfo {
   uint64_t size = 0;
   std::vector<std::byte> init;  // initial bytes (may be shorter than size; rest is zero)
   bool is_constant = false;  // __constant__ (.nv.constantN / .const)
+  // __managed__ (cubin: st_other & 0x4; PTX: .attribute(.managed)): reached
+  // from the host through cuLibraryGetManaged's address.
+  bool is_managed = false;
 };
 
 struct ModuleInfo {

@@ -79,6 +79,11 @@ void CheckCubin(const ModuleInfo& m, uint32_t arch, bool has_cluster_kernel = tr
   ASSERT_NE(counter, nullptr);
   EXPECT_EQ(counter->size, 4u);
   EXPECT_FALSE(counter->is_constant);
+  EXPECT_FALSE(counter->is_managed);
+  const GlobalInfo* steps = m.FindGlobal("m_steps");
+  ASSERT_NE(steps, nullptr);
+  EXPECT_TRUE(steps->is_managed);
+  EXPECT_EQ(steps->size, 4u);
   const GlobalInfo* table = m.FindGlobal("g_table");
   ASSERT_NE(table, nullptr);
   EXPECT_EQ(table->size, 64u);
@@ -266,6 +271,9 @@ TEST(Ptx, MatchesCubinLayout) {
   ASSERT_NE(m->FindGlobal("c_coef"), nullptr);
   EXPECT_TRUE(m->FindGlobal("c_coef")->is_constant);
   EXPECT_EQ(m->FindGlobal("g_counter")->size, 4u);
+  EXPECT_FALSE(m->FindGlobal("g_counter")->is_managed);
+  ASSERT_NE(m->FindGlobal("m_steps"), nullptr);
+  EXPECT_TRUE(m->FindGlobal("m_steps")->is_managed);
 }
 
 TEST(Ptx, Handwritten) {

@@ -194,6 +194,7 @@ Status ParseEntry(Lexer& lx, KernelInfo* k) {
 Status ParseVariable(Lexer& lx, bool constant, bool external, ModuleInfo* info) {
   uint32_t type_size = 0;
   std::string_view name;
+  bool managed = false;
   while (true) {
     std::string_view t = lx.Next();
     if (t.empty()) return Bad("truncated variable declaration");
@@ -201,7 +202,11 @@ Status ParseVariable(Lexer& lx, bool constant, bool external, ModuleInfo* info) 
       lx.Next();
     } else if (t == ".attribute") {
       if (lx.Next() != "(") return Bad("bad .attribute");
-      while (!lx.Peek().empty() && lx.Next() != ")") {}
+      while (!lx.Peek().empty()) {
+        std::string_view a = lx.Next();
+        if (a == ")") break;
+        if (a == ".managed") managed = true;
+      }
     } else if (uint32_t ts = TypeSize(t); ts != 0) {
       type_size = ts;
     } else if (t[0] == '.') {
@@ -233,6 +238,7 @@ Status ParseVariable(Lexer& lx, bool constant, bool external, ModuleInfo* info) 
   g.name = std::string(name);
   g.size = size;
   g.is_constant = constant;
+  g.is_managed = managed;
   if (lx.Peek() == "=") {
     lx.Next();
     int depth = 0;

@@ -6,6 +6,7 @@
 // Neither class is thread-safe; each is owned by one call.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -57,7 +58,11 @@ class Writer {
   template <class T>
   void Fixed(T v) {
     uint8_t b[sizeof(T)];
-    for (size_t i = 0; i < sizeof(T); ++i) b[i] = static_cast<uint8_t>(v >> (8 * i));
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(b, &v, sizeof(T));
+    } else {
+      for (size_t i = 0; i < sizeof(T); ++i) b[i] = static_cast<uint8_t>(v >> (8 * i));
+    }
     buf_->insert(buf_->end(), b, b + sizeof(T));
   }
   std::vector<uint8_t> own_;
@@ -127,16 +132,24 @@ class Reader {
   }
 
  private:
+  // Every request is a dozen of these: the success path is inlined, the
+  // error text is built out of line.
   template <class T>
   Status Fixed(T* v) {
-    if (rest_.size() < sizeof(T))
-      return Status::Protocol("truncated: need " + std::to_string(sizeof(T)) + " bytes, have " +
-                              std::to_string(rest_.size()));
+    if (__builtin_expect(rest_.size() < sizeof(T), 0)) return Truncated(sizeof(T));
     T x = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) x |= static_cast<T>(rest_[i]) << (8 * i);
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&x, rest_.data(), sizeof(T));
+    } else {
+      for (size_t i = 0; i < sizeof(T); ++i) x |= static_cast<T>(rest_[i]) << (8 * i);
+    }
     *v = x;
     rest_ = rest_.subspan(sizeof(T));
     return {};
+  }
+  [[gnu::cold, gnu::noinline]] Status Truncated(size_t need) const {
+    return Status::Protocol("truncated: need " + std::to_string(need) + " bytes, have " +
+                            std::to_string(rest_.size()));
   }
   std::span<const uint8_t> rest_;
 };

@@ -56,6 +56,13 @@ TEST(EndToEnd, ManagedMemoryIsCoherentBothWays) {
   EXPECT_NE(r.out.find("OK managed"), std::string::npos) << r.out;
 }
 
+TEST(EndToEnd, ManagedVariablesAreSharedWithTheHost) {
+  TestServer server;
+  RunResult r = RunProgram({Program("managed_vars")}, server.ClientEnv(), 120);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("OK managed_vars"), std::string::npos) << r.out;
+}
+
 TEST(EndToEnd, MappedPinnedMemoryIsReadAndWrittenByKernels) {
   TestServer server;
   RunResult r = RunProgram({Program("zero_copy")}, server.ClientEnv(), 120);

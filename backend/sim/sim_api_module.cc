@@ -221,6 +221,20 @@ CUresult cuLibraryGetGlobal(CUdeviceptr* dptr, size_t* bytes, CUlibrary library,
   return GetGlobal(s->modules[module], name, dptr, bytes);
 }
 
+// A __managed__ variable of the library (NOT_FOUND for any other name, as
+// the driver answers). The sim's memory is host memory, so its address is
+// already reachable from this process.
+CUresult cuLibraryGetManaged(CUdeviceptr* dptr, size_t* bytes, CUlibrary library, const char* name) {
+  SIM_ENTER(s);
+  if (name == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t module = 0;
+  if (CUresult r = s->LibraryModule(FromHandle(library), &module); r != CUDA_SUCCESS) return r;
+  const Module& m = s->modules[module];
+  const image::GlobalInfo* g = m.image != nullptr ? m.image->info.FindGlobal(name) : nullptr;
+  if (g == nullptr || !g->is_managed) return CUDA_ERROR_NOT_FOUND;
+  return GetGlobal(m, name, dptr, bytes);
+}
+
 // ---- kernels -------------------------------------------------------------------
 
 CUresult cuKernelGetFunction(CUfunction* pFunc, CUkernel kernel) {

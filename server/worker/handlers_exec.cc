@@ -271,6 +271,26 @@ Status HandleGetGlobal(Session& s, const proto::GetGlobalReq& req, proto::GetGlo
   return {};
 }
 
+Status HandleLibraryGetManaged(Session& s, const proto::LibraryGetManagedReq& req,
+                               proto::LibraryGetManagedRep* rep) {
+  RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
+  ModuleEntry* m = nullptr;
+  RGPU_RETURN_IF_ERROR(Get(s.FindModule(req.module), &m));
+  if (!m->is_library) return Status::Cuda(CUDA_ERROR_INVALID_HANDLE, "cuLibraryGetManaged: not a library");
+  if (!s.driver().cuLibraryGetManaged) return Status::Cuda(CUDA_ERROR_NOT_SUPPORTED, "cuLibraryGetManaged: not in this driver");
+  std::string name(req.name);
+  CUdeviceptr p = 0;
+  size_t size = 0;
+  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuLibraryGetManaged(&p, &size, m->library, name.c_str()),
+                                "cuLibraryGetManaged"));
+  // Session memory like other module globals: the client's coherence copies
+  // must pass CheckRange, and the session-end wipe clears it.
+  s.AddModuleGlobal(req.module, p, size);
+  rep->dptr = p;
+  rep->size = size;
+  return {};
+}
+
 Status HandleFuncSetAttribute(Session& s, const proto::FuncSetAttributeReq& req,
                               proto::FuncSetAttributeRep*) {
   if (req.attr >= CU_FUNC_ATTRIBUTE_MAX) return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "function attribute out of range");

@@ -25,10 +25,18 @@ bool PeerHungUp(int fd) {
   return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 constexpr size_t kMaxSpares = 4;
+// Small request buffers kept for reuse (launch arguments, copy headers).
+constexpr size_t kSmallPayload = 4096;
+constexpr size_t kMaxSmallSpares = 512;
 }  // namespace
 
 void Link::Recycle(Request&& r) {
-  if (r.payload.capacity() < kLargePayload) return;
+  size_t cap = r.payload.capacity();
+  if (cap > 0 && cap <= kSmallPayload) {
+    if (small_returned_.size() < kMaxSmallSpares) small_returned_.push_back(std::move(r.payload));
+    return;
+  }
+  if (cap < kLargePayload) return;
   std::lock_guard<std::mutex> lock(mu_);
   if (spare_.size() < kMaxSpares) spare_.push_back(std::move(r.payload));
 }
@@ -65,6 +73,9 @@ void Link::ReadLoop() {
           r.payload = std::move(spare_.back());
           spare_.pop_back();
         }
+      } else if (r.header.length <= kSmallPayload && !small_free_.empty()) {
+        r.payload = std::move(small_free_.back());
+        small_free_.pop_back();
       }
       r.payload.resize(r.header.length);
       st = reader.ReadPayload(r.payload.data(), r.payload.size());
@@ -111,6 +122,7 @@ void Link::ReadLoop() {
       return;
     }
     if (ended_) return;
+    if (small_free_.empty()) small_free_.swap(small_spare_);  // what the executor handed back
     queued_bytes_ += r.payload.size();
     queue_.push_back(std::move(r));
     queued_count_.store(queue_.size(), std::memory_order_release);
@@ -140,6 +152,16 @@ bool Link::NextRequest(Request* r, Status* why) {
       batch_.push_back(std::move(queue_.front()));
       queue_.pop_front();
     } while (!queue_.empty() && batch_.size() < kMaxBatch && bytes < kMaxBatchBytes);
+    // Hand the served small buffers back to the reader in one go.
+    if (!small_returned_.empty() && small_spare_.size() < kMaxSmallSpares) {
+      if (small_spare_.empty()) {
+        small_spare_.swap(small_returned_);
+      } else {
+        for (PayloadBuffer& b : small_returned_)
+          if (small_spare_.size() < kMaxSmallSpares) small_spare_.push_back(std::move(b));
+      }
+    }
+    small_returned_.clear();
     queued_count_.store(queue_.size(), std::memory_order_release);
     queued_bytes_ -= bytes;
     cv_.notify_all();

@@ -96,8 +96,11 @@ class Link {
   void RunHostFunc(uint64_t id);
   // Wakes waiting host functions (the session is ending).
   void Close();
-  // Gives a served request's storage back for reuse (large buffers only:
-  // reusing them avoids page faults on every bulk copy).
+  // Gives a served request's storage back for reuse. Large buffers avoid
+  // page faults on every bulk copy; small ones a malloc on the reader and a
+  // free on the executor for every launch (they go back in bulk, under the
+  // lock each side takes anyway: NextRequest per batch, the reader per frame).
+  // Executor thread only.
   void Recycle(Request&& r);
 
  private:
@@ -117,6 +120,9 @@ class Link {
   Status end_reason_;                 // GUARDED_BY(mu_)
   std::set<uint64_t> host_funcs_done_;  // GUARDED_BY(mu_)
   std::vector<PayloadBuffer> spare_;  // GUARDED_BY(mu_): recycled large buffers
+  std::vector<PayloadBuffer> small_spare_;     // GUARDED_BY(mu_): small ones, executor -> reader
+  std::vector<PayloadBuffer> small_returned_;  // the executor's only: served, not yet handed back
+  std::vector<PayloadBuffer> small_free_;      // the reader's only: ready for its next frames
   std::thread reader_;
 };
 
