@@ -24,8 +24,10 @@ Status LaunchableFunction(Session& s, uint64_t id, FunctionEntry** out) {
   RGPU_RETURN_IF_ERROR(Get(s.FindFunction(id), out));
   FunctionEntry* f = *out;
   if (f->kernel != nullptr) {
-    CUcontext cur = nullptr;
-    s.driver().cuCtxGetCurrent(&cur);
+    // Every launch of a library kernel (all of cudart's) asks: the session
+    // knows the current context without a driver call.
+    CUcontext cur = s.current_context();
+    if (cur == nullptr) s.driver().cuCtxGetCurrent(&cur);
     if (cur != f->fn_ctx || f->fn == nullptr) {
       RGPU_RETURN_IF_ERROR(
           CuStatus(s.driver().cuKernelGetFunction(&f->fn, f->kernel), "cuKernelGetFunction"));

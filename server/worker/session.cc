@@ -31,6 +31,7 @@ Status Session::UseContext(uint64_t ctx_id) {
     return Status::Cuda(CUDA_ERROR_INVALID_CONTEXT, "no context with id " + std::to_string(ctx_id));
   RGPU_RETURN_IF_ERROR(CuStatus(driver_.cuCtxSetCurrent(it->second.ctx), "cuCtxSetCurrent"));
   current_ctx_id_ = ctx_id;
+  current_ctx_ = it->second.ctx;
   return {};
 }
 
@@ -45,7 +46,10 @@ Status Session::RemoveContext(uint64_t ctx_id) {
   if (c == contexts_.end()) return BadHandle("context", ctx_id);
   CUcontext ctx = c->second.ctx;
   contexts_.erase(c);
-  if (current_ctx_id_ == ctx_id) current_ctx_id_ = 0;
+  if (current_ctx_id_ == ctx_id) {
+    current_ctx_id_ = 0;
+    current_ctx_ = nullptr;
+  }
   // Destroying a context frees its memory and modules: forget them, so the
   // session-end wipe does not touch addresses that are no longer ours.
   std::vector<CUdeviceptr> gone;
@@ -351,6 +355,7 @@ Result<uint64_t> Session::WipeByContext(const std::map<CUdeviceptr, uint64_t>& r
                     (unsigned long long)*n);
   }
   current_ctx_id_ = 0;  // the driver's current context is no longer the client's
+  current_ctx_ = nullptr;
   if (!bad.ok()) return bad;
   return total;
 }
@@ -457,6 +462,7 @@ void Session::ReleaseAll(bool paranoid_wipe) {
   }
   contexts_.clear();
   current_ctx_id_ = 0;
+  current_ctx_ = nullptr;
 }
 
 }  // namespace rgpu::worker

@@ -91,6 +91,9 @@ class Session {
   Status AddContext(uint64_t ctx_id, CUcontext ctx, bool primary, int dev);
   Status RemoveContext(uint64_t ctx_id);
   Result<CUcontext> FindContext(uint64_t ctx_id) const;
+  // The context UseContext made current (null before any, or after it was
+  // destroyed): what the driver's cuCtxGetCurrent would say, without a call.
+  CUcontext current_context() const { return current_ctx_; }
 
   Result<CUstream> FindStream(uint64_t id) const;
   Status AddStream(uint64_t id, CUstream s);
@@ -182,6 +185,7 @@ class Session {
   Link* link_ = nullptr;
   DeviceHeap* heap_ = nullptr;
   uint64_t current_ctx_id_ = 0;
+  CUcontext current_ctx_ = nullptr;  // of current_ctx_id_ (null when 0)
   std::unordered_map<uint64_t, ContextEntry> contexts_;
   std::unordered_map<uint64_t, CUstream> streams_;
   std::unordered_map<uint64_t, CUevent> events_;
