@@ -16,6 +16,21 @@ namespace {
 // CUDA_ERROR_INVALID_VALUE and are stored as 0.
 constexpr int kAttributeLimit = 160;
 
+// What a program reaches through rgpu, where it differs from the GPU: the
+// client's memory is not the GPU host's, so the GPU cannot touch pageable or
+// registered host memory, and managed memory (emulated by the client,
+// client/managed_memory.h) follows the rules of devices without concurrent
+// CPU/GPU access. Programs that check these attributes then take the path
+// that works (explicit copies, synchronise before host access) instead of
+// one that cannot.
+constexpr std::array<std::pair<CUdevice_attribute, int>, 5> kThroughRgpu = {{
+    {CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS, 0},
+    {CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES, 0},
+    {CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS, 0},
+    {CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM, 0},
+    {CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST, 0},
+}};
+
 // Client ordinals are the session's (DeviceMap): a client names only the
 // GPUs its session leased.
 Result<CUdevice> Device(Session& s, int32_t ordinal) { return s.Device(ordinal); }
@@ -76,6 +91,7 @@ Status HandleGetDeviceInfo(Session& s, const proto::GetDeviceInfoReq&,
       if (d.cuDeviceGetAttribute(&v, static_cast<CUdevice_attribute>(a), *dev) == CUDA_SUCCESS)
         f.attributes[a] = v;
     }
+    for (auto [a, v] : kThroughRgpu) f.attributes[a] = v;
     if (count > 1) f.peers = PeerFacts(s, i, *dev);
     info.devices.push_back(std::move(f));
   }
