@@ -124,16 +124,33 @@ CUresult Resolve(ClientState* s, ModuleObj* m, const char* name, bool kernel, Fu
   return CUDA_SUCCESS;
 }
 
-CUresult GetGlobal(ClientState* s, ModuleObj* m, const char* name, CUdeviceptr* dptr, size_t* bytes) {
+// A module global (cuModuleGetGlobal), or with `managed` a __managed__
+// variable (cuLibraryGetManaged): the worker's driver holds it in its
+// process, and the client mirrors it at the same address
+// (managed_memory.h) so that host code's accesses through the pointer work.
+CUresult GetGlobal(ClientState* s, ModuleObj* m, const char* name, CUdeviceptr* dptr, size_t* bytes,
+                   bool managed = false) {
   if (name == nullptr) return CUDA_ERROR_INVALID_VALUE;
   CUresult r = EnsureLoaded(s, m);
   if (r != CUDA_SUCCESS) return r;
-  proto::GetGlobalRep rep;
-  r = Sync(s, proto::CallId::kGetGlobal, proto::GetGlobalReq{m->ctx->id, m->id, name}, &rep);
+  CUdeviceptr p = 0;
+  uint64_t size = 0;
+  if (managed) {
+    proto::LibraryGetManagedRep rep;
+    r = Sync(s, proto::CallId::kLibraryGetManaged, proto::LibraryGetManagedReq{m->ctx->id, m->id, name}, &rep);
+    if (r == CUDA_SUCCESS) r = AdoptManagedGlobal(m->ctx, m->id, rep.dptr, rep.size);
+    p = rep.dptr;
+    size = rep.size;
+  } else {
+    proto::GetGlobalRep rep;
+    r = Sync(s, proto::CallId::kGetGlobal, proto::GetGlobalReq{m->ctx->id, m->id, name}, &rep);
+    p = rep.dptr;
+    size = rep.size;
+  }
   if (r != CUDA_SUCCESS) return r;
-  s->AddAllocation(rep.dptr, rep.size, m->ctx);
-  if (dptr) *dptr = rep.dptr;
-  if (bytes) *bytes = rep.size;
+  s->AddAllocation(p, size, m->ctx);
+  if (dptr) *dptr = p;
+  if (bytes) *bytes = size;
   return CUDA_SUCCESS;
 }
 
@@ -313,25 +330,13 @@ CUresult cuLibraryGetGlobal(CUdeviceptr* dptr, size_t* bytes, CUlibrary library,
   return GetGlobal(s, m, name, dptr, bytes);
 }
 
-// __managed__ variables: the worker's driver holds them in its process; the
-// client mirrors each at the same address (managed_memory.h), so the host
-// code's accesses through this pointer (which cudart hands the program) work.
+// __managed__ variables (cudart asks for each and hands the program the
+// address): see GetGlobal.
 CUresult cuLibraryGetManaged(CUdeviceptr* dptr, size_t* bytes, CUlibrary library, const char* name) {
   RGPU_STATE_OR_RETURN(s);
   ModuleObj* m = s->FindModule(library);
   if (m == nullptr || !m->is_library) return CUDA_ERROR_INVALID_HANDLE;
-  if (name == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  CUresult r = EnsureLoaded(s, m);
-  if (r != CUDA_SUCCESS) return r;
-  proto::LibraryGetManagedRep rep;
-  r = Sync(s, proto::CallId::kLibraryGetManaged, proto::LibraryGetManagedReq{m->ctx->id, m->id, name}, &rep);
-  if (r != CUDA_SUCCESS) return r;
-  r = AdoptManagedGlobal(m->ctx, m->id, rep.dptr, rep.size);
-  if (r != CUDA_SUCCESS) return r;
-  s->AddAllocation(rep.dptr, rep.size, m->ctx);
-  if (dptr) *dptr = rep.dptr;
-  if (bytes) *bytes = rep.size;
-  return CUDA_SUCCESS;
+  return GetGlobal(s, m, name, dptr, bytes, /*managed=*/true);
 }
 
 CUresult cuKernelGetFunction(CUfunction* pFunc, CUkernel kernel) {
