@@ -63,6 +63,13 @@ TEST(EndToEnd, ManagedVariablesAreSharedWithTheHost) {
   EXPECT_NE(r.out.find("OK managed_vars"), std::string::npos) << r.out;
 }
 
+TEST(EndToEnd, BatchedCopiesArriveAndBadBatchesAreRefused) {
+  TestServer server;
+  RunResult r = RunProgram({Program("copy_batch")}, server.ClientEnv(), 120);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("OK copy_batch"), std::string::npos) << r.out;
+}
+
 TEST(EndToEnd, MappedPinnedMemoryIsReadAndWrittenByKernels) {
   TestServer server;
   RunResult r = RunProgram({Program("zero_copy")}, server.ClientEnv(), 120);
