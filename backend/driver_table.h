@@ -180,6 +180,17 @@
   X(cuLinkAddData_v2)                                 \
   X(cuLinkComplete)                                   \
   X(cuLinkDestroy)                                    \
+  /* calls real programs still needed ("compat") */   \
+  X(cuFuncSetSharedMemConfig)                         \
+  X(cuDeviceGetTexture1DLinearMaxWidth)               \
+  X(cuStreamWriteValue32_v2)                          \
+  X(cuStreamWriteValue64_v2)                          \
+  X(cuStreamWaitValue32_v2)                           \
+  X(cuStreamWaitValue64_v2)                           \
+  X(cuStreamBatchMemOp_v2)                            \
+  X(cuCtxRecordEvent)                                 \
+  X(cuCtxWaitEvent)                                   \
+  X(cuStreamUpdateCaptureDependencies_v2)             \
   /* errors */                                        \
   X(cuGetErrorName)                                   \
   X(cuGetErrorString)

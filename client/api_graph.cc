@@ -1,4 +1,5 @@
-// Exported driver functions: stream capture and graph launch.
+// Exported driver functions: stream capture and graph launch, capture into
+// an existing (empty) graph and clearing a capture's dependencies.
 //
 // Capture runs on the worker (the graph is built there from the captured
 // calls, which are sent as usual); the client mirrors which streams capture
@@ -23,7 +24,8 @@ CUstreamCaptureMode& ThreadMode() {
   return mode;
 }
 
-CUresult Begin(CUstream h, CUstreamCaptureMode mode, bool pt) {
+// `into`: cuStreamBeginCaptureToGraph's graph, else null (a new graph).
+CUresult Begin(CUstream h, CUstreamCaptureMode mode, bool pt, CUgraph into = nullptr) {
   RGPU_STATE_OR_RETURN(s);
   uint64_t id = 0;
   if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
@@ -32,18 +34,65 @@ CUresult Begin(CUstream h, CUstreamCaptureMode mode, bool pt) {
   CtxObj* c = s->Current();
   if (StreamObj* so = s->FindStream(h)) c = so->ctx;
   if (c == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
-  auto g = std::make_unique<GraphObj>();
-  g->id = s->NewId();
-  g->ctx = c;
+  GraphObj* target = nullptr;
+  if (into != nullptr) {
+    // Only an empty graph built node by node can be captured into: the
+    // capture then makes it, on the worker, as a capture makes a new graph.
+    // Nodes already in the client's model could not be joined to it.
+    std::lock_guard<std::mutex> lock(s->graph_nodes().mu);
+    target = s->FindGraph(into);
+    if (target == nullptr || target->embedded) return CUDA_ERROR_INVALID_VALUE;
+    if (target->model == nullptr || !target->model->nodes.empty())
+      return ReportUnsupported("cuStreamBeginCaptureToGraph into a graph that has nodes");
+    if (target->model->ctx != c) return ReportUnsupported("cuStreamBeginCaptureToGraph into another context's graph");
+  }
   CUresult r = Sync(s, proto::CallId::kStreamBeginCapture,
                     proto::StreamBeginCaptureReq{c->id, id, static_cast<uint32_t>(mode)});
   if (r != CUDA_SUCCESS) return r;
   Capture cap;
   cap.id = g_next_capture.fetch_add(1);
   cap.origin = id;
-  cap.graph = s->AddGraph(std::move(g));
+  if (target != nullptr) {
+    std::lock_guard<std::mutex> lock(s->graph_nodes().mu);
+    target->model.reset();  // from now on a graph made by capture (its model was empty)
+    target->ctx = c;
+    cap.graph = target;
+    cap.into_graph = true;
+  } else {
+    auto g = std::make_unique<GraphObj>();
+    g->id = s->NewId();
+    g->ctx = c;
+    cap.graph = s->AddGraph(std::move(g));
+  }
   s->SetCapture(id, cap);
   return CUDA_SUCCESS;
+}
+
+CUresult BeginToGraph(CUstream h, CUgraph g, const CUgraphNode* deps, const CUgraphEdgeData* data, size_t n,
+                      CUstreamCaptureMode mode, bool pt) {
+  if (g == nullptr || (n != 0 && deps == nullptr)) return CUDA_ERROR_INVALID_VALUE;
+  if (n != 0 || data != nullptr) return ReportUnsupported("cuStreamBeginCaptureToGraph with dependencies");
+  return Begin(h, mode, pt, g);
+}
+
+// The client does not mirror the capture's node-level dependencies (its
+// cuStreamGetCaptureInfo reports none), so only an empty set can be given:
+// SET makes the next captured node a root on the worker, ADD of nothing
+// changes nothing.
+CUresult UpdateDeps(CUstream h, CUgraphNode* deps, const CUgraphEdgeData* data, size_t n, unsigned flags, bool pt) {
+  if (flags != CU_STREAM_ADD_CAPTURE_DEPENDENCIES && flags != CU_STREAM_SET_CAPTURE_DEPENDENCIES)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (n != 0 && deps == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  uint64_t id = 0;
+  if (!WireStream(s, h, pt, &id)) return CUDA_ERROR_INVALID_HANDLE;
+  Capture cap = s->GetCapture(id);
+  if (cap.id == 0) return CUDA_ERROR_ILLEGAL_STATE;
+  if (n != 0 || data != nullptr)
+    return ReportUnsupported("cuStreamUpdateCaptureDependencies with nodes (capture dependencies live on the worker)");
+  if (flags == CU_STREAM_ADD_CAPTURE_DEPENDENCIES) return CUDA_SUCCESS;
+  return Post(s, proto::CallId::kStreamClearCaptureDependencies,
+              proto::StreamClearCaptureDependenciesReq{cap.graph->ctx->id, id});
 }
 
 CUresult End(CUstream h, CUgraph* phGraph, bool pt) {
@@ -58,7 +107,16 @@ CUresult End(CUstream h, CUgraph* phGraph, bool pt) {
   CUresult r = Sync(s, proto::CallId::kStreamEndCapture,
                     proto::StreamEndCaptureReq{cap.graph->ctx->id, id, cap.graph->id});
   if (r != CUDA_SUCCESS) {
-    s->DropGraph(cap.graph);
+    if (cap.into_graph) {
+      // Capture into a graph: it stays, empty, with its references; frees
+      // captured into it happen when it is destroyed.
+      std::lock_guard<std::mutex> lock(s->graph_nodes().mu);
+      cap.graph->model = std::make_shared<GraphModel>();
+      cap.graph->model->ctx = cap.graph->ctx;
+    } else {
+      OnGraphDestroyed(s, cap.graph);  // no graph: captured frees happen now
+      s->DropGraph(cap.graph);
+    }
     *phGraph = nullptr;
     return r;
   }
@@ -95,6 +153,7 @@ CUresult Instantiate(CUgraphExec* ph, CUgraph hg, unsigned long long flags) {
                         : Sync(s, proto::CallId::kGraphInstantiate,
                                proto::GraphInstantiateReq{g->ctx->id, g->id, e->id, flags});
   if (r != CUDA_SUCCESS) return r;
+  OnInstantiated(s, g, e.get());
   *ph = reinterpret_cast<CUgraphExec>(s->AddExec(std::move(e)));
   return CUDA_SUCCESS;
 }
@@ -127,6 +186,30 @@ CUresult cuStreamBeginCapture_v2(CUstream h, CUstreamCaptureMode mode) { return 
 CUresult cuStreamBeginCapture_v2_ptsz(CUstream h, CUstreamCaptureMode mode) { return Begin(h, mode, true); }
 CUresult cuStreamBeginCapture(CUstream h) { return Begin(h, CU_STREAM_CAPTURE_MODE_GLOBAL, false); }
 CUresult cuStreamBeginCapture_ptsz(CUstream h) { return Begin(h, CU_STREAM_CAPTURE_MODE_GLOBAL, true); }
+CUresult cuStreamBeginCaptureToGraph(CUstream h, CUgraph g, const CUgraphNode* d, const CUgraphEdgeData* e, size_t n,
+                                     CUstreamCaptureMode mode) {
+  return BeginToGraph(h, g, d, e, n, mode, false);
+}
+__attribute__((visibility("default"))) CUresult cuStreamBeginCaptureToGraph_ptsz(
+    CUstream h, CUgraph g, const CUgraphNode* d, const CUgraphEdgeData* e, size_t n, CUstreamCaptureMode mode) {
+  return BeginToGraph(h, g, d, e, n, mode, true);
+}
+__attribute__((visibility("default"))) CUresult cuStreamUpdateCaptureDependencies(CUstream h, CUgraphNode* d,
+                                                                                  size_t n, unsigned int flags) {
+  return UpdateDeps(h, d, nullptr, n, flags, false);
+}
+__attribute__((visibility("default"))) CUresult cuStreamUpdateCaptureDependencies_ptsz(CUstream h, CUgraphNode* d,
+                                                                                       size_t n, unsigned int flags) {
+  return UpdateDeps(h, d, nullptr, n, flags, true);
+}
+__attribute__((visibility("default"))) CUresult cuStreamUpdateCaptureDependencies_v2(
+    CUstream h, CUgraphNode* d, const CUgraphEdgeData* e, size_t n, unsigned int flags) {
+  return UpdateDeps(h, d, e, n, flags, false);
+}
+__attribute__((visibility("default"))) CUresult cuStreamUpdateCaptureDependencies_v2_ptsz(
+    CUstream h, CUgraphNode* d, const CUgraphEdgeData* e, size_t n, unsigned int flags) {
+  return UpdateDeps(h, d, e, n, flags, true);
+}
 CUresult cuStreamEndCapture(CUstream h, CUgraph* g) { return End(h, g, false); }
 CUresult cuStreamEndCapture_ptsz(CUstream h, CUgraph* g) { return End(h, g, true); }
 
@@ -195,6 +278,7 @@ CUresult cuGraphExecDestroy(CUgraphExec he) {
   CUresult r = CUDA_SUCCESS;
   if (e->model == nullptr || !e->model->direct)  // a direct exec has nothing on the worker
     r = Post(s, proto::CallId::kGraphExecDestroy, proto::GraphExecDestroyReq{e->ctx->id, e->id});
+  OnExecDestroyed(s, e);
   s->DropExec(e);
   return r;
 }
@@ -202,7 +286,8 @@ CUresult cuGraphExecDestroy(CUgraphExec he) {
 CUresult cuGraphDestroy(CUgraph hg) {
   RGPU_STATE_OR_RETURN(s);
   GraphObj* g = s->FindGraph(hg);
-  if (g == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (g == nullptr || g->embedded) return CUDA_ERROR_INVALID_VALUE;  // a child node owns an embedded graph
+  OnGraphDestroyed(s, g);
   if (g->model != nullptr) {  // built node by node: the worker never saw it
     ForgetGraphModel(s, g);
     s->DropGraph(g);

@@ -6,9 +6,11 @@
 // What is refused (CUDA_ERROR_NOT_SUPPORTED, logged once by name): memcpy
 // nodes with a host side (the host memory is on the client; the node would
 // have to read or write it when the graph runs on the GPU host), nodes of
-// the other types (memory alloc/free, external semaphores, batch memory
-// operations, conditional), non-default edge data, and node-level calls on
-// graphs made by stream capture (their nodes live on the worker).
+// the other types (external semaphores, batch memory operations,
+// conditional; memory nodes are in api_graph_mem.cc), non-default edge
+// data, and node-level calls on graphs made by stream capture (their nodes
+// live on the worker). Attributes, child graph handles, DOT output and user
+// objects are in api_graph_extras.cc.
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
@@ -26,6 +28,9 @@ using Lock = std::lock_guard<std::mutex>;
 
 // ---- adding nodes ---------------------------------------------------------
 
+}  // namespace
+
+namespace rgpu::client {
 CUresult CheckDeps(ClientState* s, GraphModel* m, const CUgraphNode* deps, size_t n, std::vector<GraphNode*>* out) {
   if (n != 0 && deps == nullptr) return CUDA_ERROR_INVALID_VALUE;
   for (size_t i = 0; i < n; ++i) {
@@ -36,29 +41,9 @@ CUresult CheckDeps(ClientState* s, GraphModel* m, const CUgraphNode* deps, size_
   }
   return CUDA_SUCCESS;
 }
+}  // namespace rgpu::client
 
-// Adds a node of `type` whose parameters `fill` sets; the registry lock is held.
-template <class Fill>
-CUresult AddNode(const char* name, CUgraphNode* ph, CUgraph hg, const CUgraphNode* deps, size_t ndeps,
-                 CUgraphNodeType type, Fill fill) {
-  if (ph == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  RGPU_STATE_OR_RETURN(s);
-  Lock lock(s->graph_nodes().mu);
-  GraphModel* m = ModelOf(s, hg);
-  if (m == nullptr) {
-    if (IsCaptured(s, hg)) return ReportUnsupported((std::string(name) + " on a graph made by stream capture").c_str());
-    return CUDA_ERROR_INVALID_VALUE;
-  }
-  auto node = std::make_unique<GraphNode>();
-  node->type = type;
-  node->owner = m;
-  if (CUresult r = CheckDeps(s, m, deps, ndeps, &node->deps); r != CUDA_SUCCESS) return r;
-  if (CUresult r = fill(s, node.get()); r != CUDA_SUCCESS) return r;
-  *ph = Handle(node.get());
-  s->graph_nodes().live.insert(node.get());
-  m->nodes.push_back(std::move(node));
-  return CUDA_SUCCESS;
-}
+namespace {
 
 // Runs `fn` on a live node of `type` with the registry lock held.
 template <class Fn>
@@ -244,6 +229,7 @@ CUresult cuGraphClone(CUgraph* ph, CUgraph orig) {
   g->ctx = o->ctx;
   g->model = Clone(*o->model, true);
   for (const auto& n : g->model->nodes) s->graph_nodes().live.insert(n.get());
+  OnCloned(s, o, g.get());  // the clone holds the original's user-object references
   *ph = reinterpret_cast<CUgraph>(s->AddGraph(std::move(g)));
   return CUDA_SUCCESS;
 }
@@ -349,6 +335,15 @@ CUresult cuGraphAddNode_v2(CUgraphNode* ph, CUgraph g, const CUgraphNode* d, con
     case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
       return AddNode("cuGraphAddNode", ph, g, d, n, p->type,
                      [p](ClientState* s, GraphNode* node) { return SetEvent(s, node, p->eventWait.event); });
+    case CU_GRAPH_NODE_TYPE_MEM_ALLOC: {
+      CUDA_MEM_ALLOC_NODE_PARAMS a{p->alloc.poolProps, p->alloc.accessDescs, p->alloc.accessDescCount,
+                                   p->alloc.bytesize, 0};
+      CUresult r = cuGraphAddMemAllocNode(ph, g, d, n, &a);
+      if (r == CUDA_SUCCESS) p->alloc.dptr = a.dptr;
+      return r;
+    }
+    case CU_GRAPH_NODE_TYPE_MEM_FREE:
+      return cuGraphAddMemFreeNode(ph, g, d, n, p->free.dptr);
     default:
       return ReportUnsupported(("cuGraphAddNode for node type " + std::to_string(p->type)).c_str());
   }
@@ -463,9 +458,13 @@ CUresult cuGraphDestroyNode(CUgraphNode h) {
   Lock lock(s->graph_nodes().mu);
   GraphNode* n = LiveNode(s, h);
   if (n == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  // Their memory is tied to the graph's lifetime (api_graph_mem.cc).
+  if (n->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC || n->type == CU_GRAPH_NODE_TYPE_MEM_FREE)
+    return ReportUnsupported("cuGraphDestroyNode of a memory node");
   auto& nodes = n->owner->nodes;
   for (auto& other : nodes) other->deps.erase(std::remove(other->deps.begin(), other->deps.end(), n), other->deps.end());
   s->graph_nodes().live.erase(n);
+  ForgetChildHandle(s, n);
   nodes.erase(std::find_if(nodes.begin(), nodes.end(), [n](const auto& p) { return p.get() == n; }));
   return CUDA_SUCCESS;
 }

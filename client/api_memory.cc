@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "client/api_common.h"
+#include "client/graph_model.h"
 #include "client/managed_memory.h"
 #include "client/mem_pools.h"
 #include "client/unsupported.h"
@@ -114,9 +115,12 @@ CUresult MemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream h, bool pt) 
   RGPU_STATE_OR_RETURN(s);
   uint64_t stream = 0;
   if (!WireStream(s, h, pt, &stream)) return CUDA_ERROR_INVALID_HANDLE;
-  if (s->any_capture() && s->GetCapture(stream).id != 0)
-    return ReportUnsupported("cuMemAllocAsync during stream capture");
-  return PoolAlloc(s, dptr, bytesize, nullptr);  // the device's current pool (mem_pools.h)
+  Capture cap = s->any_capture() ? s->GetCapture(stream) : Capture{};
+  CUresult r = PoolAlloc(s, dptr, bytesize, nullptr);  // the device's current pool (mem_pools.h)
+  // In a capture the memory is the graph's to use at every launch: a later
+  // free of it waits until that graph is gone (api_graph_extras.cc).
+  if (r == CUDA_SUCCESS && cap.id != 0) NoteCaptureAlloc(s, cap.graph, *dptr);
+  return r;
 }
 
 CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream h) { return MemAllocAsync(dptr, bytesize, h, false); }
@@ -136,8 +140,17 @@ CUresult MemFreeAsync(CUdeviceptr dptr, CUstream h, bool pt) {
   RGPU_STATE_OR_RETURN(s);
   uint64_t stream = 0;
   if (!WireStream(s, h, pt, &stream)) return CUDA_ERROR_INVALID_HANDLE;
-  if (s->any_capture() && s->GetCapture(stream).id != 0)
-    return ReportUnsupported("cuMemFreeAsync during stream capture");
+  Capture cap = s->any_capture() ? s->GetCapture(stream) : Capture{};
+  if (cap.id != 0) {
+    // A free captured into a graph: the graph's launches may still use the
+    // memory, so it is freed when the graph and its executable graphs are
+    // destroyed (the driver frees it at the graph's free node instead).
+    CUdeviceptr base = 0;
+    if (dptr == 0 || IsManaged(dptr) || !s->FindAllocation(dptr, &base, nullptr) || base != dptr)
+      return CUDA_ERROR_INVALID_VALUE;
+    NoteCaptureFree(s, cap.graph, dptr);
+    return CUDA_SUCCESS;
+  }
   return cuMemFree_v2(dptr);
 }
 
@@ -153,6 +166,8 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
   CtxObj* ctx = nullptr;
   CUdeviceptr base = 0;
   if (!s->FindAllocation(dptr, &base, nullptr, &ctx) || base != dptr) return CUDA_ERROR_INVALID_VALUE;
+  // Allocated in a capture whose graph still lives: freed with that graph.
+  if (DeferFreeOfCaptureAlloc(s, dptr)) return CUDA_SUCCESS;
   s->RemoveAllocation(dptr);
   PoolNoteFree(s, dptr);
   // Ordered after all earlier work by the worker; failures surface later.

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "client/api_common.h"
+#include "client/graph_model.h"
 #include "client/mem_pools.h"
 #include "client/unsupported.h"
 
@@ -275,18 +276,20 @@ CUresult cuMemAllocFromPoolAsync(CUdeviceptr* dptr, size_t size, CUmemoryPool po
   RGPU_STATE_OR_RETURN(s);
   uint64_t stream = 0;
   if (!WireStream(s, h, false, &stream)) return CUDA_ERROR_INVALID_HANDLE;
-  if (s->any_capture() && s->GetCapture(stream).id != 0)
-    return ReportUnsupported("cuMemAllocFromPoolAsync during stream capture");
-  return PoolAlloc(s, dptr, size, pool);
+  Capture cap = s->any_capture() ? s->GetCapture(stream) : Capture{};
+  CUresult r = PoolAlloc(s, dptr, size, pool);
+  if (r == CUDA_SUCCESS && cap.id != 0) NoteCaptureAlloc(s, cap.graph, *dptr);  // as cuMemAllocAsync
+  return r;
 }
 CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr* dptr, size_t size, CUmemoryPool pool, CUstream h) {
   if (dptr == nullptr || pool == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   uint64_t stream = 0;
   if (!WireStream(s, h, true, &stream)) return CUDA_ERROR_INVALID_HANDLE;
-  if (s->any_capture() && s->GetCapture(stream).id != 0)
-    return ReportUnsupported("cuMemAllocFromPoolAsync during stream capture");
-  return PoolAlloc(s, dptr, size, pool);
+  Capture cap = s->any_capture() ? s->GetCapture(stream) : Capture{};
+  CUresult r = PoolAlloc(s, dptr, size, pool);
+  if (r == CUDA_SUCCESS && cap.id != 0) NoteCaptureAlloc(s, cap.graph, *dptr);  // as cuMemAllocAsync
+  return r;
 }
 
 }  // extern "C"

@@ -357,6 +357,15 @@ void ClientState::SetCapture(uint64_t stream, const Capture& c) {
   capture_count_.store(static_cast<int>(captures_.size()), std::memory_order_relaxed);
 }
 
+bool ClientState::ContextCaptures(const CtxObj* c) {
+  if (!any_capture()) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [stream, cap] : captures_)
+    for (const auto& [h, so] : streams_)
+      if (so->id == stream && so->ctx == c) return true;
+  return false;
+}
+
 void ClientState::EndCapture(uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = captures_.begin(); it != captures_.end();) {

@@ -50,6 +50,9 @@ struct Capture {
   uint64_t id = 0;          // capture sequence id (0: not capturing)
   uint64_t origin = 0;      // wire id of the stream that began it
   struct GraphObj* graph = nullptr;
+  // cuStreamBeginCaptureToGraph: `graph` is the caller's (empty) graph, which
+  // gets an empty model back if the capture fails.
+  bool into_graph = false;
 };
 
 struct StreamObj {
@@ -74,23 +77,43 @@ struct MemPools;    // client/mem_pools.h: memory pools of cuMemAllocAsync
 struct GraphModel;  // client/graph_model.h: a graph built node by node
 struct ExecModel;
 
+// Device memory a stream capture allocated (cuMemAllocAsync) or freed
+// (cuMemFreeAsync) (client/api_graph_extras.cc): a free captured into a
+// graph must not free the memory while the graph can still run, so the
+// frees wait until the graph and every executable graph made from it (which
+// share this object) are destroyed.
+struct CapturedMem {
+  std::vector<CUdeviceptr> frees;  // freed when the last graph holding this goes
+};
+
 struct GraphObj {
   uint64_t id = 0;
   CtxObj* ctx = nullptr;
   std::shared_ptr<GraphModel> model;  // built node by node; null for captured graphs
+  bool embedded = false;              // a child graph node's graph (cuGraphChildGraphNodeGetGraph)
+  // References this graph holds on user objects (cuGraphRetainUserObject).
+  std::map<const void*, unsigned> user_refs;
+  std::shared_ptr<CapturedMem> captured_mem;
 };
 
 struct ExecObj {
   uint64_t id = 0;
   CtxObj* ctx = nullptr;
   std::shared_ptr<ExecModel> model;  // instantiated from a GraphModel; else null
+  std::map<const void*, unsigned> user_refs;  // copied from its graph at instantiation
+  std::shared_ptr<CapturedMem> captured_mem;
 };
 
 // Graphs built node by node (client/api_graph_nodes.cc): one lock for all of
-// them, and the node handles alive in user-visible graphs.
+// them, and the node handles alive in user-visible graphs. The same lock
+// guards user objects, graphs' user-object references and captured memory.
 struct GraphNodeRegistry {
   std::mutex mu;
   std::unordered_set<const void*> live;
+  std::unordered_set<const void*> user_objects;  // live CUuserObject handles
+  // Allocations made in a stream capture, to the capture's memory record:
+  // freeing one while a graph made by that capture lives is deferred too.
+  std::map<CUdeviceptr, std::weak_ptr<CapturedMem>> capture_allocs;
 };
 
 struct ModuleObj {
@@ -190,6 +213,8 @@ class ClientState {
   void SetCapture(uint64_t stream, const Capture& c);
   // Ends capture `id` on every stream that joined it.
   void EndCapture(uint64_t id);
+  // True while a stream of context c captures (cuCtxRecordEvent refuses then).
+  bool ContextCaptures(const CtxObj* c);
 
   void AddAllocation(CUdeviceptr p, uint64_t size, CtxObj* ctx);
   bool RemoveAllocation(CUdeviceptr p);

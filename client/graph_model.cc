@@ -131,6 +131,7 @@ std::shared_ptr<GraphModel> Clone(const GraphModel& m, bool set_origin) {
     if (set_origin) c->origin = n.get();
     RebindParams(c.get(), *n);
     if (n->child) c->child = Clone(*n->child, false);
+    c->child_handle = nullptr;  // the copy's graph has no handle yet
     map[n.get()] = c.get();
     out->nodes.push_back(std::move(c));
   }
@@ -155,6 +156,7 @@ void CopyParams(GraphNode* to, const GraphNode& from) {
   to->host = from.host;
   to->child = from.child ? Clone(*from.child, false) : nullptr;
   to->event = from.event;
+  to->attrs = from.attrs;
 }
 
 // ---- realising a model on the worker --------------------------------------
@@ -200,6 +202,23 @@ CUresult Emit(const GraphNode& n, CUstream st, bool capturing) {
       size_t size = n.params.size();
       void* extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, const_cast<uint8_t*>(n.params.data()),
                        CU_LAUNCH_PARAM_BUFFER_SIZE, &size, CU_LAUNCH_PARAM_END};
+      if (!n.attrs.empty()) {  // cuGraphKernelNodeSetAttribute: launch with them
+        std::vector<CUlaunchAttribute> attrs;
+        for (const auto& [id, value] : n.attrs) {
+          CUlaunchAttribute a{};
+          a.id = static_cast<CUlaunchAttributeID>(id);
+          a.value = value;
+          attrs.push_back(a);
+        }
+        CUlaunchConfig cfg{};
+        cfg.gridDimX = n.grid[0], cfg.gridDimY = n.grid[1], cfg.gridDimZ = n.grid[2];
+        cfg.blockDimX = n.block[0], cfg.blockDimY = n.block[1], cfg.blockDimZ = n.block[2];
+        cfg.sharedMemBytes = n.shmem;
+        cfg.hStream = st;
+        cfg.attrs = attrs.data();
+        cfg.numAttrs = static_cast<unsigned>(attrs.size());
+        return cuLaunchKernelEx(&cfg, n.func, nullptr, size ? extra : nullptr);
+      }
       return cuLaunchKernel(n.func, n.grid[0], n.grid[1], n.grid[2], n.block[0], n.block[1], n.block[2],
                             n.shmem, st, nullptr, size ? extra : nullptr);
     }
@@ -225,6 +244,8 @@ CUresult Emit(const GraphNode& n, CUstream st, bool capturing) {
     case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
       return cuStreamWaitEvent(st, n.event, capturing ? CU_EVENT_WAIT_EXTERNAL : 0);
     case CU_GRAPH_NODE_TYPE_EMPTY:
+    case CU_GRAPH_NODE_TYPE_MEM_ALLOC:  // allocated when the node was added (api_graph_mem.cc)
+    case CU_GRAPH_NODE_TYPE_MEM_FREE:   // freed when the graphs holding it go
       return CUDA_SUCCESS;
     default:
       return CUDA_ERROR_NOT_SUPPORTED;
@@ -333,6 +354,10 @@ CUresult ChildGraph(ClientState* s, CUgraph child, std::shared_ptr<GraphModel>* 
   if (m == nullptr)
     return IsCaptured(s, child) ? ReportUnsupported("cuGraphAddChildGraphNode with a graph made by stream capture")
                                 : CUDA_ERROR_INVALID_VALUE;
+  // A child graph may not hold memory nodes (cuda.h, cuGraphAddChildGraphNode).
+  for (const auto& n : m->nodes)
+    if (n->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC || n->type == CU_GRAPH_NODE_TYPE_MEM_FREE)
+      return CUDA_ERROR_INVALID_VALUE;
   *out = Clone(*m, false);
   return CUDA_SUCCESS;
 }
@@ -407,10 +432,26 @@ CUresult LaunchDirect(ClientState* s, ExecObj* e, CUstream st) {
   return r;
 }
 
+namespace {
+void ForgetNodes(ClientState* s, GraphModel& m) {
+  for (const auto& n : m.nodes) {
+    s->graph_nodes().live.erase(n.get());
+    ForgetChildHandle(s, n.get());
+  }
+}
+}  // namespace
+
+void ForgetChildHandle(ClientState* s, GraphNode* n) {
+  if (n->child_handle == nullptr) return;
+  if (n->child) ForgetNodes(s, *n->child);
+  s->DropGraph(n->child_handle);
+  n->child_handle = nullptr;
+}
+
 void ForgetGraphModel(ClientState* s, GraphObj* g) {
   if (g->model == nullptr) return;
   Lock lock(s->graph_nodes().mu);
-  for (const auto& n : g->model->nodes) s->graph_nodes().live.erase(n.get());
+  ForgetNodes(s, *g->model);
 }
 
 }  // namespace rgpu::client

@@ -21,10 +21,15 @@
 
 #include <cuda.h>
 
+#include <map>
 #include <memory>
 #include <vector>
 
+#include <string>
+
+#include "client/api_common.h"
 #include "client/client_state.h"
+#include "client/unsupported.h"
 
 namespace rgpu::client {
 
@@ -48,6 +53,18 @@ struct GraphNode {
   std::shared_ptr<GraphModel> child;  // CU_GRAPH_NODE_TYPE_GRAPH: a copy made at add
   CUevent event = nullptr;            // event record / wait nodes
   bool enabled = true;                // cuGraphNodeSetEnabled (executable graphs)
+  // Kernel nodes: launch attributes set with cuGraphKernelNodeSetAttribute
+  // (by CUlaunchAttributeID), applied when the node is launched.
+  std::map<uint32_t, CUlaunchAttributeValue> attrs;
+  // Memory nodes (client/api_graph_mem.cc): the allocation parameters (dptr
+  // filled at add; accessDescs points into mem_access only when handed
+  // out) and, for a free node, the address it frees.
+  CUDA_MEM_ALLOC_NODE_PARAMS mem_alloc{};
+  std::vector<CUmemAccessDesc> mem_access;
+  CUdeviceptr mem_free = 0;
+  // Child graph nodes: the handle cuGraphChildGraphNodeGetGraph gave out for
+  // `child` (owned by ClientState, dropped with the node); never copied.
+  GraphObj* child_handle = nullptr;
 };
 
 struct GraphModel {
@@ -67,6 +84,10 @@ struct ExecModel {
 };
 
 // ---- helpers of client/graph_model.cc; callers hold the registry lock ----
+
+// The nodes named by deps[0..n) (live, of model m, no repeats), appended to
+// *out; CUDA_ERROR_INVALID_VALUE otherwise (client/api_graph_nodes.cc).
+CUresult CheckDeps(ClientState* s, GraphModel* m, const CUgraphNode* deps, size_t n, std::vector<GraphNode*>* out);
 
 // The model of graph h (null if h is unknown or was made by capture).
 GraphModel* ModelOf(ClientState* s, CUgraph h);
@@ -115,5 +136,54 @@ CUresult PrepareExecLaunch(ClientState* s, ExecObj* e);
 CUresult LaunchDirect(ClientState* s, ExecObj* e, CUstream st);
 // Before cuGraphDestroy drops g: its node handles stop being valid.
 void ForgetGraphModel(ClientState* s, GraphObj* g);
+// The registry lock is held: node n (a child graph node) goes away, and
+// with it the handle of its graph and that graph's node handles.
+void ForgetChildHandle(ClientState* s, GraphNode* n);
+
+// Adds a node of `type` to graph hg, after deps, whose parameters `fill`
+// sets (fill(s, node) returns a CUresult); the registry lock is taken here
+// and held while fill runs. Graphs made by stream capture are refused, by
+// `name`.
+template <class Fill>
+CUresult AddNode(const char* name, CUgraphNode* ph, CUgraph hg, const CUgraphNode* deps, size_t ndeps,
+                 CUgraphNodeType type, Fill fill) {
+  if (ph == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_STATE_OR_RETURN(s);
+  std::lock_guard<std::mutex> lock(s->graph_nodes().mu);
+  GraphModel* m = ModelOf(s, hg);
+  if (m == nullptr) {
+    if (IsCaptured(s, hg)) return ReportUnsupported((std::string(name) + " on a graph made by stream capture").c_str());
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  auto node = std::make_unique<GraphNode>();
+  node->type = type;
+  node->owner = m;
+  if (CUresult r = CheckDeps(s, m, deps, ndeps, &node->deps); r != CUDA_SUCCESS) return r;
+  if (CUresult r = fill(s, node.get()); r != CUDA_SUCCESS) return r;
+  *ph = Handle(node.get());
+  s->graph_nodes().live.insert(node.get());
+  m->nodes.push_back(std::move(node));
+  return CUDA_SUCCESS;
+}
+
+// ---- graph lifetime hooks (client/api_graph_extras.cc); no lock held ----
+// cuGraphInstantiate*: e holds g's user-object references and captured memory.
+void OnInstantiated(ClientState* s, GraphObj* g, ExecObj* e);
+// cuGraphClone: the clone holds the original's user-object references.
+void OnCloned(ClientState* s, GraphObj* from, GraphObj* to);
+// cuGraphDestroy / cuGraphExecDestroy, before the object is dropped: releases
+// its user-object references (running destructors whose count reaches 0) and
+// frees captured memory once no graph holds it.
+void OnGraphDestroyed(ClientState* s, GraphObj* g);
+void OnExecDestroyed(ClientState* s, ExecObj* e);
+// cuMemAllocAsync / cuMemFreeAsync in a capture of graph g, and cuMemFree of
+// any pointer: true when the free was deferred (p stays allocated until
+// the graphs that may use it are gone).
+void NoteCaptureAlloc(ClientState* s, GraphObj* g, CUdeviceptr p);
+void NoteCaptureFree(ClientState* s, GraphObj* g, CUdeviceptr p);
+// The same with the registry lock held (graph memory nodes).
+void NoteCaptureAllocLocked(ClientState* s, GraphObj* g, CUdeviceptr p);
+void NoteCaptureFreeLocked(ClientState* s, GraphObj* g, CUdeviceptr p);
+bool DeferFreeOfCaptureAlloc(ClientState* s, CUdeviceptr p);
 
 }  // namespace rgpu::client

@@ -231,5 +231,57 @@ TEST_F(CallChecks, MiscCallsCheckRangesAndEnums) {
   EXPECT_EQ(Call(fd_, CallId::kLinkComplete, proto::LinkCompleteReq{1, 78}, rid_++), CUDA_ERROR_INVALID_HANDLE);
 }
 
+// Stream memory operations write and watch device memory from the GPU: every
+// address must be the session's, aligned, with known types and flags
+// (server/worker/handlers_compat.cc). The client checks first; these are
+// what a client that skips its checks would send.
+TEST_F(CallChecks, StreamMemoryOperationsStayInsideTheSession) {
+  auto ops = [](uint32_t type, uint32_t flags, uint64_t addr, uint64_t value) {
+    std::vector<uint8_t> b;
+    proto::Writer w(&b);
+    w.U32(1);
+    w.U32(type);
+    w.U32(flags);
+    w.U64(addr);
+    w.U64(value);
+    return b;
+  };
+  auto post = [&](uint8_t batch, uint32_t flags, const std::vector<uint8_t>& b) {
+    return PostAndCollect(CallId::kStreamMemOps, proto::StreamMemOpsReq{1, 0, batch, flags, b});
+  };
+  uint64_t end = alloc_.dptr + kSize;
+  EXPECT_EQ(post(0, 0, ops(CU_STREAM_MEM_OP_WRITE_VALUE_32, 0, end, 1)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(post(0, 0, ops(CU_STREAM_MEM_OP_WRITE_VALUE_64, 0, end - 4, 1)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(post(0, 0, ops(CU_STREAM_MEM_OP_WAIT_VALUE_32, 0, 0x1000, 1)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(post(0, 0, ops(CU_STREAM_MEM_OP_WRITE_VALUE_32, 0, alloc_.dptr + 2, 1)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(post(0, 0, ops(CU_STREAM_MEM_OP_WRITE_VALUE_32, 0x80, alloc_.dptr, 1)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(post(0, 0, ops(CU_STREAM_MEM_OP_WAIT_VALUE_64, 9, alloc_.dptr, 1)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(post(1, 0, ops(99, 0, alloc_.dptr, 1)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(post(1, 1, ops(CU_STREAM_MEM_OP_WRITE_VALUE_32, 0, alloc_.dptr, 1)), CUDA_ERROR_INVALID_VALUE);
+  std::vector<uint8_t> none(4, 0);  // count 0
+  EXPECT_EQ(post(1, 0, none), CUDA_ERROR_INVALID_VALUE);
+  // In range: written, then a wait for that value passes (the sim fails a
+  // wait that is not yet satisfied), so no async error precedes the answer.
+  ASSERT_TRUE(Send(fd_, CallId::kStreamMemOps,
+                   proto::StreamMemOpsReq{1, 0, 0, 0, ops(CU_STREAM_MEM_OP_WRITE_VALUE_32, 0, end - 4, 77)}, rid_++,
+                   /*async=*/true));
+  ASSERT_TRUE(Send(fd_, CallId::kStreamMemOps,
+                   proto::StreamMemOpsReq{1, 0, 1, 0, ops(CU_STREAM_MEM_OP_WAIT_VALUE_32, CU_STREAM_WAIT_VALUE_EQ,
+                                                          end - 4, 77)},
+                   rid_++, /*async=*/true));
+  EXPECT_EQ(Call(fd_, CallId::kStreamSynchronize, proto::StreamSynchronizeReq{1, 0}, rid_++), 0);
+  EXPECT_EQ(post(0, 0, ops(CU_STREAM_MEM_OP_WAIT_VALUE_32, CU_STREAM_WAIT_VALUE_EQ, end - 4, 78)),
+            CUDA_ERROR_NOT_SUPPORTED);  // the sim cannot wait for a value that never comes
+  // Unknown function, event and context.
+  EXPECT_NE(PostAndCollect(CallId::kFuncSetSharedMemConfig, proto::FuncSetSharedMemConfigReq{1, 4242, 0}), 0);
+  EXPECT_EQ(PostAndCollect(CallId::kFuncSetSharedMemConfig, proto::FuncSetSharedMemConfigReq{1, 4242, 9}),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_NE(PostAndCollect(CallId::kCtxRecordEvent, proto::CtxRecordEventReq{1, 4242}), 0);
+  EXPECT_NE(PostAndCollect(CallId::kCtxWaitEvent, proto::CtxWaitEventReq{77, 4242}), 0);
+  EXPECT_NE(Call(fd_, CallId::kDeviceGetTexture1DLinearMaxWidth,
+                 proto::DeviceGetTexture1DLinearMaxWidthReq{5, CU_AD_FORMAT_FLOAT, 1}, rid_++),
+            0);
+}
+
 }  // namespace
 }  // namespace rgpu::testing

@@ -161,6 +161,21 @@ TEST(EndToEnd, SmallDriverCallsWork) {
   EXPECT_NE(r.out.find("OK misc_calls"), std::string::npos) << r.out;
 }
 
+// Calls real programs reach that rgpu used to refuse: shared memory config,
+// texture width, stream memory operations, 3D peer copies, kernel node
+// attributes, child graph handles, DOT output, user objects, allocation in a
+// capture, context events, capture into a graph (tests/programs/compat_calls.cu).
+TEST(EndToEnd, CompatCallsWork) {
+  TestServer server;
+  RunResult r = RunProgram({Program("compat_calls")}, server.ClientEnv(), 60);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("OK compat_calls"), std::string::npos) << r.out;
+  // The session's memory, including what the captured free kept for the
+  // graph, was the session's own until it ended: no stale range to wipe.
+  for (int i = 0; i < 100 && !server.SessionWorkers().empty(); ++i) usleep(50 * 1000);
+  EXPECT_EQ(server.Log().find("wipe:"), std::string::npos) << server.Log();
+}
+
 TEST(EndToEnd, CudaVisibleDevicesIsHonouredAsLocally) {
   TestServer server;
   auto env = server.ClientEnv();

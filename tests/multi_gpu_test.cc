@@ -66,7 +66,8 @@ TEST(MultiGpu, SessionSeesItsDevicesComputesOnEachAndCopiesBetweenThem) {
   RunResult r = RunProgram({Program("multi_gpu")}, env, 60);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
   for (const char* line : {"DEVICES 2", "ZEROS 1", "COMPUTE 0", "COMPUTE 1", "PEER 0->1 1", "PEER 1->0 1",
-                           "COPY peer 0->1", "COPY peer-async 1->0", "COPY d2d 1->0", "EVENT 1->0", "MULTI-OK"})
+                           "COPY peer 0->1", "COPY peer-async 1->0", "COPY d2d 1->0", "COPY 3d-peer 0->1", "EVENT 1->0",
+                           "MULTI-OK"})
     EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
   // The session's memory on both GPUs was wiped and checked when it ended.
   for (int i = 0; i < 200 && !server.SessionWorkers().empty(); ++i) usleep(20 * 1000);

@@ -5,8 +5,8 @@
 // reads as zeros (ZEROS d), a computation on every device (COMPUTE d), peer
 // access (PEER a->b v; enabled both ways when offered, and enabling twice
 // answers cudaErrorPeerAccessAlreadyEnabled), copies between devices with
-// cudaMemcpyPeer, cudaMemcpyPeerAsync and plain device-to-device cudaMemcpy
-// (COPY ...), and a stream on one device waiting for an event recorded on
+// cudaMemcpyPeer, cudaMemcpyPeerAsync, plain device-to-device cudaMemcpy and
+// cudaMemcpy3DPeer (COPY ...), and a stream on one device waiting for an event recorded on
 // another (EVENT). Ends with MULTI-OK.
 // Argument: seconds to hold the GPUs after printing READY (default 0); the
 // memory is left filled with a pattern, for the next session to not see it.
@@ -144,6 +144,20 @@ int main(int argc, char** argv) {
     CHECK(cudaMemcpy(a[0], c[1], kBytes, cudaMemcpyDeviceToDevice));
     if (CheckResult(a[0], 1, "cudaMemcpy device to device") != 0) return 1;
     printf("COPY d2d 1->0\n");
+    // A 3D peer copy (cudaMemcpy3DPeer reaches cuMemcpy3DPeer): device 0's
+    // result as 1024 rows of 4 KiB in 1 slice, to device 1.
+    CHECK(cudaSetDevice(1));
+    CHECK(cudaMemset(a[1], 0, kBytes));
+    cudaMemcpy3DPeerParms p3 = {};
+    p3.srcPtr = make_cudaPitchedPtr(c[0], 4096, 4096, kBytes / 4096);
+    p3.srcDevice = 0;
+    p3.dstPtr = make_cudaPitchedPtr(a[1], 4096, 4096, kBytes / 4096);
+    p3.dstDevice = 1;
+    p3.extent = make_cudaExtent(4096, kBytes / 4096, 1);
+    CHECK(cudaMemcpy3DPeer(&p3));
+    if (CheckResult(a[1], 0, "cudaMemcpy3DPeer") != 0) return 1;
+    printf("COPY 3d-peer 0->1\n");
+    CHECK(cudaSetDevice(0));
     // Device 1 recomputes its result into c[1]; device 0's stream waits for
     // it through an event recorded on device 1, then copies it over.
     CHECK(cudaSetDevice(1));
