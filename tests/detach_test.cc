@@ -185,5 +185,87 @@ TEST(Detach, EightProcessesShareOneGpuInFifoOrder) {
   EXPECT_EQ(Count(log, "detach failed"), 0u) << log;
 }
 
+// The record of the session whose client has process id `pid` (null if
+// there is none).
+nlohmann::json SessionOf(const TestServer& server, pid_t pid) {
+  nlohmann::json js = nlohmann::json::parse(server.StatusJson(), nullptr, false);
+  if (js.is_discarded()) return nullptr;
+  std::string key = "pid=" + std::to_string(pid) + " ";
+  for (auto& s : js["sessions"])
+    if (s.value("identity", "").find(key) != std::string::npos) return s;
+  return nullptr;
+}
+
+// Two GPUs of one type. A (GPU 0) goes idle and is detached for B, which
+// waited; C, on GPU 1, ends meanwhile. A's next call finds its own GPU busy
+// (B) and GPU 1 free: it reattaches there, with its data, stream, event and
+// kernel intact at the same pointers, and the status shows it on GPU 1.
+TEST(Detach, ReattachMovesToAnotherFreeGpuOfTheSameType) {
+  TestServer server({"--sim-gpus", "2", "--idle-timeout", "0.2"});
+  Child a({Program("swap_check"), "2", "3"}, server.ClientEnv());
+  ASSERT_TRUE(a.WaitForOutput("READY", 20));
+  nlohmann::json sa;
+  ASSERT_TRUE(PollFor(5, [&] {
+    sa = SessionOf(server, a.pid());
+    return !sa.is_null() && sa["gpus"] == nlohmann::json::array({0});
+  })) << server.StatusJson();
+  Child c({Program("link_loss"), "1.5"}, server.ClientEnv());  // GPU 1: busy, then gone
+  ASSERT_TRUE(c.WaitForOutput("READY", 20));
+  Child b({Program("link_loss"), "8"}, server.ClientEnv());  // waits, then takes GPU 0 from idle A
+  ASSERT_TRUE(PollFor(10, [&] { return server.Log().find("detached (") != std::string::npos; })) << server.Log();
+  ASSERT_TRUE(b.WaitForOutput("READY", 10)) << server.Log();
+  RunResult rc = c.Wait(20);
+  EXPECT_EQ(rc.exit_code, 0) << rc.out << rc.err;
+  // A wakes 3 s after READY: GPU 0 is B's, GPU 1 is free.
+  ASSERT_TRUE(PollFor(10, [&] { return server.Log().find("(moved from gpu 0)") != std::string::npos; }))
+      << server.Log();
+  EXPECT_TRUE(PollFor(5, [&] {
+    sa = SessionOf(server, a.pid());
+    return !sa.is_null() && sa.value("state", "") == "attached" && sa["gpus"] == nlohmann::json::array({1});
+  })) << server.StatusJson();
+  nlohmann::json sb = SessionOf(server, b.pid());
+  EXPECT_EQ(sb["gpus"], nlohmann::json::array({0})) << "B keeps GPU 0: " << server.StatusJson();
+  RunResult ra = a.Wait(30);
+  EXPECT_EQ(ra.exit_code, 0) << ra.out << ra.err << server.Log();
+  EXPECT_NE(ra.out.find("ALL OK"), std::string::npos) << ra.out;
+  std::string log = server.Log();
+  EXPECT_NE(log.find("moved from GPU ordinal 0 to 1"), std::string::npos) << log;
+  EXPECT_EQ(log.find(", 0 module(s)"), std::string::npos) << "the kernel's module moved too: " << log;
+  EXPECT_EQ(log.find("can reattach only on its own GPU"), std::string::npos) << log;
+  RunResult rb = b.Wait(30);
+  EXPECT_EQ(rb.exit_code, 0) << rb.out << rb.err;
+}
+
+// The same, but A asked for a module global's address: a reload on GPU 1
+// would place it elsewhere, so A says it cannot move and waits for GPU 0
+// (FIFO with reservation) although GPU 1 is free.
+TEST(Detach, ASessionThatCannotMoveWaitsForItsOwnGpu) {
+  TestServer server({"--sim-gpus", "2", "--idle-timeout", "0.2"});
+  Child a({Program("swap_check"), "1", "2.5", "pin"}, server.ClientEnv());
+  ASSERT_TRUE(a.WaitForOutput("READY", 20));
+  Child c({Program("link_loss"), "1"}, server.ClientEnv());  // GPU 1, then gone
+  ASSERT_TRUE(c.WaitForOutput("READY", 20));
+  Child b({Program("link_loss"), "4"}, server.ClientEnv());  // takes GPU 0 from idle A
+  ASSERT_TRUE(PollFor(10, [&] { return server.Log().find("detached (") != std::string::npos; })) << server.Log();
+  EXPECT_EQ(c.Wait(20).exit_code, 0);
+  // A wakes while B still holds GPU 0: it queues although GPU 1 is free.
+  nlohmann::json sa;
+  ASSERT_TRUE(PollFor(10, [&] {
+    sa = SessionOf(server, a.pid());
+    return !sa.is_null() && sa.value("state", "") == "waiting";
+  })) << server.StatusJson();
+  EXPECT_NE(server.StatusJson().find("\"state\":\"free\""), std::string::npos) << "GPU 1 is free meanwhile";
+  RunResult ra = a.Wait(30);
+  EXPECT_EQ(ra.exit_code, 0) << ra.out << ra.err << server.Log();
+  EXPECT_NE(ra.out.find("ALL OK"), std::string::npos) << ra.out;
+  std::string log = server.Log();
+  EXPECT_NE(log.find("can reattach only on its own GPU: the program asked for a module global's address"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("moved from"), std::string::npos) << log;
+  EXPECT_NE(log.find("gpu 0: session 1 reattached"), std::string::npos) << log;
+  EXPECT_EQ(b.Wait(30).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace rgpu::testing

@@ -10,6 +10,10 @@
 // (the worker's idle detach relies on this to prove it restores what it
 // saved, server/worker/device_heap.h).
 //
+// Reservations belong to the process, not to a context, as the driver's do:
+// destroying the context that reserved a range leaves it reserved. Physical
+// memory may be created for any device and mapped into any reservation.
+//
 // Pinned host memory (cuMemHostAlloc) is ordinary heap memory here.
 #include <cstdlib>
 #include <cstring>
@@ -53,7 +57,11 @@ CUresult cuMemAddressReserve(CUdeviceptr* ptr, size_t size, size_t alignment, CU
   if (ptr == nullptr || size == 0 || size % kGranularity != 0 || flags != 0) return CUDA_ERROR_INVALID_VALUE;
   if (alignment != 0 && (alignment & (alignment - 1)) != 0) return CUDA_ERROR_INVALID_VALUE;
   (void)addr;  // a hint: the sim's arena decides
-  uint64_t p = s->devices[ctx->device]->arena.Allocate(size, 0, ctx->id);
+  // A reservation is the process's, not the context's (the driver's virtual
+  // address space is process-wide): it outlives every context, so a range
+  // can be mapped again from another device after the context that reserved
+  // it is gone (server/worker/session_move.h relies on this).
+  uint64_t p = s->devices[ctx->device]->arena.Allocate(size, 0, /*ctx=*/0);
   if (p == 0) return CUDA_ERROR_OUT_OF_MEMORY;
   State().reservations[p] = size;
   *ptr = p;

@@ -93,6 +93,9 @@ Status ReceiveControl(int sock, ControlMessage* m) {
   }
   if (!r.Str(kMaxControlSecret, &m->secret).ok() || !r.Finish().ok()) return fail("malformed");
   if (m->kind == ControlKind::kAttach && m->fd < 0) return fail("attach without a client socket");
+  if (!m->gpus.empty() && m->kind != ControlKind::kAttach && m->kind != ControlKind::kResume)
+    return fail("GPUs on a message that carries none");
+  if (m->kind == ControlKind::kReattach && m->value > 1) return fail("bad reattach flag");
   return {};
 }
 

@@ -14,8 +14,12 @@
 //   worker -> supervisor  kUsage    {value: device bytes held}  at most once a second
 //   worker -> supervisor  kDetached {value: bytes swapped out}  memory saved, wiped and
 //                                   freed: the GPU may go to the next session
-//   worker -> supervisor  kReattach {}   a call needs the GPU again: queue me
-//   supervisor -> worker  kResume   {}   the GPU is yours again
+//   worker -> supervisor  kReattach {value: 1 if the session can move to another
+//                                   GPU of its type, else 0}  a call needs a GPU
+//                                   again: queue me
+//   supervisor -> worker  kResume   {gpus: the GPUs it got, as pool positions, in
+//                                   client order}  its own, or another of the same
+//                                   type (the worker then moves the session there)
 //
 // Both ends check the message kind and length; a malformed message ends the
 // worker (it never serves a client it cannot identify).
@@ -48,7 +52,9 @@ struct ControlMessage {
   uint64_t value = 0;  // kWaiting, kUsage, kDetached: see above
   // kAttach: the session's GPUs as the worker's backend ordinals (positions
   // in the pool; see server/worker/device_map.h), in the order the client
-  // numbers them; the first is the worker's own warm GPU. Empty elsewhere.
+  // numbers them; the first is the worker's own warm GPU. kResume: the GPUs
+  // the detached session gets back, the same way. Empty elsewhere (a
+  // message of another kind that carries GPUs is refused as malformed).
   std::vector<int> gpus;
   // kAttach over TLS: the one-time secret the client must present to the
   // worker in its own TLS session (proto/handshake.h). Empty elsewhere.

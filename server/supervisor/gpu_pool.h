@@ -103,6 +103,7 @@ class GpuPool {
     uint64_t told_waiting = 0;   // the waiting count the worker last heard
     Clock::time_point detached_since;
     bool reattach_queued = false;
+    bool can_move = false;  // its kReattach said it may come back on another GPU of its type
   };
   struct Gpu {
     int index = 0;  // host-wide GPU index
@@ -162,8 +163,12 @@ class GpuPool {
   // Readiness on a detached session's control channel; true if handled.
   bool OnDetachedPoll(const pollfd& p, bool* changed);
   // The reattach entry `w` at the head of the queue: gives the session its
-  // GPUs back if they are free. False: it must wait (FIFO, nobody overtakes).
+  // own GPU if free, else (when it can move) any free GPU of the same type.
+  // False: it must wait (FIFO, nobody overtakes).
   bool TryReattach(const Waiting& w);
+  // A free GPU (position) of the same type as gpus_[like] (same name and
+  // memory, as its warm worker reported them), or -1.
+  int FreeGpuLike(int like) const;
   // Forgets a detached session whose worker exited; true if it was one.
   bool ForgetDetached(pid_t worker_pid, const char* how);
   // Tells attached sessions how many wait (they detach when idle if any).

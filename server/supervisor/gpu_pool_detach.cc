@@ -4,10 +4,12 @@
 // A detached session's worker keeps running and keeps its client; it holds
 // no GPU lease. Its record moves from its GPUs' holders to detached_, and
 // its GPUs go to whoever waits. When its client calls again, the worker
-// asks for its GPUs back (kReattach): an entry joins the queue like any
-// other session (FIFO) and, at the head, is served as soon as those same
-// GPUs are free (its context and memory addresses live on them). The worker
-// hears kResume and restores its memory.
+// asks for a GPU back (kReattach; `value` 1 when the session can move to
+// another GPU, server/worker/session_move.h): an entry joins the queue like
+// any other session (FIFO) and, at the head, is served as soon as a suitable
+// GPU is free: its own, or, for a session that can move, any free GPU of
+// the same type (same name and memory). kResume names the GPU it got; the
+// worker restores its memory there (moving the session if it is another).
 //
 // Attached sessions are told how many sessions wait (kWaiting) whenever that
 // changes; with --detach-idle=waiting they detach only while someone does.
@@ -76,6 +78,7 @@ bool GpuPool::OnDetachedPoll(const pollfd& p, bool* changed) {
     if (m.kind == ControlKind::kUsage) {
       d->bytes_held = m.value;
     } else if (m.kind == ControlKind::kReattach && !d->reattach_queued) {
+      d->can_move = m.value != 0 && d->gpus.size() == 1;
       Waiting w;
       w.session_id = d->session_id;
       w.identity = d->identity;
@@ -99,26 +102,57 @@ bool GpuPool::OnDetachedPoll(const pollfd& p, bool* changed) {
   return false;
 }
 
+int GpuPool::FreeGpuLike(int like) const {
+  const Gpu& model = gpus_[like];
+  if (model.name.empty()) return -1;  // type unknown: never guess
+  for (size_t i = 0; i < gpus_.size(); ++i) {
+    const Gpu& g = gpus_[i];
+    if (static_cast<int>(i) != like && g.holders.empty() && !g.out && g.name == model.name &&
+        g.total_mem == model.total_mem)
+      return static_cast<int>(i);
+  }
+  return -1;
+}
+
 bool GpuPool::TryReattach(const Waiting& w) {
   auto d = detached_.begin();
   while (d != detached_.end() && d->worker_pid != w.reattach_pid) ++d;
   if (d == detached_.end() || d->ctl < 0) return true;  // gone: drop the entry
+  // Its own GPUs when free; else, for a session that can move, any free GPU
+  // of the same type (its own stays as it is: busy or out of the pool).
+  std::vector<int> target = d->gpus;
+  bool ready = true, own_out = false;  // ready: its own GPUs are free
   for (int p : d->gpus) {
-    if (gpus_[p].out) {
-      // Its context and addresses live on that GPU: it cannot go on.
-      RGPU_LOG_ERROR("session %llu cannot reattach: gpu %d left the pool; ending it",
-                     (unsigned long long)d->session_id, gpus_[p].index);
-      kill(d->worker_pid, SIGKILL);
-      return true;
-    }
-    if (!gpus_[p].holders.empty()) return false;
+    own_out |= gpus_[p].out;
+    ready &= gpus_[p].holders.empty() && !gpus_[p].out;
   }
-  if (Status st = SendControl(d->ctl, {ControlKind::kResume, d->session_id}); !st.ok()) {
+  if (!ready && d->can_move && d->gpus.size() == 1) {
+    int other = FreeGpuLike(d->gpus[0]);
+    if (other >= 0) {
+      target = {other};
+      ready = true;
+    }
+  }
+  if (!ready && own_out && !d->can_move) {
+    // Its context and addresses live on that GPU: it cannot go on.
+    RGPU_LOG_ERROR("session %llu cannot reattach: its GPU left the pool; ending it", (unsigned long long)d->session_id);
+    kill(d->worker_pid, SIGKILL);
+    return true;
+  }
+  if (!ready) return false;
+  ControlMessage resume{ControlKind::kResume, d->session_id};
+  resume.gpus = target;  // backend ordinals: positions in the pool
+  if (Status st = SendControl(d->ctl, resume); !st.ok()) {
     close(d->ctl);
     d->ctl = -1;
     return true;
   }
+  std::string from;
+  if (target != d->gpus)
+    for (int p : d->gpus) from += (from.empty() ? " (moved from gpu " : ",") + std::to_string(gpus_[p].index);
+  if (!from.empty()) from += ")";
   Holder h = *d;
+  h.gpus = target;
   h.reattach_queued = false;
   h.bytes_swapped = 0;
   h.told_waiting = UINT64_MAX;  // tell it again (it may have missed changes)
@@ -128,9 +162,9 @@ bool GpuPool::TryReattach(const Waiting& w) {
     h.ctl = -1;  // only the first record has the channel
     list += (list.empty() ? "" : ",") + std::to_string(gpus_[p].index);
   }
-  RGPU_LOG_INFO("gpu %s: session %llu reattached after %.1f ms in queue (%.1f s detached)", list.c_str(),
+  RGPU_LOG_INFO("gpu %s: session %llu reattached after %.1f ms in queue (%.1f s detached)%s", list.c_str(),
                 (unsigned long long)d->session_id, Ms(Clock::now() - w.since),
-                Ms(Clock::now() - d->detached_since) / 1e3);
+                Ms(Clock::now() - d->detached_since) / 1e3, from.c_str());
   detached_.erase(d);
   return true;
 }

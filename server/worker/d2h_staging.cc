@@ -28,6 +28,13 @@ bool D2HStaging::Available() {
   return true;
 }
 
+void D2HStaging::ReleaseBuffer() {
+  Finish();
+  if (buf_ != nullptr && d_.cuMemFreeHost) d_.cuMemFreeHost(buf_);
+  buf_ = nullptr;
+  tried_ = false;
+}
+
 Status D2HStaging::MakeEvents(size_t count) {
   while (events_.size() < count) {
     CUevent e = nullptr;

@@ -58,6 +58,10 @@ class D2HStaging {
   // After the reply was sent (or failed): waits for whatever is still in
   // flight into the buffer and destroys the events. Start calls it too.
   void Finish();
+  // Frees the pinned buffer (made again at the next use): it belongs to the
+  // context that was current when it was made, which is about to go (the
+  // session moves to another GPU, session_move.h). Call between requests.
+  void ReleaseBuffer();
 
  private:
   explicit D2HStaging(const backend::DriverTable& driver) : d_(driver) {}

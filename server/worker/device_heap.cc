@@ -1,5 +1,6 @@
 #include "server/worker/device_heap.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -193,19 +194,48 @@ std::vector<CUdeviceptr> DeviceHeap::ForgetContext(CUcontext ctx) {
   return freed;
 }
 
-Status DeviceHeap::EnsureStore(uint64_t bytes) {
-  last_pin_ms_ = 0;
-  if (store_bytes_ >= bytes) return {};
-  auto t0 = std::chrono::steady_clock::now();
-  if (store_ != nullptr) d_.cuMemFreeHost(store_);
-  store_ = nullptr;
-  store_bytes_ = 0;
-  void* p = nullptr;
-  RGPU_RETURN_IF_ERROR(CuStatus(d_.cuMemHostAlloc(&p, bytes, 0), "cuMemHostAlloc (swap store)"));
-  store_ = p;
-  store_bytes_ = bytes;
-  last_pin_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+CUcontext DeviceHeap::StoreContext() const {
+  CUdevice dev = 0;
+  CUcontext ctx = nullptr;
+  if (!d_.cuCtxGetDevice || d_.cuCtxGetDevice(&dev) != CUDA_SUCCESS || !d_.cuDevicePrimaryCtxRetain ||
+      !d_.cuDevicePrimaryCtxRelease_v2)
+    return nullptr;
+  // Retain and release at once: only the handle is wanted (the worker's own
+  // retain keeps the context alive). Not active: nobody keeps it, use the
+  // current context instead.
+  unsigned flags = 0;
+  int active = 0;
+  if (!d_.cuDevicePrimaryCtxGetState || d_.cuDevicePrimaryCtxGetState(dev, &flags, &active) != CUDA_SUCCESS ||
+      !active)
+    return nullptr;
+  if (d_.cuDevicePrimaryCtxRetain(&ctx, dev) != CUDA_SUCCESS) return nullptr;
+  d_.cuDevicePrimaryCtxRelease_v2(dev);
+  return ctx;
+}
+
+void DeviceHeap::PrepareStore() {
+  if (swapped_out_ || chunk_bytes_ <= store_.bytes() || store_.preparing()) return;
+  if (CUcontext ctx = StoreContext(); ctx != nullptr) store_.Prepare(chunk_bytes_, ctx);
+}
+
+Status DeviceHeap::MoveTo(int dev, const std::vector<std::pair<CUcontext, CUcontext>>& contexts) {
+  if (!swapped_out_ && !chunks_.empty()) return Status::Internal("device heap: move while mapped");
+  for (auto& [base, c] : chunks_) {
+    c.dev = dev;
+    for (auto& [from, to] : contexts)
+      if (c.ctx == from) {
+        c.ctx = to;
+        break;
+      }
+  }
   return {};
+}
+
+std::vector<int> DeviceHeap::Devices() const {
+  std::vector<int> out;
+  for (auto& [base, c] : chunks_)
+    if (std::find(out.begin(), out.end(), c.dev) == out.end()) out.push_back(c.dev);
+  return out;
 }
 
 Result<uint64_t> DeviceHeap::SwapOut(bool paranoid_wipe) {
@@ -214,13 +244,17 @@ Result<uint64_t> DeviceHeap::SwapOut(bool paranoid_wipe) {
     swapped_out_ = true;
     return uint64_t{0};
   }
-  RGPU_RETURN_IF_ERROR(EnsureStore(chunk_bytes_));
+  RGPU_RETURN_IF_ERROR(store_.Ensure(chunk_bytes_, StoreContext()));
   // Everything is queued on the NULL stream and waited for once: one
   // synchronisation for the whole heap instead of one per chunk.
   uint64_t at = 0;
   for (auto& [base, c] : chunks_) {
-    RGPU_RETURN_IF_ERROR(CuStatus(
-        d_.cuMemcpyDtoHAsync_v2(static_cast<uint8_t*>(store_) + at, base, c.size, nullptr), "swap out: copy"));
+    CUdeviceptr src = base;
+    RGPU_RETURN_IF_ERROR(store_.ForEach(at, c.size, [&](uint8_t* host, uint64_t n) {
+      Status st = CuStatus(d_.cuMemcpyDtoHAsync_v2(host, src, n, nullptr), "swap out: copy");
+      src += n;
+      return st;
+    }));
     at += c.size;
   }
   RGPU_RETURN_IF_ERROR(CuStatus(d_.cuCtxSynchronize(), "swap out: synchronize"));
@@ -242,9 +276,13 @@ Result<uint64_t> DeviceHeap::SwapIn() {
   Status st;
   for (auto& [base, c] : chunks_) {
     st = Map(base, c).With("swap in");
+    CUdeviceptr dst = base;
     if (st.ok())
-      st = CuStatus(d_.cuMemcpyHtoDAsync_v2(base, static_cast<uint8_t*>(store_) + at, c.size, nullptr),
-                    "swap in: copy");
+      st = store_.ForEach(at, c.size, [&](uint8_t* host, uint64_t n) {
+        Status s = CuStatus(d_.cuMemcpyHtoDAsync_v2(dst, host, n, nullptr), "swap in: copy");
+        dst += n;
+        return s;
+      });
     if (!st.ok()) break;
     at += c.size;
   }
@@ -276,13 +314,7 @@ void DeviceHeap::ReleaseAll() {
   while (!chunks_.empty()) DropChunk(chunks_.begin());
   allocs_.clear();
   swapped_out_ = false;
-  if (store_ != nullptr) {
-    // Session data: cleared before the pages go back to the system.
-    memset(store_, 0, store_bytes_);
-    d_.cuMemFreeHost(store_);
-  }
-  store_ = nullptr;
-  store_bytes_ = 0;
+  store_.Release();  // cleared before the pages go back to the system
 }
 
 }  // namespace rgpu::worker

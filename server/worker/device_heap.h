@@ -16,9 +16,15 @@
 // then unmaps and releases the physical memory; the reservations stay, so
 // nobody else in this process can take those addresses. SwapIn creates
 // physical memory again, maps it at the same addresses and copies the
-// contents back. Both copy through one pinned host block per session (the
-// "swap store"), kept after SwapIn so that the next detach does not pay for
-// pinning again; it is freed with the heap.
+// contents back. Both copy through the session's pinned host store
+// (swap_store.h: pinned in parallel pieces, in the background while the
+// session idles when PrepareStore is called), kept after SwapIn so that the
+// next detach does not pay for pinning again; it is freed with the heap.
+//
+// MoveTo (while swapped out) points every chunk at another device: the next
+// SwapIn creates the physical memory there and maps it into the same
+// reservations (they are the process's, not a device's), which is how a
+// session moves to another GPU at the same addresses (session_move.h).
 //
 // Needs a current context on the device the memory lives on (the worker's
 // session keeps one current). Memory belongs to the context current when it
@@ -36,12 +42,13 @@
 
 #include "backend/driver_table.h"
 #include "common/status.h"
+#include "server/worker/swap_store.h"
 
 namespace rgpu::worker {
 
 class DeviceHeap {
  public:
-  explicit DeviceHeap(const backend::DriverTable& driver) : d_(driver) {}
+  explicit DeviceHeap(const backend::DriverTable& driver) : d_(driver), store_(driver) {}
   ~DeviceHeap() { ReleaseAll(); }
   DeviceHeap(const DeviceHeap&) = delete;
   DeviceHeap& operator=(const DeviceHeap&) = delete;
@@ -63,7 +70,19 @@ class DeviceHeap {
   bool swapped_out() const { return swapped_out_; }
   // Milliseconds the last SwapOut spent pinning a (larger) swap store; 0
   // when the store was reused.
-  double last_pin_ms() const { return last_pin_ms_; }
+  double last_pin_ms() const { return store_.last_pin_ms(); }
+  // Starts pinning a store for the current chunks in the background (the
+  // session is idle and may be detached soon); nothing if it is large enough.
+  void PrepareStore();
+  // Zeroes and frees the store (its pieces belong to the context current
+  // when they were made: before that context goes).
+  void ReleaseStore() { store_.Release(); }
+  // While swapped out: the memory comes back on backend device `dev` at the
+  // next SwapIn, and chunks made in context `from` now serve `to` (each
+  // pair of `contexts`).
+  Status MoveTo(int dev, const std::vector<std::pair<CUcontext, CUcontext>>& contexts);
+  // Devices the chunks live on (or will, after MoveTo).
+  std::vector<int> Devices() const;
   // Returns the bytes moved out.
   Result<uint64_t> SwapOut(bool paranoid_wipe);
   // Returns the bytes moved back.
@@ -88,8 +107,11 @@ class DeviceHeap {
   Status Map(CUdeviceptr base, Chunk& c);
   void Unmap(CUdeviceptr base, Chunk& c);
   Result<CUdeviceptr> NewChunk(uint64_t size, int dev, CUcontext ctx, bool slab);
+  // The primary context of the current context's device, which the swap
+  // store is made in (it outlives the client's own contexts: the worker
+  // retains it); null if there is none.
+  CUcontext StoreContext() const;
   void DropChunk(std::map<CUdeviceptr, Chunk>::iterator it);
-  Status EnsureStore(uint64_t bytes);
 
   const backend::DriverTable& d_;
   std::map<CUdeviceptr, Chunk> chunks_;   // base -> chunk
@@ -97,9 +119,7 @@ class DeviceHeap {
   std::map<int, uint64_t> granularity_;   // device -> bytes
   uint64_t chunk_bytes_ = 0;
   bool swapped_out_ = false;
-  void* store_ = nullptr;  // pinned host memory, store_bytes_ long
-  uint64_t store_bytes_ = 0;
-  double last_pin_ms_ = 0;
+  SwapStore store_;  // pinned host memory, at least chunk_bytes_ while swapped out
 };
 
 }  // namespace rgpu::worker

@@ -116,6 +116,25 @@ TEST(ControlMessage, CarriesTheSessionsGpusAndRefusesBadOnes) {
   m.gpus.assign(65, 0);
   ASSERT_TRUE(server::SendControl(fds[0], m).ok());
   EXPECT_FALSE(server::ReceiveControl(fds[1], &got).ok()) << "more GPUs than a session can have";
+  // kResume names the GPUs a detached session gets back (its own or another).
+  m.kind = server::ControlKind::kResume;
+  m.gpus = {1};
+  ASSERT_TRUE(server::SendControl(fds[0], m).ok());
+  ASSERT_TRUE(server::ReceiveControl(fds[1], &got).ok());
+  EXPECT_EQ(got.kind, server::ControlKind::kResume);
+  EXPECT_EQ(got.gpus, std::vector<int>{1});
+  m.kind = server::ControlKind::kUsage;
+  ASSERT_TRUE(server::SendControl(fds[0], m).ok());
+  EXPECT_FALSE(server::ReceiveControl(fds[1], &got).ok()) << "GPUs only on kAttach and kResume";
+  m.kind = server::ControlKind::kReattach;
+  m.gpus.clear();
+  m.value = 1;
+  ASSERT_TRUE(server::SendControl(fds[0], m).ok());
+  ASSERT_TRUE(server::ReceiveControl(fds[1], &got).ok());
+  EXPECT_EQ(got.value, 1u) << "kReattach: the session can move";
+  m.value = 2;
+  ASSERT_TRUE(server::SendControl(fds[0], m).ok());
+  EXPECT_FALSE(server::ReceiveControl(fds[1], &got).ok()) << "kReattach's flag is 0 or 1";
   for (int fd : {fds[0], fds[1], sock[0], sock[1]}) close(fd);
 }
 

@@ -150,8 +150,10 @@ Status HandlePrimaryCtxSetFlags(Session& s, const proto::PrimaryCtxSetFlagsReq& 
                                 proto::PrimaryCtxSetFlagsRep*) {
   Result<CUdevice> dev = Device(s, req.dev);
   if (!dev.ok()) return dev.take_status();
-  return CuStatus(s.driver().cuDevicePrimaryCtxSetFlags_v2(*dev, req.flags),
-                  "cuDevicePrimaryCtxSetFlags");
+  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuDevicePrimaryCtxSetFlags_v2(*dev, req.flags),
+                                "cuDevicePrimaryCtxSetFlags"));
+  s.NotePrimaryFlags(req.dev, req.flags);
+  return {};
 }
 
 Status HandleCtxCreate(Session& s, const proto::CtxCreateReq& req, proto::CtxCreateRep*) {
@@ -160,7 +162,7 @@ Status HandleCtxCreate(Session& s, const proto::CtxCreateReq& req, proto::CtxCre
   CUcontext ctx = nullptr;
   RGPU_RETURN_IF_ERROR(
       CuStatus(s.driver().cuCtxCreate_v4(&ctx, nullptr, req.flags, *dev), "cuCtxCreate"));
-  return s.AddContext(req.ctx, ctx, /*primary=*/false, req.dev);
+  return s.AddContext(req.ctx, ctx, /*primary=*/false, req.dev, req.flags);
 }
 
 Status HandleCtxDestroy(Session& s, const proto::CtxDestroyReq& req, proto::CtxDestroyRep*) {
@@ -187,8 +189,10 @@ Status CheckEnum(uint32_t v, uint32_t end, const char* what) {
 Status HandleCtxSetLimit(Session& s, const proto::CtxSetLimitReq& req, proto::CtxSetLimitRep*) {
   RGPU_RETURN_IF_ERROR(CheckEnum(req.limit, CU_LIMIT_MAX, "limit"));
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
-  return CuStatus(s.driver().cuCtxSetLimit(static_cast<CUlimit>(req.limit), req.value),
-                  "cuCtxSetLimit");
+  RGPU_RETURN_IF_ERROR(
+      CuStatus(s.driver().cuCtxSetLimit(static_cast<CUlimit>(req.limit), req.value), "cuCtxSetLimit"));
+  s.NoteContextLimit(static_cast<int>(req.limit), req.value);
+  return {};
 }
 
 Status HandleCtxGetLimit(Session& s, const proto::CtxGetLimitReq& req, proto::CtxGetLimitRep* rep) {
@@ -204,8 +208,10 @@ Status HandleCtxSetCacheConfig(Session& s, const proto::CtxSetCacheConfigReq& re
                                proto::CtxSetCacheConfigRep*) {
   RGPU_RETURN_IF_ERROR(CheckEnum(req.config, CU_FUNC_CACHE_PREFER_EQUAL + 1, "cache config"));
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
-  return CuStatus(s.driver().cuCtxSetCacheConfig(static_cast<CUfunc_cache>(req.config)),
-                  "cuCtxSetCacheConfig");
+  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuCtxSetCacheConfig(static_cast<CUfunc_cache>(req.config)),
+                                "cuCtxSetCacheConfig"));
+  s.NoteContextCacheConfig(static_cast<int>(req.config));
+  return {};
 }
 
 Status HandleCtxGetStreamPriorityRange(Session& s, const proto::CtxGetStreamPriorityRangeReq& req,

@@ -81,7 +81,7 @@ Status HandleStreamCreate(Session& s, const proto::StreamCreateReq& req, proto::
   CUstream st = nullptr;
   RGPU_RETURN_IF_ERROR(CuStatus(
       s.driver().cuStreamCreateWithPriority(&st, req.flags, req.priority), "cuStreamCreate"));
-  Status added = s.AddStream(req.stream, st);
+  Status added = s.AddStream(req.stream, st, req.flags, req.priority);
   if (!added.ok()) s.driver().cuStreamDestroy_v2(st);
   return added;
 }
@@ -122,7 +122,7 @@ Status HandleEventCreate(Session& s, const proto::EventCreateReq& req, proto::Ev
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   CUevent ev = nullptr;
   RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuEventCreate(&ev, req.flags), "cuEventCreate"));
-  Status added = s.AddEvent(req.event, ev);
+  Status added = s.AddEvent(req.event, ev, req.flags);
   if (!added.ok()) s.driver().cuEventDestroy_v2(ev);
   return added;
 }
@@ -201,6 +201,11 @@ Status HandleModuleLoad(Session& s, const proto::ModuleLoadReq& req, proto::Modu
   }
   RGPU_RETURN_IF_ERROR(CuStatus(r, req.kind == 0 ? "cuModuleLoadData" : "cuLibraryLoadData"));
   s.driver().cuCtxGetCurrent(&m.ctx);
+  m.ctx_id = s.current_context_id();
+  // Idle detach may move the session to another GPU, where the module is
+  // loaded again from these bytes (session_move.h).
+  if (s.heap() != nullptr)
+    m.image = std::make_shared<const std::vector<uint8_t>>(req.image.begin(), req.image.begin() + *size);
   return s.AddModule(req.module, m);
 }
 
@@ -222,6 +227,7 @@ Status HandleGetFunction(Session& s, const proto::GetFunctionReq& req, proto::Ge
   std::string name(req.name);
   FunctionEntry f;
   f.module = req.module;
+  f.name = name;
   const backend::DriverTable& d = s.driver();
   if (m->is_library) {
     RGPU_RETURN_IF_ERROR(
@@ -303,13 +309,17 @@ Status HandleFuncSetAttribute(Session& s, const proto::FuncSetAttributeReq& req,
     // A kernel's attributes are per device: the current context's.
     CUdevice dev = 0;
     if (s.driver().cuCtxGetDevice) RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuCtxGetDevice(&dev), "cuCtxGetDevice"));
-    return CuStatus(s.driver().cuKernelSetAttribute(static_cast<CUfunction_attribute>(req.attr),
-                                                    req.value, f->kernel, dev),
-                    "cuKernelSetAttribute");
+    RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuKernelSetAttribute(static_cast<CUfunction_attribute>(req.attr),
+                                                                  req.value, f->kernel, dev),
+                                  "cuKernelSetAttribute"));
+    f->attrs[static_cast<int>(req.attr)] = req.value;  // applied again after a move
+    return {};
   }
-  return CuStatus(s.driver().cuFuncSetAttribute(f->fn, static_cast<CUfunction_attribute>(req.attr),
-                                                req.value),
-                  "cuFuncSetAttribute");
+  RGPU_RETURN_IF_ERROR(CuStatus(
+      s.driver().cuFuncSetAttribute(f->fn, static_cast<CUfunction_attribute>(req.attr), req.value),
+      "cuFuncSetAttribute"));
+  f->attrs[static_cast<int>(req.attr)] = req.value;
+  return {};
 }
 
 Status HandleFuncSetCacheConfig(Session& s, const proto::FuncSetCacheConfigReq& req,
@@ -318,8 +328,10 @@ Status HandleFuncSetCacheConfig(Session& s, const proto::FuncSetCacheConfigReq& 
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));
   FunctionEntry* f = nullptr;
   RGPU_RETURN_IF_ERROR(LaunchableFunction(s, req.func, &f));
-  return CuStatus(s.driver().cuFuncSetCacheConfig(f->fn, static_cast<CUfunc_cache>(req.config)),
-                  "cuFuncSetCacheConfig");
+  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuFuncSetCacheConfig(f->fn, static_cast<CUfunc_cache>(req.config)),
+                                "cuFuncSetCacheConfig"));
+  f->cache_config = static_cast<int>(req.config);
+  return {};
 }
 
 Status HandleLaunchKernel(Session& s, const proto::LaunchKernelReq& req, proto::LaunchKernelRep*) {

@@ -17,6 +17,7 @@
 #include "proto/coding.h"
 #include "server/worker/handlers.gen.h"
 #include "server/worker/session.h"
+#include "server/worker/session_move.h"
 
 namespace rgpu::worker {
 namespace {
@@ -69,6 +70,8 @@ std::span<const uint8_t> LogSpan(const std::vector<char>& buf) {
 }
 
 }  // namespace
+
+size_t LiveLinkStates() { return Links().size(); }
 
 Status HandleLinkCreate(Session& s, const proto::LinkCreateReq& req, proto::LinkCreateRep*) {
   RGPU_RETURN_IF_ERROR(s.UseContext(req.ctx));

@@ -201,8 +201,10 @@ Status HandleStreamSetAttribute(Session& s, const proto::StreamSetAttributeReq& 
   CUstreamAttrValue v;
   std::memcpy(&v, req.value.data(), sizeof v);
   RGPU_RETURN_IF_ERROR(CheckStreamAttrValue(s, req.attr, v));
-  return CuStatus(s.driver().cuStreamSetAttribute(st, static_cast<CUstreamAttrID>(req.attr), &v),
-                  "cuStreamSetAttribute");
+  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuStreamSetAttribute(st, static_cast<CUstreamAttrID>(req.attr), &v),
+                                "cuStreamSetAttribute"));
+  s.NoteUnmovable("it set stream attributes");  // not recorded: the session stays on its GPU
+  return {};
 }
 
 Status HandleStreamGetAttribute(Session& s, const proto::StreamGetAttributeReq& req, proto::StreamGetAttributeRep* rep) {
@@ -226,7 +228,9 @@ Status HandleStreamCopyAttributes(Session& s, const proto::StreamCopyAttributesR
   CUstream dst = nullptr, src = nullptr;
   RGPU_RETURN_IF_ERROR(StreamOf(s, req.dst, &dst));
   RGPU_RETURN_IF_ERROR(StreamOf(s, req.src, &src));
-  return CuStatus(s.driver().cuStreamCopyAttributes(dst, src), "cuStreamCopyAttributes");
+  RGPU_RETURN_IF_ERROR(CuStatus(s.driver().cuStreamCopyAttributes(dst, src), "cuStreamCopyAttributes"));
+  s.NoteUnmovable("it set stream attributes");
+  return {};
 }
 
 Status HandleCtxResetPersistingL2Cache(Session& s, const proto::CtxResetPersistingL2CacheReq& req,

@@ -35,10 +35,25 @@ Status Session::UseContext(uint64_t ctx_id) {
   return {};
 }
 
-Status Session::AddContext(uint64_t ctx_id, CUcontext ctx, bool primary, int dev) {
+Status Session::AddContext(uint64_t ctx_id, CUcontext ctx, bool primary, int dev, unsigned flags) {
   if (ctx_id == 0) return Status::Cuda(CUDA_ERROR_INVALID_VALUE, "context id 0 is reserved");
-  contexts_[ctx_id] = ContextEntry{ctx, primary, dev};
+  ContextEntry e;
+  e.ctx = ctx;
+  e.primary = primary;
+  e.dev = dev;
+  e.flags = flags;
+  contexts_[ctx_id] = std::move(e);
   return {};
+}
+
+void Session::NoteContextLimit(int limit, uint64_t value) {
+  auto it = contexts_.find(current_ctx_id_);
+  if (it != contexts_.end()) it->second.limits[limit] = value;
+}
+
+void Session::NoteContextCacheConfig(int config) {
+  auto it = contexts_.find(current_ctx_id_);
+  if (it != contexts_.end()) it->second.cache_config = config;
 }
 
 Status Session::RemoveContext(uint64_t ctx_id) {
@@ -83,10 +98,11 @@ Result<CUstream> Session::FindStream(uint64_t id) const {
   return it->second;
 }
 
-Status Session::AddStream(uint64_t id, CUstream s) {
+Status Session::AddStream(uint64_t id, CUstream s, unsigned flags, int priority) {
   if (id <= kStreamPerThread || streams_.count(id))
     return Status::Protocol("stream id " + std::to_string(id) + " reserved or in use");
   streams_[id] = s;
+  stream_info_[id] = StreamInfo{current_ctx_id_, flags, priority};
   return {};
 }
 
@@ -95,6 +111,7 @@ Result<CUstream> Session::TakeStream(uint64_t id) {
   if (it == streams_.end()) return BadHandle("stream", id);
   CUstream s = it->second;
   streams_.erase(it);
+  stream_info_.erase(id);
   return s;
 }
 
@@ -104,10 +121,11 @@ Result<CUevent> Session::FindEvent(uint64_t id) const {
   return it->second;
 }
 
-Status Session::AddEvent(uint64_t id, CUevent e) {
+Status Session::AddEvent(uint64_t id, CUevent e, unsigned flags) {
   if (id == 0 || events_.count(id))
     return Status::Protocol("event id " + std::to_string(id) + " reserved or in use");
   events_[id] = e;
+  event_info_[id] = EventInfo{current_ctx_id_, flags};
   return {};
 }
 
@@ -116,6 +134,7 @@ Result<CUevent> Session::TakeEvent(uint64_t id) {
   if (it == events_.end()) return BadHandle("event", id);
   CUevent e = it->second;
   events_.erase(it);
+  event_info_.erase(id);
   return e;
 }
 
@@ -426,9 +445,11 @@ void Session::ReleaseAll(bool paranoid_wipe) {
   for (auto& [id, s] : streams_)
     if (driver_.cuStreamDestroy_v2) driver_.cuStreamDestroy_v2(s);
   streams_.clear();
+  stream_info_.clear();
   for (auto& [id, e] : events_)
     if (driver_.cuEventDestroy_v2) driver_.cuEventDestroy_v2(e);
   events_.clear();
+  event_info_.clear();
   // Mapped ranges are in allocations_ too, but are unmapped, not freed.
   for (auto& [ptr, size] : mappings_) {
     allocations_.erase(ptr);

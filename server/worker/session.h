@@ -4,10 +4,16 @@
 // functions) to real driver handles, and records every device allocation so
 // that copies and memsets can be checked to fall inside memory this session
 // owns. One Session per worker process; used only from the worker's thread.
+//
+// It also records how each handle was made (stream flags and priority, event
+// flags, module images, function names and the attributes set on them,
+// context flags, limits and cache configuration), so that SessionMover
+// (session_move.h) can make them again on another GPU behind the same ids.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <span>
 #include <string>
@@ -38,6 +44,11 @@ struct FunctionEntry {
   CUcontext fn_ctx = nullptr;
   std::vector<ParamSlot> params;
   uint64_t module = 0;
+  // For moving the session (session_move.h): the name it was resolved by,
+  // and what cuFuncSetAttribute / cuFuncSetCacheConfig set on it.
+  std::string name;
+  std::map<int, int> attrs;
+  int cache_config = -1;  // -1: never set
 };
 
 struct ModuleEntry {
@@ -45,6 +56,12 @@ struct ModuleEntry {
   CUmodule module = nullptr;
   CUlibrary library = nullptr;
   CUcontext ctx = nullptr;  // the context a module was loaded in
+  // For moving the session (session_move.h): the image as loaded (kept only
+  // while idle detach is on) and the client's id of the context.
+  std::shared_ptr<const std::vector<uint8_t>> image;
+  uint64_t ctx_id = 0;
+  // The names of the image's globals, listed at the first move check.
+  std::shared_ptr<const std::vector<std::string>> global_names;
 };
 
 class Link;
@@ -60,6 +77,7 @@ Result<uint64_t> WipeRanges(const backend::DriverTable& d, const std::map<CUdevi
 
 class Session {
  public:
+  friend class SessionMover;  // re-creates the handles below on another GPU
   // `devices`: the session's GPUs (device_map.h); every device ordinal from
   // the client is translated through it.
   Session(const backend::DriverTable& driver, uint64_t session_id, std::string backend_kind,
@@ -88,7 +106,21 @@ class Session {
   // Makes the client's context `ctx_id` current on this thread. 0 is refused
   // with CUDA_ERROR_INVALID_CONTEXT, as the driver does without a context.
   Status UseContext(uint64_t ctx_id);
-  Status AddContext(uint64_t ctx_id, CUcontext ctx, bool primary, int dev);
+  // `flags`: cuCtxCreate's (non-primary contexts).
+  Status AddContext(uint64_t ctx_id, CUcontext ctx, bool primary, int dev, unsigned flags = 0);
+  // The client's id of the current context (0: none made current yet).
+  uint64_t current_context_id() const { return current_ctx_id_; }
+  // Recorded for moving the session: what the client set on the current
+  // context, and the flags it gave client device `dev`'s primary context.
+  void NoteContextLimit(int limit, uint64_t value);
+  void NoteContextCacheConfig(int config);
+  void NotePrimaryFlags(int dev, unsigned flags) { primary_flags_[dev] = flags; }
+  // Something the session holds cannot be made again on another GPU (said
+  // by SessionMover::Blocker); the first reason is kept.
+  void NoteUnmovable(const std::string& why) {
+    if (unmovable_.empty()) unmovable_ = why;
+  }
+  const std::string& unmovable() const { return unmovable_; }
   Status RemoveContext(uint64_t ctx_id);
   Result<CUcontext> FindContext(uint64_t ctx_id) const;
   // The context UseContext made current (null before any, or after it was
@@ -96,10 +128,12 @@ class Session {
   CUcontext current_context() const { return current_ctx_; }
 
   Result<CUstream> FindStream(uint64_t id) const;
-  Status AddStream(uint64_t id, CUstream s);
+  // `flags` and `priority` as created (recorded, with the current context,
+  // so the stream can be made again elsewhere).
+  Status AddStream(uint64_t id, CUstream s, unsigned flags = 0, int priority = 0);
   Result<CUstream> TakeStream(uint64_t id);
   Result<CUevent> FindEvent(uint64_t id) const;
-  Status AddEvent(uint64_t id, CUevent e);
+  Status AddEvent(uint64_t id, CUevent e, unsigned flags = 0);
   Result<CUevent> TakeEvent(uint64_t id);
 
   Status AddModule(uint64_t id, ModuleEntry m);
@@ -177,6 +211,18 @@ class Session {
     CUcontext ctx = nullptr;
     bool primary = false;
     int dev = 0;
+    unsigned flags = 0;             // cuCtxCreate's
+    std::map<int, uint64_t> limits;  // cuCtxSetLimit
+    int cache_config = -1;           // cuCtxSetCacheConfig; -1: never set
+  };
+  struct StreamInfo {
+    uint64_t ctx_id = 0;
+    unsigned flags = 0;
+    int priority = 0;
+  };
+  struct EventInfo {
+    uint64_t ctx_id = 0;
+    unsigned flags = 0;
   };
   const backend::DriverTable& driver_;
   const uint64_t session_id_;
@@ -189,6 +235,10 @@ class Session {
   std::unordered_map<uint64_t, ContextEntry> contexts_;
   std::unordered_map<uint64_t, CUstream> streams_;
   std::unordered_map<uint64_t, CUevent> events_;
+  std::unordered_map<uint64_t, StreamInfo> stream_info_;
+  std::unordered_map<uint64_t, EventInfo> event_info_;
+  std::map<int, unsigned> primary_flags_;  // client device -> flags
+  std::string unmovable_;
   std::unordered_map<uint64_t, ModuleEntry> modules_;
   std::unordered_map<uint64_t, FunctionEntry> functions_;
   std::unordered_map<uint64_t, CUgraph> graphs_;

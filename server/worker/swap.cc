@@ -28,7 +28,8 @@ Result<DetachMode> ParseDetachMode(const std::string& s) {
 }
 
 IdleDetacher::IdleDetacher(Session& session, DeviceHeap& heap, int control_fd, DetachOptions options)
-    : session_(session), heap_(heap), control_fd_(control_fd), options_(options) {}
+    : session_(session), heap_(heap), control_fd_(control_fd), options_(options),
+      mover_(session, heap, options.warm_device) {}
 
 std::chrono::milliseconds IdleDetacher::TickInterval() const {
   // A quarter of the timeout, between 10 ms and 100 ms: detach comes at most
@@ -51,7 +52,10 @@ Status IdleDetacher::ReadControl(bool block) {
     RGPU_RETURN_IF_ERROR(server::ReceiveControl(control_fd_, &m));
     if (m.fd >= 0) close(m.fd);  // nothing the supervisor sends now carries one
     if (m.kind == server::ControlKind::kWaiting) waiting_ = m.value;
-    else if (m.kind == server::ControlKind::kResume) resumed_ = true;
+    else if (m.kind == server::ControlKind::kResume) {
+      resumed_ = true;
+      resume_gpus_ = m.gpus;
+    }
     else RGPU_LOG_WARN("session %llu: unexpected control message %d", (unsigned long long)session_.id(), (int)m.kind);
     if (block && resumed_) return {};
   }
@@ -104,7 +108,8 @@ Status IdleDetacher::Tick() {
   ReportUsage(false);
   if (detached_ || options_.mode == DetachMode::kNever) return {};
   if (options_.mode == DetachMode::kWaiting && waiting_ == 0) return {};
-  if (Clock::now() - last_activity_ < std::chrono::duration<double>(options_.idle_timeout_s)) return {};
+  auto idle = Clock::now() - last_activity_;
+  if (idle < std::chrono::duration<double>(options_.idle_timeout_s / 2)) return {};
   std::string why = Blocker();
   if (!why.empty()) {
     if (why != last_blocker_)
@@ -112,6 +117,10 @@ Status IdleDetacher::Tick() {
     last_blocker_ = why;
     return {};
   }
+  // Half the timeout: pin the host store now, in the background, so that
+  // the detach does not wait for it (swap_store.h).
+  heap_.PrepareStore();
+  if (idle < std::chrono::duration<double>(options_.idle_timeout_s)) return {};
   if (!StreamsIdle()) return {};
   Detach();
   return {};
@@ -147,17 +156,34 @@ void IdleDetacher::Detach() {
 Status IdleDetacher::BeforeRequest() {
   if (!detached_) return {};
   auto t0 = Clock::now();
-  RGPU_RETURN_IF_ERROR(server::SendControl(control_fd_, {server::ControlKind::kReattach, session_.id()}));
+  // Whether the session may come back on another GPU of its type (said once
+  // in the log when it may not: it then waits for its own).
+  std::string why = mover_.Blocker();
+  if (!why.empty() && why != last_move_blocker_)
+    RGPU_LOG_INFO("session %llu: can reattach only on its own GPU: %s", (unsigned long long)session_.id(),
+                  why.c_str());
+  last_move_blocker_ = why;
+  server::ControlMessage ask{server::ControlKind::kReattach, session_.id()};
+  ask.value = why.empty() ? 1 : 0;
+  RGPU_RETURN_IF_ERROR(server::SendControl(control_fd_, ask));
   resumed_ = false;
+  resume_gpus_.clear();
   RGPU_RETURN_IF_ERROR(ReadControl(true));
   auto t1 = Clock::now();
-  Result<uint64_t> moved = heap_.SwapIn();
+  std::vector<int> was = session_.devices().backend_ordinals();
+  bool move = !resume_gpus_.empty() && resume_gpus_ != was;
+  if (move && !why.empty())
+    return Status::Internal("reattach: the supervisor gave another GPU to a session that cannot move");
+  Result<uint64_t> moved = move ? mover_.MoveTo(resume_gpus_) : heap_.SwapIn();
   if (!moved.ok()) return moved.take_status().With("reattach");
   auto t2 = Clock::now();
   detached_ = false;
-  RGPU_LOG_INFO("session %llu: reattached after %.1f ms in queue: %llu bytes restored in %.1f ms (%.1f GB/s)",
-                (unsigned long long)session_.id(), Ms(t1 - t0), (unsigned long long)*moved, Ms(t2 - t1),
-                GBps(*moved, t2 - t1));
+  RGPU_LOG_INFO("session %llu: reattached after %.1f ms in queue%s: %llu bytes restored in %.1f ms (%.1f GB/s)",
+                (unsigned long long)session_.id(), Ms(t1 - t0),
+                move ? (" on GPU ordinal " + std::to_string(resume_gpus_[0]) + " (moved from " +
+                        std::to_string(was.empty() ? -1 : was[0]) + ")").c_str()
+                     : "",
+                (unsigned long long)*moved, Ms(t2 - t1), GBps(*moved, t2 - t1));
   ReportUsage(true);
   return {};
 }

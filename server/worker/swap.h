@@ -7,10 +7,17 @@
 // of its memory (DeviceHeap). Detach saves the memory to pinned host memory,
 // wipes and frees it on the card, and tells the supervisor (kDetached), which
 // leases the GPU to the next session. The next request from the client
-// reattaches: the worker asks for the GPU again (kReattach; the supervisor
-// queues it FIFO with the others), waits for kResume, maps memory back at the
-// same addresses and copies the contents in, then serves the request. The
-// client does not notice, beyond the time the call takes.
+// reattaches: the worker asks for a GPU again (kReattach, saying whether the
+// session can move to another GPU: SessionMover::Blocker; the supervisor
+// queues it FIFO with the others), waits for kResume, which names the GPU it
+// got. On its own GPU it maps memory back at the same addresses and copies
+// the contents in; on another GPU of the same type SessionMover moves the
+// whole session there first (session_move.h). Then it serves the request.
+// The client does not notice, beyond the time the call takes.
+//
+// The pinned host store is made in the background once the session has been
+// idle for half the timeout (when it would qualify for detach), so the
+// detach itself does not wait for the pinning (swap_store.h).
 //
 // When: the session sent nothing for `idle_timeout`, every stream is idle,
 // and either someone waits for a GPU (mode "waiting", told by the supervisor
@@ -28,8 +35,10 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
+#include "server/worker/session_move.h"
 
 namespace rgpu::worker {
 
@@ -45,6 +54,9 @@ struct DetachOptions {
   DetachMode mode = DetachMode::kWaiting;
   double idle_timeout_s = 2.0;
   bool paranoid_wipe = false;
+  // The backend ordinal whose primary context the worker retained when it
+  // started (it moves with the session, session_move.h); -1: none.
+  int warm_device = -1;
 };
 
 class IdleDetacher {
@@ -88,6 +100,9 @@ class IdleDetacher {
   uint64_t waiting_ = 0;  // sessions waiting for a GPU, as the supervisor last said
   bool detached_ = false;
   bool resumed_ = false;  // kResume arrived
+  std::vector<int> resume_gpus_;  // the GPUs kResume named (backend ordinals)
+  SessionMover mover_;
+  std::string last_move_blocker_;
   std::string last_blocker_;
   std::function<bool()> client_gone_;
 };

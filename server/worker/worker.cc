@@ -248,7 +248,9 @@ int RunWorker(const WorkerOptions& given) {
     session.quota().set_limit(options.max_mem);
     if (detach && heap.Usable()) {
       session.set_heap(&heap);
-      detacher = std::make_unique<IdleDetacher>(session, heap, options.control_fd, options.detach);
+      DetachOptions detach_options = options.detach;
+      detach_options.warm_device = options.device;  // its primary context moves with the session
+      detacher = std::make_unique<IdleDetacher>(session, heap, options.control_fd, detach_options);
       detacher->set_client_gone([&link] { return link.ended(); });
     }
     link.Start();
