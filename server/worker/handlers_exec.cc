@@ -204,7 +204,7 @@ Status HandleModuleLoad(Session& s, const proto::ModuleLoadReq& req, proto::Modu
   m.ctx_id = s.current_context_id();
   // Idle detach may move the session to another GPU, where the module is
   // loaded again from these bytes (session_move.h).
-  if (s.heap() != nullptr)
+  if (s.keep_module_images())
     m.image = std::make_shared<const std::vector<uint8_t>>(req.image.begin(), req.image.begin() + *size);
   return s.AddModule(req.module, m);
 }

@@ -102,6 +102,13 @@ class Session {
   // cuMemAlloc). Not owned; must outlive the session's ReleaseAll.
   DeviceHeap* heap() const { return heap_; }
   void set_heap(DeviceHeap* heap) { heap_ = heap; }
+  // Whether module images are kept after loading, so that idle detach can
+  // move the session to another GPU and load them there (session_move.h).
+  // Only where a move is possible (detach on, more than one GPU in the
+  // pool): a copy of every image costs host memory (PyTorch loads hundreds
+  // of MB of them).
+  bool keep_module_images() const { return keep_module_images_; }
+  void set_keep_module_images(bool keep) { keep_module_images_ = keep; }
 
   // Makes the client's context `ctx_id` current on this thread. 0 is refused
   // with CUDA_ERROR_INVALID_CONTEXT, as the driver does without a context.
@@ -230,6 +237,7 @@ class Session {
   DeviceMap devices_;
   Link* link_ = nullptr;
   DeviceHeap* heap_ = nullptr;
+  bool keep_module_images_ = false;
   uint64_t current_ctx_id_ = 0;
   CUcontext current_ctx_ = nullptr;  // of current_ctx_id_ (null when 0)
   std::unordered_map<uint64_t, ContextEntry> contexts_;

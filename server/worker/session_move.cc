@@ -239,6 +239,7 @@ Result<uint64_t> SessionMover::MoveTo(const std::vector<int>& gpus) {
   }
   s_.devices_.Assign(gpus);
   s_.current_ctx_id_ = 0;  // the client's next call makes its context current
+  s_.current_ctx_ = nullptr;
   d.cuCtxSetCurrent(home);
   RGPU_LOG_INFO("session %llu: moved from GPU ordinal %d to %d: %zu context(s), %zu module(s), %zu stream(s), "
                 "%zu event(s)",

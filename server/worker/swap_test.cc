@@ -146,6 +146,7 @@ TEST_F(SwapTest, DetacherFollowsPolicyAndTheControlProtocol) {
     DeviceHeap heap(d_);
     Session session(d_, 42, "sim");
     session.set_heap(&heap);
+    session.set_keep_module_images(true);
     ASSERT_TRUE(session.AddContext(1, ctx_, /*primary=*/false, 0).ok());
     Result<CUdeviceptr> p = heap.Alloc(3u << 20);
     ASSERT_TRUE(p.ok());
@@ -200,6 +201,7 @@ TEST_F(SwapTest, GraphsKeepASessionAttached) {
     DeviceHeap heap(d_);
     Session session(d_, 7, "sim");
     session.set_heap(&heap);
+    session.set_keep_module_images(true);
     ASSERT_TRUE(session.AddContext(1, ctx_, false, 0).ok());
     CUgraph g = nullptr;
     ASSERT_TRUE(session.AddGraph(5, g).ok());
@@ -234,6 +236,7 @@ class MoveTest : public SwapTest {
   // an attribute set; g_counter holds 1234.
   void Build(Session& session, DeviceHeap& heap, CUdeviceptr* big, CUdeviceptr* tiny) {
     session.set_heap(&heap);
+    session.set_keep_module_images(true);
     CUdevice dev0 = 0;
     CUcontext ctx = nullptr;
     ASSERT_EQ(d_.cuDeviceGet(&dev0, 0), CUDA_SUCCESS);

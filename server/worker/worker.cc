@@ -248,6 +248,11 @@ int RunWorker(const WorkerOptions& given) {
     session.quota().set_limit(options.max_mem);
     if (detach && heap.Usable()) {
       session.set_heap(&heap);
+      // The pool's GPUs are all visible to the worker: with one, a session
+      // always comes back to it and never needs its modules' images again.
+      int gpus = 0;
+      session.set_keep_module_images(driver.cuDeviceGetCount != nullptr &&
+                                     driver.cuDeviceGetCount(&gpus) == CUDA_SUCCESS && gpus > 1);
       DetachOptions detach_options = options.detach;
       detach_options.warm_device = options.device;  // its primary context moves with the session
       detacher = std::make_unique<IdleDetacher>(session, heap, options.control_fd, detach_options);
