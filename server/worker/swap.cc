@@ -61,8 +61,7 @@ Status IdleDetacher::ReadControl(bool block) {
   }
 }
 
-void IdleDetacher::ReportUsage(bool force) {
-  auto now = Clock::now();
+void IdleDetacher::ReportUsage(bool force, CoarseClock::time_point now) {
   if (!force && now - last_report_ < std::chrono::seconds(1)) return;
   // Memory held on the card: everything, less what is swapped out (module
   // globals stay in the kept context).
@@ -108,7 +107,7 @@ Status IdleDetacher::Tick() {
   ReportUsage(false);
   if (detached_ || options_.mode == DetachMode::kNever) return {};
   if (options_.mode == DetachMode::kWaiting && waiting_ == 0) return {};
-  auto idle = Clock::now() - last_activity_;
+  auto idle = CoarseClock::now() - last_activity_;
   if (idle < std::chrono::duration<double>(options_.idle_timeout_s / 2)) return {};
   std::string why = Blocker();
   if (!why.empty()) {
@@ -134,7 +133,7 @@ void IdleDetacher::Detach() {
     // session keeps its GPU. Try again after another idle period.
     RGPU_LOG_ERROR("session %llu: detach failed, staying attached: %s", (unsigned long long)session_.id(),
                    moved.status().message().c_str());
-    last_activity_ = Clock::now();
+    last_activity_ = CoarseClock::now();
     return;
   }
   auto dt = Clock::now() - t0;
@@ -189,8 +188,8 @@ Status IdleDetacher::BeforeRequest() {
 }
 
 void IdleDetacher::AfterRequest() {
-  last_activity_ = Clock::now();
-  ReportUsage(false);
+  last_activity_ = CoarseClock::now();  // one read serves both
+  ReportUsage(false, last_activity_);
 }
 
 }  // namespace rgpu::worker

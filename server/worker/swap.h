@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "common/coarse_clock.h"
 #include "common/status.h"
 #include "server/worker/session_move.h"
 
@@ -88,14 +89,16 @@ class IdleDetacher {
   bool StreamsIdle() const;
   void Detach();
   Status ReadControl(bool block);
-  void ReportUsage(bool force);
+  void ReportUsage(bool force, CoarseClock::time_point now = CoarseClock::now());
 
   Session& session_;
   DeviceHeap& heap_;
   const int control_fd_;
   const DetachOptions options_;
-  Clock::time_point last_activity_ = Clock::now();
-  Clock::time_point last_report_{};
+  // Taken on every request: the coarse clock (a second-scale timeout needs
+  // no finer one).
+  CoarseClock::time_point last_activity_ = CoarseClock::now();
+  CoarseClock::time_point last_report_{};
   uint64_t last_reported_ = UINT64_MAX;
   uint64_t waiting_ = 0;  // sessions waiting for a GPU, as the supervisor last said
   bool detached_ = false;
