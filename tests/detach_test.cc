@@ -196,12 +196,26 @@ nlohmann::json SessionOf(const TestServer& server, pid_t pid) {
   return nullptr;
 }
 
+// True once every GPU of the server has a ready warm worker: a new session
+// then takes the lowest free GPU (before that, whichever worker is ready
+// first: under ASan GPU 1's once was).
+bool AllWarm(const TestServer& server, size_t n) {
+  return PollFor(20, [&] {
+    nlohmann::json js = nlohmann::json::parse(server.StatusJson(), nullptr, false);
+    if (js.is_discarded() || js["gpus"].size() != n) return false;
+    for (const nlohmann::json& g : js["gpus"])
+      if (g.value("state", "") != "free") return false;
+    return true;
+  });
+}
+
 // Two GPUs of one type. A (GPU 0) goes idle and is detached for B, which
 // waited; C, on GPU 1, ends meanwhile. A's next call finds its own GPU busy
 // (B) and GPU 1 free: it reattaches there, with its data, stream, event and
 // kernel intact at the same pointers, and the status shows it on GPU 1.
 TEST(Detach, ReattachMovesToAnotherFreeGpuOfTheSameType) {
   TestServer server({"--sim-gpus", "2", "--idle-timeout", "0.2"});
+  ASSERT_TRUE(AllWarm(server, 2)) << server.StatusJson();
   Child a({Program("swap_check"), "2", "3"}, server.ClientEnv());
   ASSERT_TRUE(a.WaitForOutput("READY", 20));
   nlohmann::json sa;
@@ -241,8 +255,14 @@ TEST(Detach, ReattachMovesToAnotherFreeGpuOfTheSameType) {
 // (FIFO with reservation) although GPU 1 is free.
 TEST(Detach, ASessionThatCannotMoveWaitsForItsOwnGpu) {
   TestServer server({"--sim-gpus", "2", "--idle-timeout", "0.2"});
+  ASSERT_TRUE(AllWarm(server, 2)) << server.StatusJson();
   Child a({Program("swap_check"), "1", "2.5", "pin"}, server.ClientEnv());
   ASSERT_TRUE(a.WaitForOutput("READY", 20));
+  nlohmann::json first;
+  ASSERT_TRUE(PollFor(5, [&] {
+    first = SessionOf(server, a.pid());
+    return !first.is_null() && first["gpus"] == nlohmann::json::array({0});
+  })) << server.StatusJson();
   Child c({Program("link_loss"), "1"}, server.ClientEnv());  // GPU 1, then gone
   ASSERT_TRUE(c.WaitForOutput("READY", 20));
   Child b({Program("link_loss"), "4"}, server.ClientEnv());  // takes GPU 0 from idle A
