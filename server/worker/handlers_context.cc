@@ -17,16 +17,17 @@ namespace {
 constexpr int kAttributeLimit = 160;
 
 // What a program reaches through rgpu, where it differs from the GPU: the
-// client's memory is not the GPU host's, so the GPU cannot touch pageable or
-// registered host memory, and managed memory (emulated by the client,
-// client/managed_memory.h) follows the rules of devices without concurrent
-// CPU/GPU access. Programs that check these attributes then take the path
-// that works (explicit copies, synchronise before host access) instead of
-// one that cannot.
-constexpr std::array<std::pair<CUdevice_attribute, int>, 5> kThroughRgpu = {{
+// client's memory is not the GPU host's, so kernels cannot touch the
+// client's pageable memory (HMM) or its registered host memory through the
+// host pointer, and the host cannot reach device memory directly. Programs
+// that check these attributes then take the path that works (explicit
+// copies) instead of one that cannot. Concurrent managed access stays as the
+// GPU says: the emulation (client/managed_memory.h) serves a host access
+// during GPU work by waiting for that work, a valid order of the concurrent
+// accesses, so programs that branch on it compute the same results.
+constexpr std::array<std::pair<CUdevice_attribute, int>, 4> kThroughRgpu = {{
     {CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS, 0},
     {CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES, 0},
-    {CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS, 0},
     {CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM, 0},
     {CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST, 0},
 }};
