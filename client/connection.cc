@@ -209,8 +209,9 @@ Status Connection::PostBulk(proto::CallId id, std::span<const uint8_t> fields,
                            head.data() + at);
   head.insert(head.end(), fields.begin(), fields.end());
   lock.unlock();
-  Status st = WriteOut(head.data(), head.size());
-  if (st.ok()) st = WriteOut(bulk.data(), bulk.size());
+  Status st = tls_ ? tls_->WriteAll(head.data(), head.size()) : Status();
+  if (st.ok()) st = tls_ ? tls_->WriteAll(bulk.data(), bulk.size())
+                         : net::WriteAll2(fd_, head.data(), head.size(), bulk.data(), bulk.size());
   lock.lock();
   bytes_sent_ += head.size() + bulk.size();
   if (!st.ok() && failed_.ok()) failed_ = std::move(st).With("send");

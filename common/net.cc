@@ -1,5 +1,7 @@
 #include "common/net.h"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -7,8 +9,10 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -199,6 +203,39 @@ Status WriteAll(int fd, const void* buf, size_t n) {
     }
     p += w;
     n -= static_cast<size_t>(w);
+  }
+  return {};
+}
+
+Status WriteAll2(int fd, const void* a, size_t na, const void* b, size_t nb) {
+  iovec iov[2] = {{const_cast<void*>(a), na}, {const_cast<void*>(b), nb}};
+  iovec* v = iov;
+  int count = 2;
+  while (count > 0) {
+    if (v->iov_len == 0) {  // an empty or finished piece
+      ++v;
+      --count;
+      continue;
+    }
+    msghdr m{};
+    m.msg_iov = v;
+    m.msg_iovlen = static_cast<size_t>(count);
+    ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::Errno(Code::kTransport, "write", errno);
+    }
+    // Skip what went out; a piece may be left partly written.
+    for (size_t left = static_cast<size_t>(w); left > 0 && count > 0;) {
+      size_t take = std::min(left, v->iov_len);
+      v->iov_base = static_cast<char*>(v->iov_base) + take;
+      v->iov_len -= take;
+      left -= take;
+      if (v->iov_len == 0) {
+        ++v;
+        --count;
+      }
+    }
   }
   return {};
 }

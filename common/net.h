@@ -33,6 +33,10 @@ bool IsLoopbackHost(const std::string& host);
 
 // Write all of buf (blocking fd). kTransport on failure or closed peer.
 Status WriteAll(int fd, const void* buf, size_t n);
+// Write all of a, then all of b, as one byte stream with as few system
+// calls as the socket takes (sendmsg with both pieces): a frame header and
+// its data go out in one segment instead of two.
+Status WriteAll2(int fd, const void* a, size_t na, const void* b, size_t nb);
 // Write all of buf to any fd (pipe, file, tty) with write(2).
 Status WriteFd(int fd, const void* buf, size_t n);
 // Read exactly n bytes (blocking fd). kTransport on failure; "closed" on EOF.

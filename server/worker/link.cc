@@ -201,8 +201,7 @@ Status Link::Send(std::span<const uint8_t> head, std::span<const uint8_t> bulk) 
     RGPU_RETURN_IF_ERROR(tls_->WriteAll(head.data(), head.size()));
     return tls_->WriteAll(bulk.data(), bulk.size());
   }
-  RGPU_RETURN_IF_ERROR(net::WriteAll(fd_, head.data(), head.size()));
-  return net::WriteAll(fd_, bulk.data(), bulk.size());
+  return net::WriteAll2(fd_, head.data(), head.size(), bulk.data(), bulk.size());
 }
 
 Status Link::SendStaged(std::span<const uint8_t> head, std::span<const uint8_t> bulk, size_t piece,
