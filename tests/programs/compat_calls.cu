@@ -7,6 +7,8 @@
 // the graph), graph memory alloc / free nodes, cuCtxRecordEvent / cuCtxWaitEvent, cuStreamBeginCaptureToGraph
 // and cuStreamUpdateCaptureDependencies. Prints "OK compat_calls" and exits 0
 // when every check holds. Kernels are the sim's host kernels (PTX stubs).
+#include "check.h"
+
 #include <cuda.h>
 
 #include <cstdio>
@@ -15,34 +17,6 @@
 #include <string>
 #include <unistd.h>
 #include <vector>
-
-#define CK(call)                                                                    \
-  do {                                                                              \
-    CUresult r_ = (call);                                                           \
-    if (r_ != CUDA_SUCCESS) {                                                       \
-      fprintf(stderr, "compat_calls: %s:%d: %s -> %d\n", __FILE__, __LINE__, #call, \
-              static_cast<int>(r_));                                                \
-      exit(1);                                                                      \
-    }                                                                               \
-  } while (0)
-
-#define EXPECT_CU(want, call)                                                                \
-  do {                                                                                       \
-    CUresult r_ = (call);                                                                    \
-    if (r_ != (want)) {                                                                      \
-      fprintf(stderr, "compat_calls: %s:%d: %s -> %d, want %d\n", __FILE__, __LINE__, #call, \
-              static_cast<int>(r_), static_cast<int>(want));                                 \
-      exit(1);                                                                               \
-    }                                                                                        \
-  } while (0)
-
-#define EXPECT(cond)                                                                    \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      fprintf(stderr, "compat_calls: %s:%d: FAILED %s\n", __FILE__, __LINE__, #cond); \
-      exit(1);                                                                          \
-    }                                                                                   \
-  } while (0)
 
 // clusterRank(int* out): out[blockIdx.x] = the block's rank in its cluster
 // (backend/sim/test_kernels.cc), so a launch shows its cluster size.

@@ -4,6 +4,8 @@
 // enumeration of a module and a library, cuMemGetAccess on a mapping and
 // cuPointerSetAttribute(SYNC_MEMOPS). Prints "OK misc_calls" and exits 0 when
 // every check holds.
+#include "check.h"
+
 #include <cuda.h>
 #include <cudaProfiler.h>
 
@@ -13,34 +15,6 @@
 #include <unistd.h>
 #include <set>
 #include <string>
-
-#define CK(call)                                                                  \
-  do {                                                                            \
-    CUresult r_ = (call);                                                         \
-    if (r_ != CUDA_SUCCESS) {                                                     \
-      fprintf(stderr, "misc_calls: %s:%d: %s -> %d\n", __FILE__, __LINE__, #call, \
-              static_cast<int>(r_));                                              \
-      exit(1);                                                                    \
-    }                                                                             \
-  } while (0)
-
-#define EXPECT_CU(want, call)                                                                   \
-  do {                                                                                          \
-    CUresult r_ = (call);                                                                       \
-    if (r_ != (want)) {                                                                         \
-      fprintf(stderr, "misc_calls: %s:%d: %s -> %d, want %d\n", __FILE__, __LINE__, #call,       \
-              static_cast<int>(r_), static_cast<int>(want));                                    \
-      exit(1);                                                                                  \
-    }                                                                                           \
-  } while (0)
-
-#define EXPECT(cond)                                                              \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "misc_calls: %s:%d: FAILED %s\n", __FILE__, __LINE__, #cond); \
-      exit(1);                                                                    \
-    }                                                                             \
-  } while (0)
 
 // Kernel names the sim has host implementations for (backend/sim/test_kernels.cc):
 // the sim accepts PTX only for those.
