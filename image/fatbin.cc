@@ -205,4 +205,9 @@ const FatbinEntry* SelectPtx(const std::vector<FatbinEntry>& entries, int cc) {
   return best;
 }
 
+const FatbinEntry* SelectCode(const std::vector<FatbinEntry>& entries, int cc) {
+  const FatbinEntry* e = SelectElf(entries, cc);
+  return e != nullptr ? e : SelectPtx(entries, cc);
+}
+
 }  // namespace rgpu::image

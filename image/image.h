@@ -111,6 +111,9 @@ Result<std::vector<std::byte>> Decompress(Compression c, Bytes raw, uint64_t unc
 const FatbinEntry* SelectElf(const std::vector<FatbinEntry>& entries, int cc);
 // The newest PTX entry with arch <= cc; null if none.
 const FatbinEntry* SelectPtx(const std::vector<FatbinEntry>& entries, int cc);
+// What the driver loads for compute capability `cc`: the ELF SelectElf picks,
+// else the PTX SelectPtx picks (JIT-compiled); null if neither exists.
+const FatbinEntry* SelectCode(const std::vector<FatbinEntry>& entries, int cc);
 
 // ---- kernels and globals ---------------------------------------------------
 

@@ -188,6 +188,10 @@ TEST(Fatbin, DefaultCuda13Layout) {
   EXPECT_EQ(SelectElf(*entries, 75), nullptr);
   EXPECT_EQ(SelectPtx(*entries, 120)->arch, 90u);
   EXPECT_EQ(SelectPtx(*entries, 89), nullptr);
+  // ELF first, else PTX, else nothing.
+  EXPECT_TRUE(SelectCode(*entries, 90)->is_elf());
+  EXPECT_TRUE(SelectCode(*entries, 100)->is_ptx());
+  EXPECT_EQ(SelectCode(*entries, 75), nullptr);
 }
 
 TEST(Fatbin, CompressedElfMatchesPlain) {

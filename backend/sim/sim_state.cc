@@ -334,12 +334,9 @@ CUresult LoadImage(const void* image, int cc, std::shared_ptr<const LoadedImage>
     Result<std::vector<image::FatbinEntry>> parsed = image::ParseFatbin(bytes);
     if (!parsed.ok()) return fail(CUDA_ERROR_INVALID_IMAGE, parsed.status());
     entries = std::move(parsed.value());
-    if (const image::FatbinEntry* e = image::SelectElf(entries, cc)) {
+    if (const image::FatbinEntry* e = image::SelectCode(entries, cc)) {
       bytes = e->data();
-      kind = image::ImageKind::kElf;
-    } else if (const image::FatbinEntry* p = image::SelectPtx(entries, cc)) {
-      bytes = p->data();
-      kind = image::ImageKind::kPtx;
+      kind = e->is_elf() ? image::ImageKind::kElf : image::ImageKind::kPtx;
     } else {
       RGPU_LOG_WARN("sim: module load: fatbin has no sm_%d.x ELF and no PTX <= compute_%d", cc / 10,
                     cc);

@@ -23,12 +23,9 @@ Result<std::vector<std::string>> ImageGlobals(const std::vector<uint8_t>& bytes_
     Result<std::vector<image::FatbinEntry>> parsed = image::ParseFatbin(bytes);
     if (!parsed.ok()) return parsed.take_status();
     entries = std::move(parsed.value());
-    if (const image::FatbinEntry* e = image::SelectElf(entries, cc)) {
+    if (const image::FatbinEntry* e = image::SelectCode(entries, cc)) {
       bytes = e->data();
-      kind = image::ImageKind::kElf;
-    } else if (const image::FatbinEntry* p = image::SelectPtx(entries, cc)) {
-      bytes = p->data();
-      kind = image::ImageKind::kPtx;
+      kind = e->is_elf() ? image::ImageKind::kElf : image::ImageKind::kPtx;
     } else {
       return Status::Invalid("no code for the device in the fatbin");
     }
