@@ -130,8 +130,11 @@ CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytesize, CUstream h) {
 
 // True for memory from cuMemHostAlloc with CU_MEMHOSTALLOC_DEVICEMAP.
 static bool IsMappedHost(ClientState* s, const void* p) {
+  // IsManaged first: one atomic load when the process has no managed memory
+  // (cuMemFree and cuPointerGetAttribute ask every time).
   unsigned flags = 0;
-  return s->IsHostRange(p, nullptr, &flags) && (flags & CU_MEMHOSTALLOC_DEVICEMAP) && IsManaged(reinterpret_cast<CUdeviceptr>(p));
+  return IsManaged(reinterpret_cast<CUdeviceptr>(p)) && s->IsHostRange(p, nullptr, &flags) &&
+         (flags & CU_MEMHOSTALLOC_DEVICEMAP);
 }
 
 CUresult cuMemFree_v2(CUdeviceptr dptr);
