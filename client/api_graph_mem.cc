@@ -52,18 +52,7 @@ CUresult CheckAlloc(const CUDA_MEM_ALLOC_NODE_PARAMS* p, int dev, int devices) {
 // cuMemAlloc in context c (the registry lock is held; the allocation takes
 // no graph lock).
 CUresult AllocIn(CtxObj* c, size_t size, CUdeviceptr* out) {
-  CUcontext ctx = reinterpret_cast<CUcontext>(c);
-  CUcontext cur = nullptr;
-  cuCtxGetCurrent(&cur);
-  bool pushed = cur != ctx;
-  if (pushed)
-    if (CUresult r = cuCtxPushCurrent_v2(ctx); r != CUDA_SUCCESS) return r;
-  CUresult r = cuMemAlloc_v2(out, size);
-  if (pushed) {
-    CUcontext popped = nullptr;
-    cuCtxPopCurrent_v2(&popped);
-  }
-  return r;
+  return InContext(c, [&] { return cuMemAlloc_v2(out, size); });
 }
 
 template <class Fn>

@@ -257,34 +257,28 @@ CUresult Emit(const GraphNode& n, CUstream st, bool capturing) {
 CUresult Realize(ClientState* s, const GraphModel& m, uint64_t exec_id, unsigned long long flags) {
   std::vector<const GraphNode*> order;
   if (!Flatten(m, &order)) return CUDA_ERROR_INVALID_VALUE;  // a cycle
-  CUcontext ctx = reinterpret_cast<CUcontext>(m.ctx);
-  bool pushed = s->Current() != m.ctx;
-  if (pushed)
-    if (CUresult r = cuCtxPushCurrent_v2(ctx); r != CUDA_SUCCESS) return r;
-  CUstream st = nullptr;
-  CUresult r = cuStreamCreate(&st, CU_STREAM_NON_BLOCKING);
-  if (r == CUDA_SUCCESS) r = cuStreamBeginCapture_v2(st, CU_STREAM_CAPTURE_MODE_RELAXED);
-  if (r == CUDA_SUCCESS) {
-    CUresult emitted = CUDA_SUCCESS;
-    for (const GraphNode* n : order)
-      if ((emitted = Emit(*n, st, true)) != CUDA_SUCCESS) break;
-    CUgraph captured = nullptr;
-    r = cuStreamEndCapture(st, &captured);
-    if (emitted != CUDA_SUCCESS) r = emitted;
+  return InContext(m.ctx, [&] {
+    CUstream st = nullptr;
+    CUresult r = cuStreamCreate(&st, CU_STREAM_NON_BLOCKING);
+    if (r == CUDA_SUCCESS) r = cuStreamBeginCapture_v2(st, CU_STREAM_CAPTURE_MODE_RELAXED);
     if (r == CUDA_SUCCESS) {
-      GraphObj* g = s->FindGraph(captured);
-      r = g == nullptr ? CUDA_ERROR_UNKNOWN
-                       : Sync(s, proto::CallId::kGraphInstantiate,
-                              proto::GraphInstantiateReq{m.ctx->id, g->id, exec_id, flags});
+      CUresult emitted = CUDA_SUCCESS;
+      for (const GraphNode* n : order)
+        if ((emitted = Emit(*n, st, true)) != CUDA_SUCCESS) break;
+      CUgraph captured = nullptr;
+      r = cuStreamEndCapture(st, &captured);
+      if (emitted != CUDA_SUCCESS) r = emitted;
+      if (r == CUDA_SUCCESS) {
+        GraphObj* g = s->FindGraph(captured);
+        r = g == nullptr ? CUDA_ERROR_UNKNOWN
+                         : Sync(s, proto::CallId::kGraphInstantiate,
+                                proto::GraphInstantiateReq{m.ctx->id, g->id, exec_id, flags});
+      }
+      if (captured != nullptr) cuGraphDestroy(captured);
     }
-    if (captured != nullptr) cuGraphDestroy(captured);
-  }
-  if (st != nullptr) cuStreamDestroy_v2(st);
-  if (pushed) {
-    CUcontext popped = nullptr;
-    cuCtxPopCurrent_v2(&popped);
-  }
-  return r;
+    if (st != nullptr) cuStreamDestroy_v2(st);
+    return r;
+  });
 }
 
 // ---- exec update ----------------------------------------------------------
@@ -418,18 +412,11 @@ CUresult LaunchDirect(ClientState* s, ExecObj* e, CUstream st) {
   Lock lock(s->graph_nodes().mu);
   std::vector<const GraphNode*> order;
   if (!Flatten(*e->model->snapshot, &order)) return CUDA_ERROR_INVALID_VALUE;
-  CUcontext ctx = reinterpret_cast<CUcontext>(e->ctx);
-  bool pushed = s->Current() != e->ctx;
-  if (pushed)
-    if (CUresult r = cuCtxPushCurrent_v2(ctx); r != CUDA_SUCCESS) return r;
-  CUresult r = CUDA_SUCCESS;
-  for (const GraphNode* n : order)
-    if ((r = Emit(*n, st, false)) != CUDA_SUCCESS) break;
-  if (pushed) {
-    CUcontext popped = nullptr;
-    cuCtxPopCurrent_v2(&popped);
-  }
-  return r;
+  return InContext(e->ctx, [&] {
+    for (const GraphNode* n : order)
+      if (CUresult r = Emit(*n, st, false); r != CUDA_SUCCESS) return r;
+    return CUDA_SUCCESS;
+  });
 }
 
 namespace {

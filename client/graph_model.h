@@ -83,6 +83,24 @@ struct ExecModel {
   bool direct = false;
 };
 
+// Runs fn() with context c current (pushed for the call when it is not
+// already) and returns its result, or the push's failure.
+template <class Fn>
+CUresult InContext(CtxObj* c, Fn fn) {
+  CUcontext ctx = reinterpret_cast<CUcontext>(c);
+  CUcontext cur = nullptr;
+  cuCtxGetCurrent(&cur);
+  bool pushed = cur != ctx;
+  if (pushed)
+    if (CUresult r = cuCtxPushCurrent_v2(ctx); r != CUDA_SUCCESS) return r;
+  CUresult r = fn();
+  if (pushed) {
+    CUcontext popped = nullptr;
+    cuCtxPopCurrent_v2(&popped);
+  }
+  return r;
+}
+
 // ---- helpers of client/graph_model.cc; callers hold the registry lock ----
 
 // The nodes named by deps[0..n) (live, of model m, no repeats), appended to
