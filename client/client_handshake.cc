@@ -86,6 +86,7 @@ Result<HandshakeResult> Accepted(const ConnectOptions& options, const proto::Hel
     return Status::Auth("server " + options.server + " refused the session: " + reply.message);
   HandshakeResult r;
   r.session_id = reply.session_id;
+  r.codec = static_cast<proto::Codec>(reply.codec);  // <= kZstd, checked by DecodeHelloReply
   return r;
 }
 

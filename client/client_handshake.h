@@ -25,6 +25,7 @@ namespace rgpu::client {
 struct HandshakeResult {
   uint64_t session_id = 0;
   std::unique_ptr<tls::Stream> tls;  // the worker's session; null for plaintext
+  proto::Codec codec = proto::Codec::kNone;  // the server's pick of the offered codecs
 };
 
 // Runs the handshake on connected socket `fd` (blocking). Fails with kAuth

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "proto/compression.h"
 #include "proto/handshake.h"
 
 namespace rgpu::client {
@@ -191,6 +192,11 @@ CUresult ClientState::Start(unsigned) {
       return CUDA_ERROR_INVALID_VALUE;
     }
     opt.gpus_wanted = *wanted;
+  }
+  opt.compress = Env("RGPU_COMPRESS");
+  if (Result<uint8_t> offer = proto::ParseCompressOffer(opt.compress, false); !offer.ok()) {
+    RGPU_LOG_ERROR("cuInit: %s", offer.status().message().c_str());
+    return CUDA_ERROR_INVALID_VALUE;
   }
   auto sink = [this](int cu, const std::string& msg) { RecordAsyncError(cu, msg); };
   Result<std::unique_ptr<Connection>> c = Connection::Open(opt, sink);

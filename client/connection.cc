@@ -31,14 +31,24 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectOptions& optio
   int one = 1;
   setsockopt(*fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
 
+  Result<uint8_t> offer = proto::ParseCompressOffer(options.compress, net::PeerIsLoopback(*fd));
+  if (!offer.ok()) return offer.take_status();  // c closes the socket
   proto::Hello hello{proto::kHelloMagic, proto::kProtocolVersion, options.token, options.identity,
-                     options.gpus_wanted};
+                     options.gpus_wanted, *offer};
   // The reply comes from the worker that takes the session; while every GPU
   // is leased the server queues us and says where we stand.
   Result<HandshakeResult> hs = ClientHandshake(*fd, options, hello);
   if (!hs.ok()) return hs.take_status();
   c->session_id_ = hs->session_id;
   c->tls_ = std::move(hs->tls);
+  if (hs->codec != proto::Codec::kNone && (*offer & proto::CodecBit(hs->codec)) == 0)
+    return Status::Protocol(std::string("server picked compression ") + proto::CodecName(hs->codec) +
+                            ", which was not offered");
+  c->codec_ = hs->codec;
+  if (c->codec_ != proto::Codec::kNone) {
+    c->encoder_ = std::make_unique<proto::BlockEncoder>(c->codec_);
+    RGPU_LOG_DEBUG("bulk copies compressed with %s", proto::CodecName(c->codec_));
+  }
   c->receiver_ = std::thread([raw = c.get()] { raw->ReceiveLoop(); });
   c->sender_ = std::thread([raw = c.get()] { raw->SendLoop(); });
   return c;
@@ -202,6 +212,22 @@ Status Connection::PostBulk(proto::CallId id, std::span<const uint8_t> fields,
   uint64_t rid = next_request_id_++;
   std::vector<uint8_t> head;
   head.swap(out_);
+  if (encoder_ != nullptr && bulk.size() >= proto::kMinCompressedBulk) {
+    // Frames queued before go out first, then this one as compressed blocks.
+    lock.unlock();
+    auto write = [this](const uint8_t* p, size_t n) { return WriteOut(p, n); };
+    Status st = head.empty() ? Status() : WriteOut(head.data(), head.size());
+    uint64_t wire_before = encoder_->wire_bytes();
+    if (st.ok())
+      st = encoder_->WriteFrame(static_cast<uint16_t>(id), proto::kNoReply, rid, fields, bulk, write);
+    lock.lock();
+    bytes_sent_ += head.size() + proto::kFrameHeaderSize + (encoder_->wire_bytes() - wire_before);
+    if (!st.ok() && failed_.ok()) failed_ = std::move(st).With("send");
+    flushing_ = false;
+    idle_cv_.notify_all();
+    if (!out_.empty()) send_cv_.notify_one();
+    return failed_;
+  }
   size_t at = head.size();
   head.resize(at + proto::kFrameHeaderSize);
   proto::EncodeFrameHeader({static_cast<uint32_t>(fields.size() + bulk.size()), static_cast<uint16_t>(id),
@@ -298,6 +324,7 @@ Status Connection::ReceiveReply(proto::FrameReader& reader, const proto::FrameHe
 
 void Connection::ReceiveLoop() {
   proto::FrameReader reader(fd_, tls_.get(), proto::kMaxFramePayload);
+  reader.set_codec(codec_);
   // Frames from the worker are mostly replies to calls the application
   // waits for: poll briefly for the next one instead of sleeping, so that a
   // loop of synchronous calls pays no wake-up on this side (frames are rare

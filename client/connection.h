@@ -34,6 +34,7 @@
 #include "common/status.h"
 #include "common/tls.h"
 #include "proto/calls.gen.h"
+#include "proto/compression.h"
 #include "proto/frame_reader.h"
 
 namespace rgpu::client {
@@ -50,6 +51,9 @@ struct ConnectOptions {
   bool tls = false;
   std::string tls_ca;
   std::string tls_server_name;
+  // RGPU_COMPRESS: off | lz4 | zstd | auto (empty = auto: lz4 unless the
+  // server is on loopback). The server may still say no (--compress off).
+  std::string compress;
 };
 
 // A received reply: CUresult and the reply fields that follow it.
@@ -118,6 +122,8 @@ class Connection {
     host_func_sink_ = std::move(sink);
   }
   uint64_t bytes_sent() const { return bytes_sent_; }
+  // The wire compression agreed in the handshake (kNone: plain frames).
+  proto::Codec codec() const { return codec_; }
   // Closes the link without touching the socket's other owners (after fork,
   // the child must not write to its parent's link).
   void AbandonAfterFork();
@@ -155,6 +161,10 @@ class Connection {
 
   int fd_ = -1;
   std::unique_ptr<tls::Stream> tls_;  // set by Open when RGPU_TLS is on
+  proto::Codec codec_ = proto::Codec::kNone;  // set by Open
+  // Compresses host-to-device bulk frames; used by the one writer
+  // (flushing_ owner) in PostBulk. Null without a codec.
+  std::unique_ptr<proto::BlockEncoder> encoder_;
   uint64_t session_id_ = 0;
   AsyncErrorSink on_async_error_;
   HostFuncSink host_func_sink_;  // GUARDED_BY(mu_)

@@ -30,7 +30,7 @@ Status DecodeFrameHeader(const uint8_t in[kFrameHeaderSize], uint32_t max_payloa
   if (h->length > max_payload)
     return Status::Protocol("frame announces " + std::to_string(h->length) +
                             " bytes > limit " + std::to_string(max_payload));
-  constexpr uint16_t kKnown = kReply | kNoReply | kAsyncError | kEvent;
+  constexpr uint16_t kKnown = kReply | kNoReply | kAsyncError | kEvent | kCompressed;
   if (h->flags & ~kKnown) return Status::Protocol("unknown frame flags " + std::to_string(h->flags));
   return {};
 }

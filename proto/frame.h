@@ -27,6 +27,10 @@ enum FrameFlags : uint16_t {
   kNoReply = 1 << 1,     // asynchronous request: answer only on failure
   kAsyncError = 1 << 2,  // worker -> client: an async request failed
   kEvent = 1 << 3,       // worker -> client: unsolicited notice (e.g. printf output)
+  // The payload travels as compressed blocks (proto/compression.h); the
+  // length is the payload's before compression. Only on links that agreed
+  // on a codec; FrameReader decodes it and hands the frame on without it.
+  kCompressed = 1 << 4,
 };
 
 struct FrameHeader {

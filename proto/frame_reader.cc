@@ -3,7 +3,9 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "common/spin.h"
 
@@ -51,14 +53,90 @@ Status FrameReader::Fill(size_t n) {
 }
 
 Status FrameReader::NextHeader(FrameHeader* h) {
+  if (decoded_left_ != 0) return Status::Internal("frame reader: the last compressed frame was not read to its end");
   RGPU_RETURN_IF_ERROR(Fill(kFrameHeaderSize));
   RGPU_RETURN_IF_ERROR(DecodeFrameHeader(buf_.data() + start_, max_payload_, h));
   start_ += kFrameHeaderSize;
+  if (h->flags & kCompressed) {
+    if (codec_ == Codec::kNone) return Status::Protocol("compressed frame on a link that agreed on no compression");
+    h->flags &= static_cast<uint16_t>(~kCompressed);
+    decoded_left_ = h->length;
+    block_at_ = block_end_ = 0;
+  }
   return {};
 }
 
 Status FrameReader::ReadPayload(void* dst, size_t n) {
   if (n == 0) return {};  // dst may be null then (an empty payload's data())
+  if (decoded_left_ != 0) return ReadDecoded(static_cast<uint8_t*>(dst), n);
+  return ReadRaw(dst, n);
+}
+
+Status FrameReader::NextBlock(uint8_t* dst, size_t want, size_t* direct) {
+  uint8_t head[kBlockHeaderSize];
+  RGPU_RETURN_IF_ERROR(ReadRaw(head, sizeof head));
+  auto u32 = [&](int at) {
+    return static_cast<size_t>(head[at]) | static_cast<size_t>(head[at + 1]) << 8 |
+           static_cast<size_t>(head[at + 2]) << 16 | static_cast<size_t>(head[at + 3]) << 24;
+  };
+  const uint8_t method = head[0];
+  const size_t raw = u32(1), wire = u32(5);
+  const size_t undecoded = decoded_left_ - (block_end_ - block_at_);
+  if (raw == 0 || raw > kMaxBlock || raw > undecoded)
+    return Status::Protocol("compressed frame: block of " + std::to_string(raw) + " bytes where " +
+                            std::to_string(undecoded) + " remain (at most " + std::to_string(kMaxBlock) + ")");
+  uint8_t* to = dst;
+  if (raw > want) {
+    if (block_.size() < kMaxBlock) block_.resize(kMaxBlock);
+    to = block_.data();
+  }
+  if (method == static_cast<uint8_t>(Codec::kNone)) {
+    if (wire != raw) return Status::Protocol("compressed frame: stored block with a different wire length");
+    RGPU_RETURN_IF_ERROR(ReadRaw(to, raw));
+  } else if (method == static_cast<uint8_t>(codec_)) {
+    if (wire == 0 || wire > MaxWireBlock(codec_, raw))
+      return Status::Protocol("compressed frame: block of " + std::to_string(wire) + " wire bytes for " +
+                              std::to_string(raw));
+    wire_.resize(wire);
+    RGPU_RETURN_IF_ERROR(ReadRaw(wire_.data(), wire));
+    RGPU_RETURN_IF_ERROR(DecodeBlock(codec_, wire_, std::span<uint8_t>(to, raw)));
+  } else {
+    return Status::Protocol("compressed frame: block method " + std::to_string(method) + " on a " +
+                            CodecName(codec_) + " link");
+  }
+  if (to == dst) {
+    *direct = raw;
+  } else {
+    *direct = 0;
+    block_at_ = 0;
+    block_end_ = raw;
+  }
+  return {};
+}
+
+Status FrameReader::ReadDecoded(uint8_t* dst, size_t n) {
+  if (n > decoded_left_) return Status::Internal("frame reader: read past the end of a compressed frame");
+  while (n > 0) {
+    if (block_at_ < block_end_) {
+      size_t k = std::min(n, block_end_ - block_at_);
+      memcpy(dst, block_.data() + block_at_, k);
+      block_at_ += k;
+      dst += k;
+      n -= k;
+      decoded_left_ -= k;
+      continue;
+    }
+    size_t direct = 0;
+    RGPU_RETURN_IF_ERROR(NextBlock(dst, n, &direct));
+    dst += direct;
+    n -= direct;
+    decoded_left_ -= direct;
+  }
+  return {};
+}
+
+Status FrameReader::ReadRaw(void* dst, size_t n) {
+  if (n == 0) return {};
   auto* out = static_cast<uint8_t*>(dst);
   size_t have = std::min(n, end_ - start_);
   memcpy(out, buf_.data() + start_, have);
@@ -83,7 +161,7 @@ Status FrameReader::ReadPayload(void* dst, size_t n) {
 
 Status FrameReader::Next(FrameHeader* h, std::span<const uint8_t>* payload) {
   RGPU_RETURN_IF_ERROR(NextHeader(h));
-  if (h->length <= buf_.size()) {
+  if (h->length <= buf_.size() && decoded_left_ == 0) {
     RGPU_RETURN_IF_ERROR(Fill(h->length));
     *payload = std::span<const uint8_t>(buf_.data() + start_, h->length);
     start_ += h->length;

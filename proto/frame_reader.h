@@ -10,6 +10,12 @@
 // Over TLS the bytes come from a ByteStream (common/tls.h) instead of recv;
 // plain sockets keep their direct recv.
 //
+// Compressed frames (proto/compression.h) are decoded here, so callers see
+// every frame as it was before compression: the header without
+// kCompressed, its length the decoded length, ReadPayload giving decoded
+// bytes (a block that fits is decompressed straight into the destination).
+// They are accepted only after set_codec names the link's codec.
+//
 // Not thread-safe: one reader per socket, used by one thread. A span returned
 // by Next is valid until the next call.
 #pragma once
@@ -20,6 +26,7 @@
 
 #include "common/byte_stream.h"
 #include "common/status.h"
+#include "proto/compression.h"
 #include "proto/frame.h"
 
 namespace rgpu::proto {
@@ -46,6 +53,10 @@ class FrameReader {
   // straight from the socket).
   Status ReadPayload(void* dst, size_t n);
 
+  // The codec agreed in the handshake; until then (and with kNone) a
+  // compressed frame is a protocol error.
+  void set_codec(Codec c) { codec_ = c; }
+
   // Before blocking in recv, poll the socket without blocking for the
   // common/spin.h budget (plain sockets only; off by default). For the two
   // ends of a session's link: a frame that follows within microseconds is
@@ -58,6 +69,13 @@ class FrameReader {
   Status Fill(size_t n);
   // One recv (or stream read) of up to n bytes: > 0 bytes, or a failure.
   Result<size_t> Receive(void* dst, size_t n);
+  // The next n bytes of the stream as they are on the wire.
+  Status ReadRaw(void* dst, size_t n);
+  // The next n decoded bytes of the current compressed frame.
+  Status ReadDecoded(uint8_t* dst, size_t n);
+  // Reads the next block of the current compressed frame: into dst when it
+  // is exactly `want` bytes or fewer (returns its size in *direct), else into block_.
+  Status NextBlock(uint8_t* dst, size_t want, size_t* direct);
 
   int fd_;
   ByteStream* stream_;
@@ -66,6 +84,13 @@ class FrameReader {
   size_t start_ = 0;  // first unconsumed byte
   size_t end_ = 0;    // one past the last received byte
   bool spin_ = false;
+  Codec codec_ = Codec::kNone;
+  // The current compressed frame: bytes not yet handed to the caller, and
+  // the decoded block they are taken from first ([block_at_, block_end_)).
+  size_t decoded_left_ = 0;
+  std::vector<uint8_t> block_;
+  size_t block_at_ = 0, block_end_ = 0;
+  std::vector<uint8_t> wire_;  // a compressed block as received
 };
 
 }  // namespace rgpu::proto

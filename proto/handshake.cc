@@ -1,6 +1,7 @@
 #include "proto/handshake.h"
 
 #include "proto/coding.h"
+#include "proto/compression.h"
 #include "proto/frame.h"
 #include "proto/version.h"
 
@@ -14,6 +15,7 @@ std::vector<uint8_t> EncodeHelloFrame(const Hello& h) {
   w.Str(h.token);
   w.Str(h.identity);
   w.U32(h.gpus_wanted);
+  w.U8(h.compress_offer);
   std::vector<uint8_t> frame;
   AppendFrame(FrameHeader{0, 0, 0, 0}, payload, &frame);
   return frame;
@@ -25,6 +27,7 @@ std::vector<uint8_t> EncodeHelloReplyFrame(const HelloReply& r) {
   w.I32(static_cast<int32_t>(r.status));
   w.Str(r.message);
   w.U64(r.session_id);
+  w.U8(r.codec);
   std::vector<uint8_t> frame;
   AppendFrame(FrameHeader{0, 0, kReply, 0}, payload, &frame);
   return frame;
@@ -38,6 +41,7 @@ Status DecodeHello(std::span<const uint8_t> payload, Hello* h) {
   RGPU_RETURN_IF_ERROR(r.Str(kMaxTokenLength, &h->token));
   RGPU_RETURN_IF_ERROR(r.Str(kMaxIdentityLength, &h->identity));
   RGPU_RETURN_IF_ERROR(r.U32(&h->gpus_wanted));
+  RGPU_RETURN_IF_ERROR(r.U8(&h->compress_offer));
   return r.Finish();
 }
 
@@ -50,6 +54,9 @@ Status DecodeHelloReply(std::span<const uint8_t> payload, HelloReply* out) {
   out->status = static_cast<HelloStatus>(st);
   RGPU_RETURN_IF_ERROR(r.Str(4096, &out->message));
   RGPU_RETURN_IF_ERROR(r.U64(&out->session_id));
+  RGPU_RETURN_IF_ERROR(r.U8(&out->codec));
+  if (out->codec > static_cast<uint8_t>(Codec::kZstd))
+    return Status::Protocol("hello reply: unknown codec " + std::to_string(out->codec));
   return r.Finish();
 }
 

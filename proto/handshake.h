@@ -1,8 +1,11 @@
 // The handshake: the first frame on a connection (call id 0, kHello).
 //
 // Client -> server  Hello      {u32 magic, u32 version, str token, str identity,
-//                               u32 gpus_wanted}
-// Server -> client  HelloReply {i32 status, str message, u64 session_id}
+//                               u32 gpus_wanted, u8 compress_offer}
+// Server -> client  HelloReply {i32 status, str message, u64 session_id,
+//                               u8 codec}
+// compress_offer: the codecs the client would use (proto/compression.h,
+// bits 1 << Codec); codec: the server's pick, kNone for plain frames.
 // status 0 means accepted; otherwise the server closes the connection after
 // the reply, and `message` says why (wrong token, version mismatch, ...).
 //
@@ -39,6 +42,7 @@ struct Hello {
   std::string token;
   std::string identity;  // "user@host pid=N exe=/path"
   uint32_t gpus_wanted = 1;  // GPUs for this session; kAllGpus: every GPU of the server
+  uint8_t compress_offer = 0;  // CodecBit()s
 };
 
 // Hello::gpus_wanted for "all the server's GPUs" (RGPU_GPUS=all).
@@ -57,6 +61,7 @@ struct HelloReply {
   HelloStatus status = HelloStatus::kAccepted;
   std::string message;
   uint64_t session_id = 0;
+  uint8_t codec = 0;  // a Codec the client offered, or 0 (none)
 };
 
 // Whole frames (header + payload), ready to write.

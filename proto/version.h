@@ -5,7 +5,7 @@
 #include <cstdint>
 
 namespace rgpu::proto {
-constexpr uint32_t kProtocolVersion = 2;  // 2: multi-GPU sessions (peer facts, peer access)
+constexpr uint32_t kProtocolVersion = 3;  // 3: compressed bulk frames (codec in the handshake)
 // First bytes of every Hello: lets a server tell rgpu from a stray client.
 constexpr uint32_t kHelloMagic = 0x55504752;  // "RGPU" little-endian
 }  // namespace rgpu::proto

@@ -132,6 +132,12 @@ int ServerMain(int argc, char** argv) {
                  "TLS 1.3: PEM certificate chain of this server (with --tls-key; every client must then "
                  "use TLS: RGPU_TLS=1)");
   app.add_option("--tls-key", opt.tls_key, "TLS 1.3: PEM private key of --tls-cert");
+  std::string compress = "on";
+  app.add_option("--compress", compress,
+                 "compress bulk copies (lz4/zstd, in 1 MiB blocks, only blocks that shrink) for clients "
+                 "that ask (RGPU_COMPRESS; by default clients ask off loopback only): on or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--sandbox-user", opt.sandbox_user, "user workers run as when the server runs as root")
       ->capture_default_str();
   // Internal: how the supervisor starts worker processes.
@@ -147,6 +153,7 @@ int ServerMain(int argc, char** argv) {
     return app.exit(e);
   }
   if (opt.backend == "sim" && opt.profile_path.empty()) opt.profile_path = DefaultProfile();
+  opt.compress = compress == "on";
 
   if (probe_gpus) return ProbeGpus(opt);
   if (worker_fd >= 0 || control_fd >= 0) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proto/coding.h"
+#include "proto/compression.h"
 
 namespace rgpu::server {
 namespace {
@@ -96,6 +97,8 @@ Status ReceiveControl(int sock, ControlMessage* m) {
   if (!m->gpus.empty() && m->kind != ControlKind::kAttach && m->kind != ControlKind::kResume)
     return fail("GPUs on a message that carries none");
   if (m->kind == ControlKind::kReattach && m->value > 1) return fail("bad reattach flag");
+  if (m->kind == ControlKind::kAttach && m->value > static_cast<uint64_t>(proto::Codec::kZstd))
+    return fail("bad codec");
   return {};
 }
 

@@ -4,7 +4,8 @@
 // when they are warm, and it hands them clients.
 //
 //   worker -> supervisor  kReady    {}            context created, may take a session
-//   supervisor -> worker  kAttach   {u64 session_id, str identity, gpus, secret} + client fd
+//   supervisor -> worker  kAttach   {u64 session_id, str identity, gpus, secret,
+//                                   value: the agreed proto::Codec} + client fd
 //   worker -> supervisor  kReleased {u64 session_id}  the session ended and every
 //                                   byte it wrote is wiped: the GPU may go on
 //                                   while this process tears its context down

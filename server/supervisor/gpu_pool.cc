@@ -192,9 +192,10 @@ int GpuPool::FamilyGpu(const std::string& identity) const {
 }
 
 void GpuPool::Admit(int fd, uint64_t session_id, const std::string& identity, const std::string& peer,
-                    int gpus, std::unique_ptr<tls::Stream> tls) {
+                    int gpus, std::unique_ptr<tls::Stream> tls, proto::Codec codec) {
   Waiting w{fd, session_id, identity, peer, Clock::now(), FamilyGpu(identity), gpus < 1 ? 1 : gpus};
   w.tls = std::move(tls);
+  w.codec = codec;
   // A helper of a lease holder shares its GPU: it never waits behind others
   // (its parent may be waiting for it).
   if (w.family_gpu >= 0) queue_.push_front(std::move(w));
@@ -206,6 +207,7 @@ void GpuPool::Admit(int fd, uint64_t session_id, const std::string& identity, co
 void GpuPool::Attach(const std::vector<int>& positions, Waiting w) {
   Gpu& g = gpus_[positions[0]];
   ControlMessage m{ControlKind::kAttach, w.session_id, w.identity, w.fd};
+  m.value = static_cast<uint64_t>(w.codec);
   if (w.tls != nullptr) {
     // Before anything is leased: a client that cannot take its hand-over
     // has gone, and the GPU stays free for the next.

@@ -42,6 +42,7 @@
 
 #include "common/status.h"
 #include "common/tls.h"
+#include "proto/compression.h"
 #include "server/supervisor/control.h"
 #include "proto/handshake.h"
 
@@ -69,7 +70,8 @@ class GpuPool {
   // events go through it, and it is ended with the hand-over secret when a
   // worker takes the client (proto/handshake.h).
   void Admit(int fd, uint64_t session_id, const std::string& identity, const std::string& peer,
-             int gpus = 1, std::unique_ptr<tls::Stream> tls = nullptr);
+             int gpus = 1, std::unique_ptr<tls::Stream> tls = nullptr,
+             proto::Codec codec = proto::Codec::kNone);
   // Descriptors to poll (warm workers' control channels, queued clients).
   void AddPollFds(std::vector<pollfd>* fds) const;
   // Handles readiness on those descriptors (ignores others).
@@ -132,6 +134,7 @@ class GpuPool {
     // of its worker, which is in detached_.
     pid_t reattach_pid = -1;
     std::shared_ptr<tls::Stream> tls;  // the client's TLS session with us, or null
+    proto::Codec codec = proto::Codec::kNone;  // agreed wire compression, told to the worker
   };
   // Sends a small frame to a queued client without blocking (inside its
   // TLS session if it has one). False when it could not take it all.

@@ -354,7 +354,8 @@ bool Supervisor::ServePending(Pending& p) {
     int flags = fcntl(p.fd, F_GETFL);
     fcntl(p.fd, F_SETFL, flags & ~O_NONBLOCK);
   }
-  pool_->Admit(p.fd, sid, hello.identity, p.peer, *gpus, std::move(p.tls));
+  const proto::Codec codec = proto::PickCodec(hello.compress_offer, options_.compress);
+  pool_->Admit(p.fd, sid, hello.identity, p.peer, *gpus, std::move(p.tls), codec);
   return true;
 }
 

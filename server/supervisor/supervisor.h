@@ -62,6 +62,9 @@ struct SupervisorOptions {
   // neither; with them, every client must use TLS.
   std::string tls_cert;
   std::string tls_key;
+  // Wire compression of bulk copies when a client offers it
+  // (proto/compression.h); off: every session's frames stay plain.
+  bool compress = true;
 };
 
 class Supervisor {

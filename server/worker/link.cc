@@ -41,8 +41,8 @@ void Link::Recycle(Request&& r) {
   if (spare_.size() < kMaxSpares) spare_.push_back(std::move(r.payload));
 }
 
-Link::Link(int fd, tls::Stream* tls, size_t max_queued_bytes)
-    : fd_(fd), tls_(tls), max_queued_bytes_(max_queued_bytes) {}
+Link::Link(int fd, tls::Stream* tls, size_t max_queued_bytes, proto::Codec codec)
+    : fd_(fd), tls_(tls), max_queued_bytes_(max_queued_bytes), codec_(codec), encoder_(codec) {}
 
 Link::~Link() {
   Close();
@@ -63,6 +63,7 @@ void Link::Close() {
 
 void Link::ReadLoop() {
   proto::FrameReader reader(fd_, tls_, proto::kMaxFramePayload);
+  reader.set_codec(codec_);
   for (;;) {
     Request r;
     Status st = reader.NextHeader(&r.header);
@@ -195,8 +196,22 @@ Status Link::Send(std::span<const uint8_t> frame) {
   return net::WriteAll(fd_, frame.data(), frame.size());
 }
 
+Status Link::Write(const uint8_t* p, size_t n) {
+  return tls_ != nullptr ? tls_->WriteAll(p, n) : net::WriteAll(fd_, p, n);
+}
+
+Status Link::SendCompressed(std::span<const uint8_t> head, std::span<const uint8_t> bulk,
+                            const proto::ReadyFn& ready) {
+  proto::FrameHeader h;
+  RGPU_RETURN_IF_ERROR(proto::DecodeFrameHeader(head.data(), proto::kMaxFramePayload, &h));
+  return encoder_.WriteFrame(h.call, h.flags, h.request_id, head.subspan(proto::kFrameHeaderSize), bulk,
+                             [this](const uint8_t* p, size_t n) { return Write(p, n); }, ready);
+}
+
 Status Link::Send(std::span<const uint8_t> head, std::span<const uint8_t> bulk) {
   std::lock_guard<std::mutex> lock(write_mu_);
+  if (codec_ != proto::Codec::kNone && bulk.size() >= proto::kMinCompressedBulk)
+    return SendCompressed(head, bulk, nullptr);
   if (tls_ != nullptr) {
     RGPU_RETURN_IF_ERROR(tls_->WriteAll(head.data(), head.size()));
     return tls_->WriteAll(bulk.data(), bulk.size());
@@ -207,15 +222,14 @@ Status Link::Send(std::span<const uint8_t> head, std::span<const uint8_t> bulk) 
 Status Link::SendStaged(std::span<const uint8_t> head, std::span<const uint8_t> bulk, size_t piece,
                         const std::function<Status(size_t upto)>& ready) {
   std::lock_guard<std::mutex> lock(write_mu_);
-  auto write = [&](const uint8_t* p, size_t n) {
-    return tls_ != nullptr ? tls_->WriteAll(p, n) : net::WriteAll(fd_, p, n);
-  };
-  RGPU_RETURN_IF_ERROR(write(head.data(), head.size()));
+  if (codec_ != proto::Codec::kNone && bulk.size() >= proto::kMinCompressedBulk)
+    return SendCompressed(head, bulk, ready);  // in its own pieces (blocks)
+  RGPU_RETURN_IF_ERROR(Write(head.data(), head.size()));
   Status late;  // the data's failure, reported after the frame is complete
   for (size_t at = 0; at < bulk.size(); at += piece) {
     size_t n = std::min(piece, bulk.size() - at);
     if (late.ok()) late = ready(at + n);
-    RGPU_RETURN_IF_ERROR(write(bulk.data() + at, n));
+    RGPU_RETURN_IF_ERROR(Write(bulk.data() + at, n));
   }
   return late;
 }

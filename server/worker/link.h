@@ -9,6 +9,9 @@
 // threads running host functions; Send serialises them. Over TLS the same
 // holds, through tls::Stream (which lets the reader and writers share the
 // session).
+// With a codec agreed in the handshake, bulk replies (Send with a bulk part,
+// SendStaged) go out as compressed frames (proto/compression.h), and the
+// reader decodes compressed requests.
 #pragma once
 
 #include <atomic>
@@ -26,6 +29,7 @@
 
 #include "common/status.h"
 #include "common/tls.h"
+#include "proto/compression.h"
 #include "proto/frame.h"
 
 namespace rgpu::worker {
@@ -63,7 +67,7 @@ class Link {
   Link(int fd, size_t max_queued_bytes) : Link(fd, nullptr, max_queued_bytes) {}
   // Over TLS: every byte goes through `tls` (which must outlive the Link);
   // with null, straight through the socket as before.
-  Link(int fd, tls::Stream* tls, size_t max_queued_bytes);
+  Link(int fd, tls::Stream* tls, size_t max_queued_bytes, proto::Codec codec = proto::Codec::kNone);
   ~Link();  // stops the reader; does not close the fd
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
@@ -105,11 +109,19 @@ class Link {
 
  private:
   void ReadLoop();
+  // Writes to the socket or through TLS. Caller holds write_mu_.
+  Status Write(const uint8_t* p, size_t n);
+  // A frame given as head (header + fields) and bulk, through encoder_.
+  // Caller holds write_mu_.
+  Status SendCompressed(std::span<const uint8_t> head, std::span<const uint8_t> bulk,
+                        const proto::ReadyFn& ready);
 
   const int fd_;
   tls::Stream* const tls_;
   const size_t max_queued_bytes_;
+  const proto::Codec codec_;
   std::mutex write_mu_;
+  proto::BlockEncoder encoder_;  // GUARDED_BY(write_mu_)
   std::mutex mu_;
   std::condition_variable cv_;        // queue, space, host functions
   std::deque<Request> queue_;         // GUARDED_BY(mu_)

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "proto/calls.gen.h"
+#include "proto/compression.h"
 #include "proto/frame.h"
 #include "proto/handshake.h"
 #include "server/supervisor/control.h"
@@ -162,6 +163,7 @@ int RunWorker(const WorkerOptions& given) {
   if (loaded.ok() && (driver.cuInit == nullptr || driver.cuInit(0) != CUDA_SUCCESS))
     loaded = Status::Internal("backend " + options.backend.kind + ": cuInit failed");
   std::string secret;  // TLS: what the client must bind its session with
+  proto::Codec codec = proto::Codec::kNone;  // wire compression the supervisor agreed
   if (options.control_fd >= 0) {
     // Warm: create the context now, so that a session never waits for it.
     CUdevice dev = 0;
@@ -189,6 +191,7 @@ int RunWorker(const WorkerOptions& given) {
     options.fd = m.fd;
     options.session_id = m.session_id;
     secret = m.secret;
+    codec = static_cast<proto::Codec>(m.value);  // checked by ReceiveControl
     options.gpus = m.gpus;
   }
   if (options.gpus.empty()) options.gpus = {options.device};
@@ -200,6 +203,7 @@ int RunWorker(const WorkerOptions& given) {
   // known that the backend works, and the client gets the reason if not.
   proto::HelloReply hello;
   hello.session_id = options.session_id;
+  hello.codec = static_cast<uint8_t>(codec);
   if (!loaded.ok()) {
     RGPU_LOG_ERROR("backend: %s", loaded.ToString().c_str());
     hello.status = proto::HelloStatus::kNoCapacity;
@@ -233,7 +237,7 @@ int RunWorker(const WorkerOptions& given) {
   }
   int rc = 0;
   {
-    Link link(options.fd, tls.get(), options.max_pending_bytes);
+    Link link(options.fd, tls.get(), options.max_pending_bytes, codec);
     // Idle detach needs the supervisor (warm mode) and VMM in the backend.
     // The heap outlives the session's ReleaseAll (declared first).
     DeviceHeap heap(driver);

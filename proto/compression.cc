@@ -1,0 +1,156 @@
+#include "proto/compression.h"
+
+#include <lz4.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "proto/frame.h"
+
+namespace rgpu::proto {
+
+namespace {
+// A block must shrink to 7/8 of its size to be sent compressed: less saves
+// too little wire time to pay for the receiver's decompression.
+constexpr size_t kWorthNumerator = 7, kWorthDenominator = 8;
+// After a block that did not pay, this many are stored without trying.
+constexpr int kSkipAfterMiss = 8;
+constexpr int kZstdLevel = 1;
+
+void PutU32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+}  // namespace
+
+const char* CodecName(Codec c) {
+  switch (c) {
+    case Codec::kLz4:
+      return "lz4";
+    case Codec::kZstd:
+      return "zstd";
+    case Codec::kNone:
+      break;
+  }
+  return "off";
+}
+
+size_t MaxWireBlock(Codec c, size_t raw) {
+  switch (c) {
+    case Codec::kLz4:
+      return static_cast<size_t>(LZ4_compressBound(static_cast<int>(raw)));
+    case Codec::kZstd:
+      return ZSTD_compressBound(raw);
+    case Codec::kNone:
+      break;
+  }
+  return raw;
+}
+
+Status DecodeBlock(Codec c, std::span<const uint8_t> wire, std::span<uint8_t> dst) {
+  if (c == Codec::kLz4) {
+    int n = LZ4_decompress_safe(reinterpret_cast<const char*>(wire.data()), reinterpret_cast<char*>(dst.data()),
+                                static_cast<int>(wire.size()), static_cast<int>(dst.size()));
+    if (n < 0 || static_cast<size_t>(n) != dst.size())
+      return Status::Protocol("compressed block: lz4 data is corrupt or of the wrong length");
+    return {};
+  }
+  if (c == Codec::kZstd) {
+    // One-shot decompression of a single frame; checks the frame's own
+    // content size against dst.
+    thread_local std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+    if (dctx == nullptr) return Status::Internal("zstd: cannot create a decompression context");
+    size_t n = ZSTD_decompressDCtx(dctx.get(), dst.data(), dst.size(), wire.data(), wire.size());
+    if (ZSTD_isError(n) || n != dst.size())
+      return Status::Protocol("compressed block: zstd data is corrupt or of the wrong length");
+    return {};
+  }
+  return Status::Protocol("compressed block: no codec agreed");
+}
+
+BlockEncoder::BlockEncoder(Codec codec) : codec_(codec) {
+  out_.resize(kBlockHeaderSize + MaxWireBlock(codec == Codec::kNone ? Codec::kLz4 : codec, kMaxBlock));
+  if (codec == Codec::kZstd) zstd_ = ZSTD_createCCtx();
+}
+
+BlockEncoder::~BlockEncoder() {
+  if (zstd_ != nullptr) ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(zstd_));
+}
+
+size_t BlockEncoder::Compress(std::span<const uint8_t> raw) {
+  const size_t limit = raw.size() * kWorthNumerator / kWorthDenominator;
+  uint8_t* dst = out_.data() + kBlockHeaderSize;
+  size_t n = 0;
+  if (codec_ == Codec::kLz4) {
+    // Capacity `limit`: lz4 gives up as soon as the output would not fit,
+    // which makes an incompressible block cheap to reject.
+    int r = LZ4_compress_default(reinterpret_cast<const char*>(raw.data()), reinterpret_cast<char*>(dst),
+                                 static_cast<int>(raw.size()), static_cast<int>(limit));
+    n = r > 0 ? static_cast<size_t>(r) : 0;
+  } else if (codec_ == Codec::kZstd && zstd_ != nullptr) {
+    size_t r = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zstd_), dst, limit, raw.data(), raw.size(), kZstdLevel);
+    n = ZSTD_isError(r) ? 0 : r;
+  }
+  return n > 0 && n <= limit ? n : 0;
+}
+
+Status BlockEncoder::WriteBlock(std::span<const uint8_t> raw, bool try_compress, const WriteFn& write) {
+  size_t wire = 0;
+  if (try_compress && codec_ != Codec::kNone) {
+    if (skip_ > 0) {
+      --skip_;
+    } else {
+      wire = Compress(raw);
+      if (wire == 0) skip_ = kSkipAfterMiss;
+    }
+  }
+  uint8_t* head = out_.data();
+  head[0] = static_cast<uint8_t>(wire > 0 ? codec_ : Codec::kNone);
+  PutU32(head + 1, static_cast<uint32_t>(raw.size()));
+  PutU32(head + 5, static_cast<uint32_t>(wire > 0 ? wire : raw.size()));
+  raw_bytes_ += raw.size();
+  if (wire > 0) {
+    wire_bytes_ += kBlockHeaderSize + wire;
+    return write(out_.data(), kBlockHeaderSize + wire);
+  }
+  wire_bytes_ += kBlockHeaderSize + raw.size();
+  RGPU_RETURN_IF_ERROR(write(head, kBlockHeaderSize));
+  return write(raw.data(), raw.size());
+}
+
+Status BlockEncoder::WriteFrame(uint16_t call, uint16_t flags, uint64_t request_id,
+                                std::span<const uint8_t> fields, std::span<const uint8_t> bulk,
+                                const WriteFn& write, const ReadyFn& ready) {
+  uint8_t header[kFrameHeaderSize];
+  EncodeFrameHeader({static_cast<uint32_t>(fields.size() + bulk.size()), call,
+                     static_cast<uint16_t>(flags | kCompressed), request_id},
+                    header);
+  RGPU_RETURN_IF_ERROR(write(header, sizeof header));
+  if (!fields.empty()) RGPU_RETURN_IF_ERROR(WriteBlock(fields, false, write));
+  Status late;  // ready's failure, returned once the frame is complete
+  for (size_t at = 0; at < bulk.size(); at += kMaxBlock) {
+    size_t n = std::min(kMaxBlock, bulk.size() - at);
+    if (ready && late.ok()) late = ready(at + n);
+    // Data that failed to arrive is garbage: store it rather than spend
+    // time compressing it.
+    RGPU_RETURN_IF_ERROR(WriteBlock(bulk.subspan(at, n), late.ok(), write));
+  }
+  return late;
+}
+
+Result<uint8_t> ParseCompressOffer(const std::string& value, bool server_is_loopback) {
+  if (value.empty() || value == "auto") return server_is_loopback ? uint8_t{0} : CodecBit(Codec::kLz4);
+  if (value == "off" || value == "0" || value == "none") return uint8_t{0};
+  if (value == "lz4") return CodecBit(Codec::kLz4);
+  if (value == "zstd") return CodecBit(Codec::kZstd);
+  return Status::Invalid("RGPU_COMPRESS=" + value + ": expected off, lz4, zstd or auto");
+}
+
+Codec PickCodec(uint8_t offer, bool allowed) {
+  if (!allowed) return Codec::kNone;
+  if (offer & CodecBit(Codec::kLz4)) return Codec::kLz4;
+  if (offer & CodecBit(Codec::kZstd)) return Codec::kZstd;
+  return Codec::kNone;
+}
+
+}  // namespace rgpu::proto
