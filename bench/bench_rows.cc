@@ -30,6 +30,19 @@ std::string RttText(double one_way_ms) { return Num("%g", 2 * one_way_ms) + " ms
 
 std::string MiB(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
+// "1 Gbit/s", "100 Mbit/s".
+std::string RateText(double mbit) {
+  return mbit >= 1000 ? Num("%g", mbit / 1000) + " Gbit/s" : Num("%g", mbit) + " Mbit/s";
+}
+
+// The [7] rows: {pattern key suffix, name in the row}.
+const char* const kCompressionRowPatterns[][2] = {{"relu", "relu fp32"}, {"random", "random"}};
+const char* const kCompressionDirs[][2] = {{"h2d", "H2D"}, {"d2h", "D2H"}};
+
+std::string CompressionKey(const char* dir, const char* pattern) {
+  return std::string("copy.") + dir + "_pageable." + pattern + ".gbps";
+}
+
 class Builder {
  public:
   Builder(const std::map<std::string, Results>& r, const RowsContext& c) : r_(r), c_(c) {}
@@ -73,6 +86,7 @@ class Builder {
   void CopyRows(const std::string& rgpu, const std::string& tcp, const std::string& prefix,
                 bool with_native);
   void TorchRows(const std::string& rgpu, const std::string& prefix, bool with_first_use);
+  void CompressionRows();
 
   const std::map<std::string, Results>& r_;
   const RowsContext& c_;
@@ -104,6 +118,36 @@ void Builder::TorchRows(const std::string& rgpu, const std::string& prefix, bool
   if (with_first_use)
     Add(prefix + "torch first CUDA use (start -> result)", From(rgpu, "torch.first_use_s"),
         From(kTorchNativeLabel, "torch.first_use_s"), "s", true);
+}
+
+// Each codec's copies against RGPU_COMPRESS=off's, on the same link in the
+// same run: on the capped link the ratio is what compression buys there; on
+// the direct one, what it costs where the link is not the bottleneck.
+void Builder::CompressionRows() {
+  const DriverBenchOptions sizes = SizesFor(c_.quick, 0);
+  const std::string rate = RateText(kCompressionRateMbit);
+  const std::string direct = c_.server_given ? "direct" : "loopback";
+  Section("[7] compression: " + MiB(CompressionCopyBytes(c_.quick)) + " pageable copies through a " +
+          rate + " link (rgpu-delay-proxy --rate-mbit " + Num("%g", kCompressionRateMbit) +
+          "), RGPU_COMPRESS=lz4|zstd vs off (same link, same run, median of " +
+          std::to_string(sizes.copy_reps) + "); " + direct + ": no proxy");
+  const std::string off = CompressionLabel("off", kCompressionRateMbit);
+  for (const char* codec : kCompressionCodecs) {
+    const std::string label = CompressionLabel(codec, kCompressionRateMbit);
+    for (const auto& pattern : kCompressionRowPatterns)
+      for (const auto& dir : kCompressionDirs) {
+        const std::string key = CompressionKey(dir[0], pattern[0]);
+        Add(rate + " " + codec + " " + dir[1] + " " + pattern[1] + " vs off", From(label, key),
+            From(off, key), "GB/s", false);
+      }
+  }
+  const std::string label = CompressionLabel(kCompressionDirectCodec, 0);
+  for (const auto& dir : kCompressionDirs) {
+    const std::string key = CompressionKey(dir[0], kCompressionRowPatterns[0][0]);
+    Add(direct + " " + kCompressionDirectCodec + " " + dir[1] + " " + kCompressionRowPatterns[0][1] +
+            " vs off",
+        From(label, key), From(CompressionLabel("off", 0), key), "GB/s", false);
+  }
 }
 
 std::vector<Row> Builder::Build() {
@@ -183,6 +227,7 @@ std::vector<Row> Builder::Build() {
     CopyRows(rgpu, tcp, prefix, /*with_native=*/false);
     if (c_.torch) TorchRows(DelayLabel(kTorchRgpuLabel, d), prefix, /*with_first_use=*/false);
   }
+  CompressionRows();
   return rows_;
 }
 
@@ -190,6 +235,10 @@ std::vector<Row> Builder::Build() {
 
 std::string DelayLabel(const std::string& side, double one_way_ms) {
   return side + "+" + Num("%g", 2 * one_way_ms) + "ms-rtt";
+}
+
+std::string CompressionLabel(const std::string& codec, double rate_mbit) {
+  return "rgpu-" + codec + "@" + (rate_mbit > 0 ? Num("%g", rate_mbit) + "mbit" : std::string("direct"));
 }
 
 std::vector<Row> BuildRows(const std::map<std::string, Results>& results, const RowsContext& context) {
@@ -214,6 +263,15 @@ std::vector<std::pair<std::string, std::string>> ExpectedRgpuKeys(const RowsCont
   for (double d : context.one_way_delays_ms) sync_launch_copy(DelayLabel("rgpu", d));
   if (context.tls)
     for (const auto& copy : kCopies) keys.emplace_back(kRgpuTlsLabel, std::string("copy.") + copy[0] + ".gbps");
+  // [7]: both patterns on the capped link, relu on the direct one, from
+  // every codec's child and its "off" reference alike.
+  for (const char* codec : {"off", kCompressionCodecs[0], kCompressionCodecs[1]})
+    for (const auto& pattern : kCompressionRowPatterns)
+      for (const auto& dir : kCompressionDirs)
+        keys.emplace_back(CompressionLabel(codec, kCompressionRateMbit), CompressionKey(dir[0], pattern[0]));
+  for (const char* codec : {"off", kCompressionDirectCodec})
+    for (const auto& dir : kCompressionDirs)
+      keys.emplace_back(CompressionLabel(codec, 0), CompressionKey(dir[0], kCompressionRowPatterns[0][0]));
   if (context.torch && context.have_torch) {
     for (const char* k : {"torch.gpt.step_ms", "torch.cnn.step_ms", "torch.first_use_s"})
       keys.emplace_back(kTorchRgpuLabel, k);

@@ -23,6 +23,17 @@ inline constexpr char kTorchRgpuLabel[] = "torch-rgpu";      // PyTorch through 
 // `one_way_ms` each way.
 std::string DelayLabel(const std::string& side, double one_way_ms);
 
+// The [7] compression children: rgpu with RGPU_COMPRESS=`codec` (off, lz4,
+// zstd), through a proxy capped at `rate_mbit` ("rgpu-lz4@1000mbit"), or
+// straight to the server when rate_mbit is 0 ("rgpu-lz4@direct").
+std::string CompressionLabel(const std::string& codec, double rate_mbit);
+// The codecs [7] compares with "off" on the capped link, and the one it
+// also compares on the direct link; the patterns each child copies.
+inline constexpr const char* kCompressionCodecs[] = {"lz4", "zstd"};
+inline constexpr char kCompressionDirectCodec[] = "lz4";
+inline constexpr char kCompressionPatterns[] = "relu,random";
+inline constexpr char kCompressionDirectPatterns[] = "relu";
+
 struct RowsContext {
   bool quick = false;
   // Why there are no native numbers, printed as the reference ("" when the
@@ -38,6 +49,9 @@ struct RowsContext {
   bool have_torch = false;
   // The TLS copies ran (a server started by the bench; not with --server).
   bool tls = false;
+  // The server was given with --server: [7]'s uncapped rows are "direct"
+  // (whatever that link is), not "loopback".
+  bool server_given = false;
 };
 
 std::vector<Row> BuildRows(const std::map<std::string, Results>& results, const RowsContext& context);

@@ -66,6 +66,8 @@ DriverBenchOptions SizesFor(bool quick, double delay_ms) {
   return o;
 }
 
+uint64_t CompressionCopyBytes(bool quick) { return quick ? (4ull << 20) : (64ull << 20); }
+
 int RunBenchChild(const ChildOptions& o) {
   signal(SIGPIPE, SIG_IGN);
   Emitter out(stdout);
@@ -81,15 +83,30 @@ int RunBenchChild(const ChildOptions& o) {
   d.queries = Has(o.measures, "queries");
   d.launch = Has(o.measures, "launch");
   d.copy = Has(o.measures, "copy");
+  Result<std::vector<CopyPattern>> patterns = ParseCopyPatterns(o.copy_patterns);
+  if (!patterns.ok()) {
+    fprintf(stderr, "rgpu bench: --pattern: %s\n", patterns.status().message().c_str());
+    return 2;
+  }
+  d.copy_patterns = *patterns;
+  if (o.copy_mib > 0) d.copy_bytes = static_cast<uint64_t>(o.copy_mib) << 20;
+  d.copy_pageable = Has(o.copy_kinds, "pageable");
+  d.copy_pinned = Has(o.copy_kinds, "pinned");
+  if (!d.copy_pageable && !d.copy_pinned) {
+    fprintf(stderr, "rgpu bench: --copy-kinds '%s' names neither pageable nor pinned\n",
+            o.copy_kinds.c_str());
+    return 2;
+  }
 
   std::unique_ptr<DelayProxy> proxy;
   if (o.mode == "rgpu") {
     if (o.server.empty()) return InitFailed(&out, "rgpu child without --server");
     std::string server = o.server;
-    if (o.delay_ms > 0 || o.count) {
+    if (o.delay_ms > 0 || o.rate_mbit > 0 || o.count) {
       DelayProxyOptions po;
       po.target = o.server;
       po.one_way_delay_ms = o.delay_ms;
+      po.rate_mbit = o.rate_mbit;
       Result<std::unique_ptr<DelayProxy>> p = DelayProxy::Start(po);
       if (!p.ok()) return InitFailed(&out, p.status().message());
       proxy = std::move(p.value());

@@ -8,9 +8,9 @@
 //   native  dlopen the real driver (`driver`) and run the selected driver
 //           measures (driver_bench.h).
 //   rgpu    the same with rgpu's client library (`driver`), connected to
-//           `server`; when delay_ms > 0 or `count` is set, through an
-//           in-process DelayProxy (delay_ms each way), whose byte counters
-//           the query measure reads.
+//           `server`; when delay_ms > 0, rate_mbit > 0 or `count` is set,
+//           through an in-process DelayProxy (delay_ms each way, rate_mbit
+//           per direction), whose byte counters the query measure reads.
 //   tcp     the raw TCP references (tcp_reference.h) over loopback, through
 //           a DelayProxy when delay_ms > 0: "pingpong" (request_bytes /
 //           reply_bytes) and "stream" (copy size).
@@ -39,7 +39,18 @@ struct ChildOptions {
   std::string measures;  // comma-separated: sync,queries,launch,copy | pingpong,stream
   bool quick = false;
   size_t request_bytes = 24, reply_bytes = 20;  // tcp pingpong
+  double rate_mbit = 0;  // rgpu: bandwidth cap of the in-process proxy; 0 = none
+  // native, rgpu copy measure: patterns (ParseCopyPatterns), the size in MiB
+  // (0: SizesFor's), and the host memory kinds ("pageable,pinned").
+  std::string copy_patterns = "fill";
+  int copy_mib = 0;
+  std::string copy_kinds = "pageable,pinned";
 };
+
+// The [7] compression copies: size (64 MiB, 4 MiB with --quick), and the
+// link they cross (1 Gbit/s per direction).
+uint64_t CompressionCopyBytes(bool quick);
+inline constexpr double kCompressionRateMbit = 1000;
 
 // Iteration counts and sizes for a run (shared by parent and child so that
 // the parent can label its rows).

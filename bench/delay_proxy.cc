@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -38,6 +39,77 @@ void SleepUntil(Clock::time_point t) {
   timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
   }
+}
+
+// A token bucket: Take(n) blocks until n bytes may leave without exceeding
+// `bytes_per_s` on average and `burst` at once. The bucket starts full.
+class Pacer {
+ public:
+  Pacer(double bytes_per_s, size_t burst)
+      : rate_(bytes_per_s), burst_(static_cast<double>(burst)), tokens_(burst_), last_(Clock::now()) {}
+
+  size_t burst() const { return static_cast<size_t>(burst_); }
+
+  // n <= burst().
+  void Take(size_t n) {
+    Refill();
+    const double want = static_cast<double>(n);
+    if (tokens_ < want) {
+      SleepUntil(last_ + std::chrono::nanoseconds(static_cast<int64_t>((want - tokens_) / rate_ * 1e9) + 1));
+      Refill();
+      tokens_ = std::max(tokens_, want);  // the wake-up rounding must not make it wait twice
+    }
+    tokens_ -= want;
+  }
+
+ private:
+  void Refill() {
+    Clock::time_point now = Clock::now();
+    tokens_ = std::min(burst_, tokens_ + std::chrono::duration<double>(now - last_).count() * rate_);
+    last_ = now;
+  }
+
+  const double rate_, burst_;
+  double tokens_;
+  Clock::time_point last_;
+};
+
+// The burst for a rate: 4 ms of traffic, so that short windows stay close
+// to the rate, but at least a full-size Ethernet frame (a slow link still
+// sends in sensible pieces) and at most 256 KiB (a fast one is not bursty).
+size_t BurstFor(double bytes_per_s) {
+  return static_cast<size_t>(std::clamp(bytes_per_s * 0.004, 1500.0, 256.0 * 1024));
+}
+
+// Sends exactly `n` bytes of iov[*first...] (which holds at least n),
+// advancing *first and the iovecs past them. False when the receiver is gone.
+bool SendBytes(int fd, std::vector<iovec>* iov, size_t* first, size_t n) {
+  iovec part[kMaxIov];
+  while (n > 0) {
+    // At most n bytes of the remaining iovecs.
+    size_t count = 0, total = 0;
+    for (size_t i = *first; i < iov->size() && count < kMaxIov && total < n; ++i) {
+      part[count] = (*iov)[i];
+      part[count].iov_len = std::min(part[count].iov_len, n - total);
+      total += part[count++].iov_len;
+    }
+    msghdr msg{};
+    msg.msg_iov = part;
+    msg.msg_iovlen = count;
+    ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;  // EPIPE / ECONNRESET: the receiver is gone
+    }
+    auto left = static_cast<size_t>(w);
+    n -= left;
+    while (*first < iov->size() && left >= (*iov)[*first].iov_len) left -= (*iov)[(*first)++].iov_len;
+    if (*first < iov->size()) {
+      (*iov)[*first].iov_base = static_cast<uint8_t*>((*iov)[*first].iov_base) + left;
+      (*iov)[*first].iov_len -= left;
+    }
+  }
+  return true;
 }
 
 void UpdateMax(std::atomic<uint64_t>* max, uint64_t v) {
@@ -95,6 +167,12 @@ Result<std::unique_ptr<DelayProxy>> DelayProxy::Start(const DelayProxyOptions& o
   if (!(options.one_way_delay_ms >= 0 && options.one_way_delay_ms <= 60000))
     return Status::Invalid("delay proxy: one-way delay " + std::to_string(options.one_way_delay_ms) +
                            " ms outside 0..60000");
+  if (!(options.rate_mbit == 0 || (options.rate_mbit >= 1 && options.rate_mbit <= 1e6))) {
+    char rate[64];
+    snprintf(rate, sizeof rate, "%g", options.rate_mbit);
+    return Status::Invalid(std::string("delay proxy: rate ") + rate +
+                           " Mbit/s is neither 0 (unlimited) nor within 1..1000000");
+  }
   if (options.max_buffered_bytes < 4096)
     return Status::Invalid("delay proxy: max_buffered_bytes " +
                            std::to_string(options.max_buffered_bytes) + " < 4096");
@@ -267,6 +345,11 @@ void DelayProxy::ReadLoop(Conn* c, Direction* d) {
 
 void DelayProxy::WriteLoop(Conn* c, Direction* d) {
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);  // wake within ~µs of each chunk's due time
+  std::unique_ptr<Pacer> pacer;
+  if (options_.rate_mbit > 0) {
+    const double bytes_per_s = options_.rate_mbit * 1e6 / 8;
+    pacer = std::make_unique<Pacer>(bytes_per_s, BurstFor(bytes_per_s));
+  }
   std::vector<Direction::Chunk> batch;
   std::vector<iovec> iov;
   for (;;) {
@@ -302,23 +385,18 @@ void DelayProxy::WriteLoop(Conn* c, Direction* d) {
       if (!ch.bytes.empty()) iov.push_back({ch.bytes.data(), ch.bytes.size()});
     bool failed = false;
     size_t first = 0;
-    while (first < iov.size() && !failed) {
-      msghdr msg{};
-      msg.msg_iov = iov.data() + first;
-      msg.msg_iovlen = iov.size() - first;
-      ssize_t w = sendmsg(d->dst, &msg, MSG_NOSIGNAL);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        failed = true;  // EPIPE / ECONNRESET: the receiver is gone
-        break;
+    // Unpaced: the whole batch in as few writes as the socket takes. Paced:
+    // one burst at a time, each once the bucket allows it.
+    for (size_t left = batch_bytes; left > 0 && !failed && !c->aborted;) {
+      size_t n = left;
+      if (pacer != nullptr) {
+        n = std::min(n, pacer->burst());
+        pacer->Take(n);
       }
-      auto left = static_cast<size_t>(w);
-      while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
-      if (first < iov.size()) {
-        iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
-        iov[first].iov_len -= left;
-      }
+      failed = !SendBytes(d->dst, &iov, &first, n);
+      left -= n;
     }
+    failed = failed || c->aborted;
     {
       std::lock_guard<std::mutex> lock(d->mu);
       d->buffered -= charged;

@@ -19,6 +19,16 @@
 // With one_way_delay_ms == 0 it is a plain counting relay (rgpu bench uses it
 // to see whether a call loop sends anything at all).
 //
+// Bandwidth: with rate_mbit > 0 each direction of each connection is capped
+// at rate_mbit x 1e6 bit/s, like a link of that speed. The writer paces
+// itself with a token bucket whose burst is at most 4 ms of traffic (between
+// 1500 bytes and 256 KiB), so no window longer than a few ms carries more
+// than the rate allows; it sleeps on the precise clock between bursts (no
+// spinning). Pacing starts when a chunk is due, so a chunk that waited for
+// the link leaves later than its delay: the two add up as on a real link
+// (propagation delay plus serialisation). Connections are paced separately;
+// the cap is not shared between them.
+//
 // Threads: one accept thread, and per connection one reader and one writer
 // thread per direction (4). Writer threads set their timer slack to 1 ns so
 // that sub-millisecond delays are kept to within a few microseconds on an
@@ -43,6 +53,9 @@ struct DelayProxyOptions {
   std::string target;                  // HOST:PORT connected to for each client
   double one_way_delay_ms = 0;         // added to each direction; 0..60000
   size_t max_buffered_bytes = 8u << 20;  // per direction per connection; >= 4096
+  // Bandwidth cap per direction per connection, in megabits per second
+  // (1e6 bit/s); 0 = unlimited, else 1..1e6 (1 Tbit/s).
+  double rate_mbit = 0;
   int connect_timeout_ms = 5000;
 };
 

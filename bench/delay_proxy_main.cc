@@ -1,8 +1,10 @@
 // rgpu-delay-proxy: a TCP relay that adds a one-way delay to each direction,
-// to see how rgpu behaves on a longer link (see bench/delay_proxy.h).
+// and optionally caps its bandwidth, to see how rgpu behaves on a longer or
+// slower link (see bench/delay_proxy.h).
 //
 //   rgpu-delay-proxy --listen 127.0.0.1:7071 --target 127.0.0.1:7070 --delay-ms 0.1
 //   RGPU_SERVER=127.0.0.1:7071 rgpu run -- ./app     # +0.2 ms round trip
+//   rgpu-delay-proxy --target 127.0.0.1:7070 --rate-mbit 1000   # a 1 Gbit/s link
 //
 // Runs until SIGINT or SIGTERM, then prints the bytes it relayed. Exit status
 // 2 on a bad option or when it cannot listen.
@@ -24,6 +26,10 @@ int main(int argc, char** argv) {
                  "one-way delay added to each direction (RTT grows by twice this)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 60000.0));
+  app.add_option("--rate-mbit", opt.rate_mbit,
+                 "bandwidth cap per direction per connection in Mbit/s (1e6 bit/s); 0: "
+                 "unlimited, else 1..1000000")
+      ->capture_default_str();  // DelayProxy::Start checks the range and says why
   app.add_option("--max-buffer-kib", max_buffer_kib,
                  "most bytes held per direction per connection; bounds throughput to "
                  "buffer / delay")
@@ -50,9 +56,12 @@ int main(int argc, char** argv) {
     fprintf(stderr, "rgpu-delay-proxy: %s\n", proxy.status().message().c_str());
     return 2;
   }
-  fprintf(stderr, "rgpu-delay-proxy: listening on %s (port %u) -> %s, one-way delay %g ms\n",
+  char rate[64] = "unlimited";
+  if (opt.rate_mbit > 0) snprintf(rate, sizeof rate, "%g Mbit/s", opt.rate_mbit);
+  fprintf(stderr,
+          "rgpu-delay-proxy: listening on %s (port %u) -> %s, one-way delay %g ms, rate %s\n",
           proxy.value()->address().c_str(), proxy.value()->port(), opt.target.c_str(),
-          opt.one_way_delay_ms);
+          opt.one_way_delay_ms, rate);
   int sig = 0;
   sigwait(&stop, &sig);
   proxy.value()->Stop();

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -42,11 +44,12 @@ struct Listener {
 };
 
 std::unique_ptr<DelayProxy> StartProxy(const std::string& target, double delay_ms,
-                                       size_t max_buffered = 8u << 20) {
+                                       size_t max_buffered = 8u << 20, double rate_mbit = 0) {
   DelayProxyOptions o;
   o.target = target;
   o.one_way_delay_ms = delay_ms;
   o.max_buffered_bytes = max_buffered;
+  o.rate_mbit = rate_mbit;
   Result<std::unique_ptr<DelayProxy>> p = DelayProxy::Start(o);
   EXPECT_TRUE(p.ok()) << p.status().message();
   return p.ok() ? std::move(p.value()) : nullptr;
@@ -89,6 +92,17 @@ TEST(DelayProxyTest, RefusesBadOptions) {
   o.max_buffered_bytes = 1 << 20;
   o.target = "nohost";
   EXPECT_FALSE(DelayProxy::Start(o).ok());
+  o.target = "127.0.0.1:1";
+  for (double bad : {-1.0, 0.5, 2e6, std::nan("")}) {
+    o.rate_mbit = bad;
+    Result<std::unique_ptr<DelayProxy>> p = DelayProxy::Start(o);
+    ASSERT_FALSE(p.ok()) << bad;
+    EXPECT_NE(p.status().message().find("Mbit/s"), std::string::npos) << p.status().message();
+  }
+  for (double good : {0.0, 1.0, 1000.0, 1e6}) {
+    o.rate_mbit = good;
+    EXPECT_TRUE(DelayProxy::Start(o).ok()) << good;
+  }
 }
 
 // Several connections at once, each streaming a distinct pattern in writes of
@@ -312,6 +326,74 @@ TEST(DelayProxyTest, SlowReaderDoesNotGrowTheProxy) {
   EXPECT_LE(proxy->counters().peak_buffered, kCap);
   close(s);
   close(c);
+}
+
+// Sends `bytes` through the proxy both ways at once (client -> target and
+// target -> client). Returns the seconds until each reader had every byte,
+// {up, down}; checks on the way that no reader ever had more than `limit(t)`
+// bytes at t seconds after the start.
+std::pair<double, double> StreamBothWays(DelayProxy* proxy, Listener* target, size_t bytes,
+                                         const std::function<double(double)>& limit) {
+  int c = ConnectTo(proxy->port());
+  int s = target->Accept();
+  EXPECT_GE(s, 0);
+  BenchClock::time_point t0 = BenchClock::now();
+  auto send_all = [bytes](int fd) {
+    std::vector<char> data(bytes, 'r');
+    EXPECT_TRUE(net::WriteAll(fd, data.data(), data.size()).ok());
+  };
+  auto read_all = [&, bytes](int fd, double* seconds) {
+    std::vector<char> buf(64 << 10);
+    size_t got = 0;
+    while (got < bytes) {
+      ssize_t n = recv(fd, buf.data(), std::min(buf.size(), bytes - got), 0);
+      if (n <= 0) break;
+      got += n;
+      double t = SecondsSince(t0);
+      EXPECT_LE(static_cast<double>(got), limit(t)) << "at " << t << " s";
+    }
+    EXPECT_EQ(got, bytes);
+    *seconds = SecondsSince(t0);
+  };
+  double up = 0, down = 0;
+  std::thread writers[2] = {std::thread(send_all, c), std::thread(send_all, s)};
+  std::thread reader([&] { read_all(s, &up); });
+  read_all(c, &down);
+  reader.join();
+  for (std::thread& w : writers) w.join();
+  close(c);
+  close(s);
+  return {up, down};
+}
+
+// At 80 Mbit/s, 2 MiB takes 0.21 s in each direction, both at once (each
+// direction has its own cap), and no reader is ever ahead of the rate plus
+// one burst (40 KB at this rate). The upper bound is loose for loaded CI.
+TEST(DelayProxyTest, RateCapsEachDirection) {
+  constexpr double kMbit = 80;
+  constexpr size_t kBytes = 2u << 20;
+  Listener target;
+  auto proxy = StartProxy(target.address(), 0, 8u << 20, kMbit);
+  ASSERT_NE(proxy, nullptr);
+  const double bytes_per_s = kMbit * 1e6 / 8;
+  auto [up, down] = StreamBothWays(proxy.get(), &target, kBytes, [&](double t) {
+    return bytes_per_s * t + bytes_per_s * 0.004 + 1024;
+  });
+  const double ideal = kBytes / bytes_per_s;  // 0.21 s
+  for (double seconds : {up, down}) {
+    EXPECT_GE(seconds, ideal - 0.006);
+    EXPECT_LT(seconds, 0.45);
+  }
+}
+
+// Rate 0 is unlimited: 16 MiB each way, which 80 Mbit/s would take 1.7 s for.
+TEST(DelayProxyTest, RateZeroIsUnlimited) {
+  Listener target;
+  auto proxy = StartProxy(target.address(), 0);
+  ASSERT_NE(proxy, nullptr);
+  auto [up, down] = StreamBothWays(proxy.get(), &target, 16u << 20, [](double) { return 1e18; });
+  EXPECT_LT(up, 0.8);
+  EXPECT_LT(down, 0.8);
 }
 
 }  // namespace

@@ -209,45 +209,134 @@ void TimeCopy(const char* key, const DriverBenchOptions& o, Emitter* out,
 void MeasureCopies(Setup& s, const DriverBenchOptions& o, Emitter* out) {
   const DriverApi& api = s.api;
   const uint64_t n = o.copy_bytes;
-  const auto keys = {"copy.h2d_pageable.gbps", "copy.d2h_pageable.gbps", "copy.h2d_pinned.gbps",
-                     "copy.d2h_pinned.gbps"};
+  struct Kind {
+    const char* name;
+    bool selected;
+    void* host = nullptr;
+    std::string why;  // host could not be allocated
+  };
+  Kind kinds[] = {{"pageable", o.copy_pageable}, {"pinned", o.copy_pinned}};
+  auto key = [](const char* dir, const Kind& k, CopyPattern p) {
+    std::string suffix = p == CopyPattern::kFill ? "" : std::string(".") + CopyPatternName(p);
+    return std::string("copy.") + dir + "_" + k.name + suffix + ".gbps";
+  };
+  auto error_all = [&](const std::string& why) {
+    for (CopyPattern p : o.copy_patterns)
+      for (const Kind& k : kinds)
+        if (k.selected) ErrorAll(out, {key("h2d", k, p).c_str(), key("d2h", k, p).c_str()}, why);
+  };
   CUdeviceptr d = 0;
   if (CUresult r = api.cuMemAlloc(&d, n); r != CUDA_SUCCESS) {
-    ErrorAll(out, keys, Failure(api, "cuMemAlloc", r));
+    error_all(Failure(api, "cuMemAlloc", r));
     return;
   }
-  // Pageable: ordinary memory, every page touched before timing.
-  std::unique_ptr<uint8_t[]> pageable(new uint8_t[n]);
-  memset(pageable.get(), 0x3c, n);
-  void* pinned = nullptr;
-  CUresult pinned_r = api.cuMemAllocHost(&pinned, n);
-  if (pinned_r == CUDA_SUCCESS) memset(pinned, 0x3c, n);
-
-  for (auto [host, kind] : {std::pair<void*, const char*>{pageable.get(), "pageable"},
-                            std::pair<void*, const char*>{pinned, "pinned"}}) {
-    std::string h2d = std::string("copy.h2d_") + kind + ".gbps";
-    std::string d2h = std::string("copy.d2h_") + kind + ".gbps";
-    if (host == nullptr) {
-      out->Error(h2d, Failure(api, "cuMemAllocHost", pinned_r));
-      out->Error(d2h, Failure(api, "cuMemAllocHost", pinned_r));
-      continue;
-    }
-    // cuMemcpyHtoD may return before the data has reached the device (rgpu
-    // sends it without waiting; the driver may stage pageable memory), so the
-    // time includes the synchronisation that proves it arrived.
-    TimeCopy(h2d.c_str(), o, out, [&, host = host] {
-      std::string why = Failure(api, "cuMemcpyHtoD", api.cuMemcpyHtoD(d, host, n));
-      return why.empty() ? Failure(api, "cuCtxSynchronize", api.cuCtxSynchronize()) : why;
-    });
-    TimeCopy(d2h.c_str(), o, out, [&, host = host] {
-      return Failure(api, "cuMemcpyDtoH", api.cuMemcpyDtoH(host, d, n));
-    });
+  // Pageable: ordinary memory; the pattern below touches every page before timing.
+  std::unique_ptr<uint8_t[]> pageable;
+  if (kinds[0].selected) {
+    pageable.reset(new uint8_t[n]);
+    kinds[0].host = pageable.get();
   }
-  if (pinned != nullptr) api.cuMemFreeHost(pinned);
+  if (kinds[1].selected) {
+    CUresult r = api.cuMemAllocHost(&kinds[1].host, n);
+    if (r != CUDA_SUCCESS) kinds[1].why = Failure(api, "cuMemAllocHost", r);
+  }
+
+  for (CopyPattern p : o.copy_patterns) {
+    // Both host buffers hold the pattern before anything is timed. The H2D
+    // measure's untimed first copy then puts it on the device, so the D2H
+    // copies that follow carry the pattern too (and write it back unchanged).
+    for (Kind& k : kinds)
+      if (k.host != nullptr) FillCopyPattern(p, static_cast<uint8_t*>(k.host), n);
+    for (Kind& k : kinds) {
+      if (!k.selected) continue;
+      const std::string h2d = key("h2d", k, p), d2h = key("d2h", k, p);
+      if (k.host == nullptr) {
+        ErrorAll(out, {h2d.c_str(), d2h.c_str()}, k.why);
+        continue;
+      }
+      // cuMemcpyHtoD may return before the data has reached the device (rgpu
+      // sends it without waiting; the driver may stage pageable memory), so
+      // the time includes the synchronisation that proves it arrived.
+      TimeCopy(h2d.c_str(), o, out, [&, host = k.host] {
+        std::string why = Failure(api, "cuMemcpyHtoD", api.cuMemcpyHtoD(d, host, n));
+        return why.empty() ? Failure(api, "cuCtxSynchronize", api.cuCtxSynchronize()) : why;
+      });
+      TimeCopy(d2h.c_str(), o, out, [&, host = k.host] {
+        return Failure(api, "cuMemcpyDtoH", api.cuMemcpyDtoH(host, d, n));
+      });
+    }
+  }
+  if (kinds[1].host != nullptr) api.cuMemFreeHost(kinds[1].host);
   api.cuMemFree(d);
 }
 
 }  // namespace
+
+const char* CopyPatternName(CopyPattern p) {
+  switch (p) {
+    case CopyPattern::kFill: return "fill";
+    case CopyPattern::kRelu: return "relu";
+    case CopyPattern::kRandom: return "random";
+  }
+  return "?";
+}
+
+Result<std::vector<CopyPattern>> ParseCopyPatterns(const std::string& list) {
+  std::vector<CopyPattern> patterns;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = list.find(',', start);
+    std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    bool known = false;
+    for (CopyPattern p : {CopyPattern::kFill, CopyPattern::kRelu, CopyPattern::kRandom}) {
+      if (name == CopyPatternName(p)) {
+        patterns.push_back(p);
+        known = true;
+      }
+    }
+    if (!known)
+      return Status::Invalid("copy pattern '" + name + "' in '" + list + "' is not fill, relu or random");
+    if (comma == std::string::npos) return patterns;
+    start = comma + 1;
+  }
+}
+
+void FillCopyPattern(CopyPattern p, uint8_t* dst, size_t n) {
+  if (p == CopyPattern::kFill) {
+    memset(dst, 0x3c, n);
+    return;
+  }
+  // splitmix64: fast, and fully specified (unlike std:: distributions), so
+  // the data is the same with every standard library.
+  uint64_t state = 0x5eed0fdecafbad5ull;
+  auto next = [&state] {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  size_t i = 0;
+  if (p == CopyPattern::kRandom) {
+    for (; i + 8 <= n; i += 8) {
+      uint64_t v = next();
+      memcpy(dst + i, &v, 8);
+    }
+  } else {
+    // One draw per float: bit 0 picks zero or not, bits 1..32 an exponent
+    // of 2^-4..2^1 and 23 random mantissa bits.
+    for (; i + 4 <= n; i += 4) {
+      uint64_t r = next();
+      uint32_t bits = 0;
+      if (r & 1) {
+        uint32_t exponent = 123 + static_cast<uint32_t>((r >> 1) % 6);  // 127 - 4 .. 127 + 1
+        bits = (exponent << 23) | static_cast<uint32_t>((r >> 8) & 0x7fffff);
+      }
+      memcpy(dst + i, &bits, 4);
+    }
+  }
+  for (uint64_t tail = next(); i < n; ++i, tail >>= 8)  // sizes not a multiple of 8
+    dst[i] = p == CopyPattern::kRelu ? 0 : static_cast<uint8_t>(tail);
+}
 
 Status RunDriverBench(const DriverApi& api, const DriverBenchOptions& o, Emitter* out) {
   Setup s{api};

@@ -16,11 +16,18 @@
 //                                            then one cuCtxSynchronize
 //   copy.{h2d,d2h}_{pageable,pinned}.gbps    median of copy_reps copies of
 //                                            copy_bytes (after one untimed copy)
+//                                            of the fill pattern
+//   copy.{h2d,d2h}_{pageable,pinned}.PATTERN.gbps
+//                                            the same of another pattern
+//                                            (relu, random; CopyPattern)
 // A failing measure is emitted as an error under its keys (the CUresult name
 // and the call) and the others still run.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "bench/driver_api.h"
 #include "bench/report.h"
@@ -30,6 +37,23 @@ namespace rgpu::bench {
 
 class DelayProxy;
 
+// What the host buffers hold when copied: how compressible the data is.
+enum class CopyPattern {
+  kFill,    // every byte 0x3c (the [4] copies): compresses to nothing
+  kRelu,    // float32 ReLU activations: half exactly 0.0f, half positive
+            // floats in [1/16, 4) with random mantissas (partly compressible)
+  kRandom,  // random bytes: incompressible
+};
+
+// "fill", "relu", "random".
+const char* CopyPatternName(CopyPattern p);
+// A comma-separated list of pattern names, e.g. "relu,random"; fails on an
+// empty list or an unknown name.
+Result<std::vector<CopyPattern>> ParseCopyPatterns(const std::string& list);
+// Writes n bytes of pattern p to dst. Deterministic: the random patterns come
+// from a fixed-seed generator, so every run and both ends see the same data.
+void FillCopyPattern(CopyPattern p, uint8_t* dst, size_t n);
+
 struct DriverBenchOptions {
   bool sync = false, queries = false, launch = false, copy = false;
   int sync_warmup = 100;
@@ -38,6 +62,9 @@ struct DriverBenchOptions {
   int launch_count = 100000;
   uint64_t copy_bytes = 256ull << 20;
   int copy_reps = 3;
+  // Each pattern is measured in turn; kFill keeps the plain keys.
+  std::vector<CopyPattern> copy_patterns = {CopyPattern::kFill};
+  bool copy_pageable = true, copy_pinned = true;  // which host memory to copy from/to
   // The proxy the driver's traffic goes through, to count bytes (may be null).
   const DelayProxy* counter = nullptr;
 };

@@ -1,11 +1,13 @@
 #include "bench/report.h"
 
 #include <cstdio>
+#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
 
 #include "bench/bench_rows.h"
+#include "bench/child.h"
 #include "bench/stats.h"
 
 namespace rgpu::bench {
@@ -105,6 +107,54 @@ TEST(ReportTest, TorchRowsCompareWithTheLocalRun) {
   EXPECT_EQ(count_torch_keys(), 0) << "torch does not work locally: nothing to require";
   ctx.have_torch = true;
   EXPECT_EQ(count_torch_keys(), 3 + 2);  // gpt, cnn, first use; gpt and cnn at +1 ms
+}
+
+// [7] compares each codec with RGPU_COMPRESS=off on the same link: 8 rows on
+// the capped link, 2 direct (loopback) ones; every number is required.
+TEST(ReportTest, CompressionRowsCompareWithOff) {
+  std::map<std::string, Results> results;
+  const std::string off = CompressionLabel("off", kCompressionRateMbit);
+  const std::string lz4 = CompressionLabel("lz4", kCompressionRateMbit);
+  EXPECT_EQ(lz4, "rgpu-lz4@1000mbit");
+  EXPECT_EQ(CompressionLabel("off", 0), "rgpu-off@direct");
+  results[off]["copy.h2d_pageable.relu.gbps"] = Value{Value::kNumber, 0.1};
+  results[lz4]["copy.h2d_pageable.relu.gbps"] = Value{Value::kNumber, 0.15};
+  results[CompressionLabel("zstd", kCompressionRateMbit)]["init"] = Value{Value::kError, 0, "no server"};
+  results[CompressionLabel("off", 0)]["copy.d2h_pageable.relu.gbps"] = Value{Value::kNumber, 4};
+  results[CompressionLabel("lz4", 0)]["copy.d2h_pageable.relu.gbps"] = Value{Value::kNumber, 2};
+  RowsContext ctx;
+  ctx.quick = true;
+  std::vector<Row> rows = BuildRows(results, ctx);
+  std::map<std::string, Row> by_measure;
+  size_t first = rows.size();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    by_measure[rows[i].measure] = rows[i];
+    if (rows[i].section && rows[i].measure.rfind("[7] compression: 4 MiB pageable copies through a 1 Gbit/s link "
+                                                 "(rgpu-delay-proxy --rate-mbit 1000)", 0) == 0)
+      first = i;
+  }
+  ASSERT_LT(first, rows.size());
+  EXPECT_EQ(rows.size() - first, 1u + 10u) << "[7] is last: a heading and 10 rows";
+  const Row& h2d = by_measure["1 Gbit/s lz4 H2D relu fp32 vs off"];
+  EXPECT_EQ(h2d.rgpu, "0.15 GB/s");
+  EXPECT_EQ(h2d.reference, "0.10 GB/s");
+  EXPECT_EQ(h2d.ratio, "1.50");
+  EXPECT_EQ(by_measure["1 Gbit/s zstd D2H random vs off"].rgpu, "n/a (no server)");
+  EXPECT_EQ(by_measure["1 Gbit/s lz4 D2H random vs off"].ratio, "n/a");
+  EXPECT_EQ(by_measure["loopback lz4 D2H relu fp32 vs off"].ratio, "0.50");
+  EXPECT_EQ(by_measure.count("loopback lz4 H2D relu fp32 vs off"), 1u);
+  ctx.server_given = true;
+  by_measure.clear();
+  for (const Row& r : BuildRows(results, ctx)) by_measure[r.measure] = r;
+  EXPECT_EQ(by_measure.count("direct lz4 D2H relu fp32 vs off"), 1u);
+
+  std::set<std::pair<std::string, std::string>> keys;
+  for (const auto& k : ExpectedRgpuKeys(ctx))
+    if (k.first.rfind("rgpu-", 0) == 0 && k.first.find('@') != std::string::npos) keys.insert(k);
+  EXPECT_EQ(keys.size(), 3u * 4 + 2u * 2);  // off, lz4, zstd x 2 patterns x 2 ways; off, lz4 x relu x 2
+  EXPECT_EQ(keys.count(std::make_pair(CompressionLabel("zstd", kCompressionRateMbit),
+                                      std::string("copy.d2h_pageable.random.gbps"))), 1u);
+  EXPECT_EQ(keys.count(std::make_pair(CompressionLabel("off", 0), std::string("copy.h2d_pageable.relu.gbps"))), 1u);
 }
 
 }  // namespace

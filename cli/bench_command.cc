@@ -70,6 +70,9 @@ class Runner {
   // The copies again through a TLS server (bench/tls_server.h). False when
   // the bench uses a server it did not start (--server).
   bool RunTls();
+  // [7]: the copies with RGPU_COMPRESS=off, lz4, zstd through a capped proxy,
+  // and off, lz4 straight to the server.
+  void RunCompression();
   std::vector<std::string> Args(const std::string& mode, const std::string& measures) const;
   void Progress(const std::string& what) const {
     if (isatty(2)) fprintf(stderr, "rgpu bench: %s\n", what.c_str());
@@ -172,6 +175,22 @@ bool Runner::RunTls() {
   return true;
 }
 
+void Runner::RunCompression() {
+  auto child = [&](const std::string& codec, double rate_mbit, const char* patterns) {
+    std::vector<std::string> a = Args("rgpu", "copy");
+    a.insert(a.end(), {"--copy-mib", std::to_string(bench::CompressionCopyBytes(o_.quick) >> 20),
+                       "--copy-kinds", "pageable", "--pattern", patterns});
+    if (rate_mbit > 0) a.insert(a.end(), {"--rate-mbit", std::to_string(rate_mbit)});
+    // Explicit in every child, "off" too: the default (auto) depends on the
+    // address, and the proxy's is loopback.
+    RunOne({bench::CompressionLabel(codec, rate_mbit), a, {{"RGPU_COMPRESS", codec}}});
+  };
+  for (const char* codec : {"off", bench::kCompressionCodecs[0], bench::kCompressionCodecs[1]})
+    child(codec, bench::kCompressionRateMbit, bench::kCompressionPatterns);
+  for (const char* codec : {"off", bench::kCompressionDirectCodec})
+    child(codec, 0, bench::kCompressionDirectPatterns);
+}
+
 int Runner::Run() {
   auto t0 = std::chrono::steady_clock::now();
   if (o_.sim && !o_.server.empty()) {
@@ -222,6 +241,7 @@ int Runner::Run() {
     RunOne({bench::DelayLabel("tcp", d), tcp_args(d)});
   }
   const bool tls = RunTls();
+  RunCompression();
   // PyTorch (not on sim: torch runs real kernels). Local first, then rgpu.
   const bool torch = !o_.sim && !o_.quick && !o_.no_torch;
   if (torch) RunTorch();
@@ -233,6 +253,7 @@ int Runner::Run() {
   ctx.have_kernel = bench::kBenchKernelImageSize > 0;
   ctx.torch = torch;
   ctx.tls = tls;
+  ctx.server_given = !o_.server.empty();
   ctx.have_torch = bench::Lookup(results_[bench::kTorchNativeLabel], "torch.gpt.step_ms").is_num();
   std::vector<bench::Row> rows = bench::BuildRows(results_, ctx);
 
@@ -303,6 +324,10 @@ void AddBenchOptions(CLI::App* bench, BenchOptions* o) {
   bench->add_option("--delay-ms", o->child.delay_ms)->group(internal)->check(CLI::Range(0.0, 60000.0));
   bench->add_flag("--count", o->child.count)->group(internal);
   bench->add_option("--measures", o->child.measures)->group(internal);
+  bench->add_option("--rate-mbit", o->child.rate_mbit)->group(internal)->check(CLI::Range(0.0, 1e6));
+  bench->add_option("--pattern", o->child.copy_patterns)->group(internal);
+  bench->add_option("--copy-mib", o->child.copy_mib)->group(internal)->check(CLI::Range(1, 65536));
+  bench->add_option("--copy-kinds", o->child.copy_kinds)->group(internal);
   bench->add_option("--request-bytes", o->child.request_bytes)->group(internal)->check(CLI::Range(1, 1 << 20));
   bench->add_option("--reply-bytes", o->child.reply_bytes)->group(internal)->check(CLI::Range(1, 1 << 20));
 }
