@@ -4,6 +4,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "proto/frame.h"
@@ -17,6 +18,17 @@ constexpr size_t kWorthNumerator = 7, kWorthDenominator = 8;
 // After a block that did not pay, this many are stored without trying.
 constexpr int kSkipAfterMiss = 8;
 constexpr int kZstdLevel = 1;
+// Weight of the newest sample in the moving averages.
+constexpr double kNewest = 0.25;
+// Compress only when that is expected to take less than this share of the
+// time sending the block stored would take (noise must not flip the choice
+// on a link where the two are close).
+constexpr double kMustSave = 0.9;
+
+double Ns(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - since).count();
+}
+void Average(double* avg, double sample) { *avg = *avg == 0 ? sample : *avg + kNewest * (sample - *avg); }
 
 void PutU32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
@@ -94,16 +106,37 @@ size_t BlockEncoder::Compress(std::span<const uint8_t> raw) {
   return n > 0 && n <= limit ? n : 0;
 }
 
-Status BlockEncoder::WriteBlock(std::span<const uint8_t> raw, bool try_compress, const WriteFn& write) {
-  size_t wire = 0;
-  if (try_compress && codec_ != Codec::kNone) {
-    if (skip_ > 0) {
-      --skip_;
-    } else {
-      wire = Compress(raw);
-      if (wire == 0) skip_ = kSkipAfterMiss;
-    }
+bool BlockEncoder::WorthTrying() {
+  if (skip_ > 0) {
+    --skip_;
+    return false;
   }
+  // A figure for each way first: stored, then compressed.
+  if (stored_ns_per_byte_ == 0) return false;
+  if (compressed_ns_per_byte_ == 0) return true;
+  const bool compress = compressed_ns_per_byte_ < kMustSave * stored_ns_per_byte_;
+  if (++since_probe_ < kProbeEvery) return compress;
+  since_probe_ = 0;
+  return !compress;  // the probe
+}
+
+Status BlockEncoder::WriteBlock(std::span<const uint8_t> raw, bool try_compress, const WriteFn& write) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool tried = try_compress && codec_ != Codec::kNone && WorthTrying();
+  size_t wire = 0;
+  if (tried) {
+    wire = Compress(raw);
+    if (wire == 0) skip_ = kSkipAfterMiss;
+  }
+  Status st = WriteBlockAs(raw, wire, write);
+  // Only data blocks teach the averages (the small fields block would
+  // mostly measure the system call).
+  if (try_compress && st.ok()) Average(tried ? &compressed_ns_per_byte_ : &stored_ns_per_byte_,
+                                       Ns(t0) / static_cast<double>(raw.size()));
+  return st;
+}
+
+Status BlockEncoder::WriteBlockAs(std::span<const uint8_t> raw, size_t wire, const WriteFn& write) {
   uint8_t* head = out_.data();
   head[0] = static_cast<uint8_t>(wire > 0 ? codec_ : Codec::kNone);
   PutU32(head + 1, static_cast<uint32_t>(raw.size()));

@@ -17,10 +17,18 @@
 // at once), bound the receiver's scratch memory, and let the sender store a
 // block raw when compressing it would not pay.
 //
-// Whether it pays is decided per block, per link (BlockEncoder): a block
-// that compresses to more than 7/8 of its size is sent stored, and the next
-// few blocks are then not even tried (random or already-compressed data
-// costs one attempt now and then, not one per block).
+// Whether it pays is decided per block, per link (BlockEncoder), from what
+// it measures as it goes:
+//  - the data: a block that compresses to more than 7/8 of its size is sent
+//    stored, and the next few blocks are then not even tried (random or
+//    already-compressed data costs one attempt now and then);
+//  - the link: the time a block costs per raw byte, stored (how long its
+//    write blocks) against compressed (compressing plus its write), as
+//    moving averages of what the last blocks of each kind cost. Write
+//    times include the receiver's side: a peer busy decompressing drains
+//    its socket later. On loopback or a fast network storing is cheaper,
+//    on a slow link compressing is; every kProbeEvery blocks one block goes
+//    the other way, to keep both figures current.
 #pragma once
 
 #include <cstddef>
@@ -85,17 +93,27 @@ class BlockEncoder {
   // Bytes given and bytes written since construction (tests, stats).
   uint64_t raw_bytes() const { return raw_bytes_; }
   uint64_t wire_bytes() const { return wire_bytes_; }
+  static constexpr int kProbeEvery = 8;
 
  private:
   // Compresses `raw` into out_ (after the block header); returns the wire
   // length, or 0 when the block should be stored.
   size_t Compress(std::span<const uint8_t> raw);
+  // Whether compressing the next block is expected to pay (see above).
+  bool WorthTrying();
   Status WriteBlock(std::span<const uint8_t> raw, bool try_compress, const WriteFn& write);
+  // Writes the block header and data: compressed (wire bytes in out_) or,
+  // with wire == 0, stored.
+  Status WriteBlockAs(std::span<const uint8_t> raw, size_t wire, const WriteFn& write);
 
   const Codec codec_;
   std::vector<uint8_t> out_;
   void* zstd_ = nullptr;  // ZSTD_CCtx*, reused across blocks
   int skip_ = 0;          // blocks still to store without trying
+  int since_probe_ = 0;   // blocks sent the cheaper way since the last probe
+  // Moving averages (0: no sample yet): nanoseconds per raw byte of blocks
+  // sent stored, and of blocks that were compressed (or tried).
+  double stored_ns_per_byte_ = 0, compressed_ns_per_byte_ = 0;
   uint64_t raw_bytes_ = 0, wire_bytes_ = 0;
 };
 

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "proto/frame_reader.h"
 
@@ -54,12 +56,17 @@ struct Encoded {
   Status status;
 };
 
+// Encodes one frame into memory. `link_ns_per_byte` > 0 makes each write
+// take that long per byte, like a slow link (20 ns: 400 Mbit/s).
 Encoded Encode(BlockEncoder& enc, std::span<const uint8_t> fields, std::span<const uint8_t> bulk,
-               const ReadyFn& ready = nullptr) {
+               const ReadyFn& ready = nullptr, double link_ns_per_byte = 20) {
   Encoded e;
   e.status = enc.WriteFrame(21, kNoReply, 77, fields, bulk,
                             [&](const uint8_t* p, size_t n) {
                               e.wire.insert(e.wire.end(), p, p + n);
+                              if (link_ns_per_byte > 0)
+                                std::this_thread::sleep_for(std::chrono::nanoseconds(
+                                    static_cast<int64_t>(link_ns_per_byte * static_cast<double>(n))));
                               return Status();
                             },
                             ready);
@@ -77,10 +84,12 @@ class CodecTest : public ::testing::TestWithParam<Codec> {};
 TEST_P(CodecTest, CompressibleDataShrinksAndComesBackWhole) {
   BlockEncoder enc(GetParam());
   std::vector<uint8_t> fields = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-  std::vector<uint8_t> bulk = Relu(3 * kMaxBlock + 12345, 1);
+  std::vector<uint8_t> bulk = Relu(12 * kMaxBlock + 12345, 1);
   Encoded e = Encode(enc, fields, bulk);
   ASSERT_TRUE(e.status.ok()) << e.status.ToString();
-  EXPECT_LT(e.wire.size(), bulk.size() * 7 / 8) << "ReLU activations must compress";
+  // The first block goes stored (to time the link), then compressing wins
+  // on this slow link: ReLU activations shrink by a third or more.
+  EXPECT_LT(e.wire.size(), bulk.size() * 7 / 8) << "ReLU activations must compress on a slow link";
   EXPECT_EQ(enc.raw_bytes(), fields.size() + bulk.size());
 
   MemoryStream stream(e.wire, 70000);
@@ -103,7 +112,7 @@ TEST_P(CodecTest, CompressibleDataShrinksAndComesBackWhole) {
 TEST_P(CodecTest, IncompressibleDataIsStoredAndComesBackWhole) {
   BlockEncoder enc(GetParam());
   std::vector<uint8_t> bulk = Random(20 * kMaxBlock, 2);
-  Encoded e = Encode(enc, {}, bulk);
+  Encoded e = Encode(enc, {}, bulk, nullptr, 2);
   ASSERT_TRUE(e.status.ok());
   // Stored blocks: the data plus a block header each, nothing more.
   EXPECT_EQ(e.wire.size(), kFrameHeaderSize + bulk.size() + 20 * kBlockHeaderSize);
@@ -145,7 +154,7 @@ TEST_P(CodecTest, DataThatFailsToArriveStillEndsTheFrame) {
   Encoded e = Encode(enc, {}, bulk, [&](size_t upto) {
     asked.push_back(upto);
     return upto > 2 * kMaxBlock ? Status::Cuda(700, "copy failed") : Status();
-  });
+  }, 2);
   EXPECT_EQ(e.status.code(), Code::kCuda);
   EXPECT_EQ(asked, (std::vector<size_t>{kMaxBlock, 2 * kMaxBlock, 3 * kMaxBlock}))
       << "ready is asked block by block, and no more once it failed";
@@ -156,6 +165,22 @@ TEST_P(CodecTest, DataThatFailsToArriveStillEndsTheFrame) {
   std::vector<uint8_t> got;
   ASSERT_TRUE(reader.NextOwned(&h, &got).ok()) << "the frame stays whole";
   EXPECT_EQ(got.size(), bulk.size());
+}
+
+TEST_P(CodecTest, AFastLinkGetsStoredBlocksAndASlowOneCompressedBlocks) {
+  std::vector<uint8_t> bulk = Relu(24 * kMaxBlock, 6);
+  // Memory as the link: far faster than any compressor, so nearly every
+  // block goes stored (the probes aside).
+  BlockEncoder fast(GetParam());
+  Encoded e = Encode(fast, {}, bulk, nullptr, 0);
+  ASSERT_TRUE(e.status.ok());
+  EXPECT_GT(e.wire.size(), bulk.size() * 8 / 10) << "compressing must not win against memory speed";
+  // The same data over a link of 40 ns/byte (200 Mbit/s): compressed
+  // blocks win, and all but the first and the probes go compressed.
+  BlockEncoder slow(GetParam());
+  Encoded s = Encode(slow, {}, bulk, nullptr, 40);
+  ASSERT_TRUE(s.status.ok());
+  EXPECT_LT(s.wire.size(), e.wire.size() * 8 / 10);
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, CodecTest, ::testing::Values(Codec::kLz4, Codec::kZstd),
