@@ -8,6 +8,8 @@
 // FrameReader returns are exactly those a plain linear parse of the stream
 // finds (same headers, same payload bytes), and it fails where the parse
 // does (kProtocol at a bad header, kTransport at the end of the data).
+// This reader agreed on no compression, so a frame flagged kCompressed is a
+// protocol error where it starts (compression_fuzzer covers decoding).
 // The payload limit is 1 MiB instead of kMaxFramePayload (72 MiB) so that a
 // header announcing a big frame costs little.
 #include <sys/socket.h>
@@ -62,6 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bool have_header = n - at >= kFrameHeaderSize;
     Status want_st = have_header ? DecodeFrameHeader(stream + at, kLimit, &want)
                                  : Status::Transport("end");
+    if (want_st.ok() && (want.flags & kCompressed)) want_st = Status::Protocol("compressed");
     if (want_st.ok() && want.length > n - at - kFrameHeaderSize) want_st = Status::Transport("end");
     if (!want_st.ok()) {
       Check(!st.ok(), "a frame where the stream has none");

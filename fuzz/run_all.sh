@@ -27,7 +27,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${RGPU_FUZZ_BUILD:-$root/build-fuzz}
 per=${1:-30}
 total_cap=300
-all=(frame frame_reader handshake calls device_info image_size fatbin cubin ptx worker)
+all=(frame frame_reader compression handshake calls device_info image_size fatbin cubin ptx worker)
 if [[ -n "${RGPU_FUZZ_ONLY:-}" ]]; then
   read -r -a harnesses <<<"$RGPU_FUZZ_ONLY"
 else
