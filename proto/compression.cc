@@ -115,8 +115,14 @@ bool BlockEncoder::WorthTrying() {
   if (stored_ns_per_byte_ == 0) return false;
   if (compressed_ns_per_byte_ == 0) return true;
   const bool compress = compressed_ns_per_byte_ < kMustSave * stored_ns_per_byte_;
-  if (++since_probe_ < kProbeEvery) return compress;
+  if (compress != compressing_) {  // the figures changed their minds: probe soon again
+    compressing_ = compress;
+    probe_every_ = kProbeEvery;
+    since_probe_ = 0;
+  }
+  if (++since_probe_ < probe_every_) return compress;
   since_probe_ = 0;
+  probe_every_ = std::min(2 * probe_every_, kMaxProbeEvery);
   return !compress;  // the probe
 }
 
