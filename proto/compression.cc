@@ -15,8 +15,6 @@ namespace {
 // A block must shrink to 7/8 of its size to be sent compressed: less saves
 // too little wire time to pay for the receiver's decompression.
 constexpr size_t kWorthNumerator = 7, kWorthDenominator = 8;
-// After a block that did not pay, this many are stored without trying.
-constexpr int kSkipAfterMiss = 8;
 constexpr int kZstdLevel = 1;
 // Weight of the newest sample in the moving averages.
 constexpr double kNewest = 0.25;
@@ -106,7 +104,7 @@ size_t BlockEncoder::Compress(std::span<const uint8_t> raw) {
   return n > 0 && n <= limit ? n : 0;
 }
 
-bool BlockEncoder::WorthTrying() {
+bool CompressionPolicy::Decide() {
   if (skip_ > 0) {
     --skip_;
     return false;
@@ -126,19 +124,22 @@ bool BlockEncoder::WorthTrying() {
   return !compress;  // the probe
 }
 
+void CompressionPolicy::Record(bool compressed, double ns_per_byte) {
+  Average(compressed ? &compressed_ns_per_byte_ : &stored_ns_per_byte_, ns_per_byte);
+}
+
 Status BlockEncoder::WriteBlock(std::span<const uint8_t> raw, bool try_compress, const WriteFn& write) {
   const auto t0 = std::chrono::steady_clock::now();
-  const bool tried = try_compress && codec_ != Codec::kNone && WorthTrying();
+  const bool tried = try_compress && codec_ != Codec::kNone && (always_try_ || policy_.Decide());
   size_t wire = 0;
   if (tried) {
     wire = Compress(raw);
-    if (wire == 0) skip_ = kSkipAfterMiss;
+    if (wire == 0) policy_.Incompressible();
   }
   Status st = WriteBlockAs(raw, wire, write);
   // Only data blocks teach the averages (the small fields block would
   // mostly measure the system call).
-  if (try_compress && st.ok()) Average(tried ? &compressed_ns_per_byte_ : &stored_ns_per_byte_,
-                                       Ns(t0) / static_cast<double>(raw.size()));
+  if (try_compress && st.ok()) policy_.Record(tried, Ns(t0) / static_cast<double>(raw.size()));
   return st;
 }
 

@@ -73,6 +73,31 @@ using WriteFn = std::function<Status(const uint8_t* p, size_t n)>;
 // still arriving from the GPU; see server/worker/d2h_staging.h).
 using ReadyFn = std::function<Status(size_t upto)>;
 
+// Decides block by block whether to try compressing (the rules above),
+// from the costs it is told. Pure bookkeeping: no clock, no codec.
+class CompressionPolicy {
+ public:
+  static constexpr int kProbeEvery = 8;
+  static constexpr int kMaxProbeEvery = 128;
+  static constexpr int kSkipAfterMiss = 8;
+
+  // True: compress the next block (or at least try).
+  bool Decide();
+  // What the block just sent cost, per raw byte, and which way it went.
+  void Record(bool compressed, double ns_per_byte);
+  // The block tried did not shrink enough: store the next few untried.
+  void Incompressible() { skip_ = kSkipAfterMiss; }
+
+ private:
+  int skip_ = 0;          // blocks still to store without trying
+  int since_probe_ = 0;   // blocks sent the cheaper way since the last probe
+  int probe_every_ = kProbeEvery;
+  bool compressing_ = false;  // the cheaper way, as last decided
+  // Moving averages (0: no sample yet): nanoseconds per raw byte of blocks
+  // sent stored, and of blocks that were compressed (or tried).
+  double stored_ns_per_byte_ = 0, compressed_ns_per_byte_ = 0;
+};
+
 // Encodes frames as compressed blocks. One per link sender; not
 // thread-safe (callers hold their link's write lock).
 class BlockEncoder {
@@ -83,6 +108,10 @@ class BlockEncoder {
   BlockEncoder& operator=(const BlockEncoder&) = delete;
 
   Codec codec() const { return codec_; }
+  // Tests: try every block, whatever it costs (blocks that do not shrink
+  // still go stored), so that what goes compressed does not depend on
+  // timing.
+  void set_always_try(bool on) { always_try_ = on; }
 
   // Writes one frame: header `h` (its length must be fields + bulk; the
   // kCompressed flag is added), `fields` as a stored block, then `bulk` in
@@ -96,15 +125,11 @@ class BlockEncoder {
   // Bytes given and bytes written since construction (tests, stats).
   uint64_t raw_bytes() const { return raw_bytes_; }
   uint64_t wire_bytes() const { return wire_bytes_; }
-  static constexpr int kProbeEvery = 8;
-  static constexpr int kMaxProbeEvery = 128;
 
  private:
   // Compresses `raw` into out_ (after the block header); returns the wire
   // length, or 0 when the block should be stored.
   size_t Compress(std::span<const uint8_t> raw);
-  // Whether compressing the next block is expected to pay (see above).
-  bool WorthTrying();
   Status WriteBlock(std::span<const uint8_t> raw, bool try_compress, const WriteFn& write);
   // Writes the block header and data: compressed (wire bytes in out_) or,
   // with wire == 0, stored.
@@ -113,13 +138,8 @@ class BlockEncoder {
   const Codec codec_;
   std::vector<uint8_t> out_;
   void* zstd_ = nullptr;  // ZSTD_CCtx*, reused across blocks
-  int skip_ = 0;          // blocks still to store without trying
-  int since_probe_ = 0;   // blocks sent the cheaper way since the last probe
-  int probe_every_ = kProbeEvery;
-  bool compressing_ = false;  // the cheaper way, as last decided
-  // Moving averages (0: no sample yet): nanoseconds per raw byte of blocks
-  // sent stored, and of blocks that were compressed (or tried).
-  double stored_ns_per_byte_ = 0, compressed_ns_per_byte_ = 0;
+  CompressionPolicy policy_;
+  bool always_try_ = false;
   uint64_t raw_bytes_ = 0, wire_bytes_ = 0;
 };
 
