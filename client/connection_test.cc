@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/net.h"
+#include "proto/compression.h"
 #include "proto/frame.h"
 #include "proto/handshake.h"
 
@@ -24,17 +25,19 @@ namespace {
 // the connected socket and closes it.
 class ScriptedServer {
  public:
-  explicit ScriptedServer(std::function<void(int fd)> script) {
+  // `codec`: the compression the HelloReply says was agreed.
+  explicit ScriptedServer(std::function<void(int fd)> script, proto::Codec codec = proto::Codec::kNone) {
     Result<int> l = net::Listen({"127.0.0.1", 0}, 1);
     EXPECT_TRUE(l.ok());
     listen_fd_ = *l;
     port_ = *net::LocalPort(listen_fd_);
-    thread_ = std::thread([this, script = std::move(script)] {
+    thread_ = std::thread([this, script = std::move(script), codec] {
       int fd = accept(listen_fd_, nullptr, nullptr);
       if (fd < 0) return;
       proto::FrameHeader h;
       if (ReadFrame(fd, &h, nullptr)) {
-        std::vector<uint8_t> reply = proto::EncodeHelloReplyFrame({proto::HelloStatus::kAccepted, "", 7});
+        std::vector<uint8_t> reply =
+            proto::EncodeHelloReplyFrame({proto::HelloStatus::kAccepted, "", 7, static_cast<uint8_t>(codec)});
         (void)net::WriteAll(fd, reply.data(), reply.size());
         script(fd);
       }
@@ -65,10 +68,11 @@ class ScriptedServer {
   std::thread thread_;
 };
 
-std::unique_ptr<Connection> Open(const ScriptedServer& server) {
+std::unique_ptr<Connection> Open(const ScriptedServer& server, const std::string& compress = "") {
   ConnectOptions options;
   options.server = server.address();
   options.identity = "connection_test";
+  options.compress = compress;
   Result<std::unique_ptr<Connection>> c = Connection::Open(options, nullptr);
   EXPECT_TRUE(c.ok()) << c.status().ToString();
   return c.ok() ? std::move(*c) : nullptr;
@@ -124,6 +128,49 @@ TEST(Connection, LinkLostWhileWaitingReleasesTheCaller) {
   });
   ASSERT_EQ(call.wait_for(std::chrono::seconds(5)), std::future_status::ready) << "the caller hung";
   EXPECT_FALSE(call.get().ok());
+}
+
+// A device-to-host reply sent as compressed blocks lands in the caller's
+// buffer exactly (the client decodes inside its frame reader).
+TEST(Connection, CompressedReplyLandsExactly) {
+  constexpr size_t kLen = (3 << 20) + 1234;
+  std::vector<uint8_t> data(kLen);
+  for (size_t i = 0; i < kLen; ++i) data[i] = (i % 8 == 0) ? static_cast<uint8_t>(i * 2654435761u >> 24) : 0;
+  ScriptedServer server(
+      [&](int fd) {
+        proto::FrameHeader h;
+        if (!ScriptedServer::ReadFrame(fd, &h, nullptr)) return;
+        uint8_t fields[12] = {};
+        uint64_t n = kLen;
+        memcpy(fields + 4, &n, 8);
+        proto::BlockEncoder enc(proto::Codec::kLz4);
+        enc.set_always_try(true);
+        (void)enc.WriteFrame(h.call, proto::kReply, h.request_id, fields, data,
+                             [fd](const uint8_t* p, size_t k) { return net::WriteAll(fd, p, k); });
+        EXPECT_LT(enc.wire_bytes(), kLen / 2) << "the reply went compressed";
+        (void)ScriptedServer::ReadFrame(fd, &h, nullptr);  // until the client hangs up
+      },
+      proto::Codec::kLz4);
+  std::unique_ptr<Connection> c = Open(server, "lz4");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->codec(), proto::Codec::kLz4);
+  std::vector<uint8_t> dst(kLen, 0xee);
+  int cu = -1;
+  ASSERT_TRUE(c->CallInto(proto::CallId::kMemcpyDtoH, std::vector<uint8_t>(8, 0), dst.data(), dst.size(), &cu).ok());
+  EXPECT_EQ(cu, 0);
+  EXPECT_TRUE(dst == data);
+}
+
+// A server that picks a codec the client did not offer is refused.
+TEST(Connection, ACodecThatWasNotOfferedIsRefused) {
+  ScriptedServer server([](int) {}, proto::Codec::kZstd);
+  ConnectOptions options;
+  options.server = server.address();
+  options.identity = "connection_test";
+  options.compress = "lz4";
+  Result<std::unique_ptr<Connection>> c = Connection::Open(options, nullptr);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("zstd, which was not offered"), std::string::npos) << c.status().ToString();
 }
 
 }  // namespace
