@@ -36,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       return 0;
     }
     Check(h.length <= kMaxFramePayload, "length over the limit accepted");
-    Check((h.flags & ~(kReply | kNoReply | kAsyncError | kEvent)) == 0, "unknown flags accepted");
+    Check((h.flags & ~(kReply | kNoReply | kAsyncError | kEvent | kCompressed)) == 0, "unknown flags accepted");
     uint8_t again[kFrameHeaderSize];
     EncodeFrameHeader(h, again);
     Check(std::memcmp(again, hb, kFrameHeaderSize) == 0, "header does not round-trip");
