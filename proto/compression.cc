@@ -79,7 +79,6 @@ Status DecodeBlock(Codec c, std::span<const uint8_t> wire, std::span<uint8_t> ds
 }
 
 BlockEncoder::BlockEncoder(Codec codec) : codec_(codec) {
-  out_.resize(kBlockHeaderSize + MaxWireBlock(codec == Codec::kNone ? Codec::kLz4 : codec, kMaxBlock));
   if (codec == Codec::kZstd) zstd_ = ZSTD_createCCtx();
 }
 
@@ -89,6 +88,9 @@ BlockEncoder::~BlockEncoder() {
 
 size_t BlockEncoder::Compress(std::span<const uint8_t> raw) {
   const size_t limit = raw.size() * kWorthNumerator / kWorthDenominator;
+  // Made at the first attempt: a link that never compresses (every worker
+  // has an encoder) holds no scratch buffer.
+  if (out_.empty()) out_.resize(kBlockHeaderSize + MaxWireBlock(codec_, kMaxBlock));
   uint8_t* dst = out_.data() + kBlockHeaderSize;
   size_t n = 0;
   if (codec_ == Codec::kLz4) {
@@ -144,7 +146,8 @@ Status BlockEncoder::WriteBlock(std::span<const uint8_t> raw, bool try_compress,
 }
 
 Status BlockEncoder::WriteBlockAs(std::span<const uint8_t> raw, size_t wire, const WriteFn& write) {
-  uint8_t* head = out_.data();
+  uint8_t stored_head[kBlockHeaderSize];
+  uint8_t* head = wire > 0 ? out_.data() : stored_head;  // compressed data follows its header in out_
   head[0] = static_cast<uint8_t>(wire > 0 ? codec_ : Codec::kNone);
   PutU32(head + 1, static_cast<uint32_t>(raw.size()));
   PutU32(head + 5, static_cast<uint32_t>(wire > 0 ? wire : raw.size()));

@@ -136,7 +136,7 @@ class BlockEncoder {
   Status WriteBlockAs(std::span<const uint8_t> raw, size_t wire, const WriteFn& write);
 
   const Codec codec_;
-  std::vector<uint8_t> out_;
+  std::vector<uint8_t> out_;  // a compressed block: header, then data (made when first needed)
   void* zstd_ = nullptr;  // ZSTD_CCtx*, reused across blocks
   CompressionPolicy policy_;
   bool always_try_ = false;
