@@ -264,7 +264,28 @@ void OnExecDestroyed(ClientState* s, ExecObj* e) {
 
 void NoteCaptureAllocLocked(ClientState* s, GraphObj* g, CUdeviceptr p) {
   if (g->captured_mem == nullptr) g->captured_mem = std::make_shared<CapturedMem>();
-  s->graph_nodes().capture_allocs[p] = g->captured_mem;
+  GraphNodeRegistry& r = s->graph_nodes();
+  r.capture_allocs[p] = g->captured_mem;
+  // Counted as graph memory until it is really freed (NoteGraphMemFreed).
+  CUdeviceptr base = 0;
+  uint64_t size = 0;
+  CtxObj* ctx = nullptr;
+  if (s->FindAllocation(p, &base, &size, &ctx) && base == p && ctx != nullptr && r.graph_mem.count(p) == 0) {
+    r.graph_mem[p] = {ctx->device, size};
+    GraphNodeRegistry::GraphMemUse& u = r.graph_mem_use[ctx->device];
+    u.used += size;
+    u.used_high = std::max(u.used_high, u.used);
+    u.reserved_high = std::max(u.reserved_high, u.used);
+  }
+}
+
+void NoteGraphMemFreed(ClientState* s, CUdeviceptr p) {
+  Lock lock(s->graph_nodes().mu);
+  GraphNodeRegistry& r = s->graph_nodes();
+  auto it = r.graph_mem.find(p);
+  if (it == r.graph_mem.end()) return;
+  r.graph_mem_use[it->second.first].used -= it->second.second;
+  r.graph_mem.erase(it);
 }
 
 void NoteCaptureFreeLocked(ClientState* s, GraphObj* g, CUdeviceptr p) {

@@ -16,8 +16,10 @@
 // Refused with CUDA_ERROR_NOT_SUPPORTED, logged once: allocations on another
 // device than the graph's context's, shareable handle types, access for
 // other devices (peer mappings), and destroying a memory node.
-// cuDeviceGet/SetGraphMemAttribute and cuDeviceGraphMemTrim stay refused:
-// rgpu keeps no graph memory pool of its own to report or trim.
+// cuDeviceGetGraphMemAttribute reports the memory of alloc nodes and of
+// allocations captured from streams while it is allocated (from the node's
+// creation to the real free); there is no pool behind it, so reserved
+// equals used, and cuDeviceGraphMemTrim has nothing cached to give back.
 #include <cstring>
 
 #include "client/api_common.h"
@@ -126,6 +128,53 @@ CUresult cuGraphMemFreeNodeGetParams(CUgraphNode h, CUdeviceptr* out) {
     *out = n->mem_free;
     return CUDA_SUCCESS;
   });
+}
+
+namespace {
+CUresult GraphMemUse(CUdevice dev, CUgraphMem_attribute attr, void* value, bool set) {
+  RGPU_STATE_OR_RETURN(s);
+  if (value == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (dev < 0 || dev >= s->device_count()) return CUDA_ERROR_INVALID_DEVICE;
+  std::lock_guard<std::mutex> lock(s->graph_nodes().mu);
+  GraphNodeRegistry::GraphMemUse& u = s->graph_nodes().graph_mem_use[dev];
+  auto* v = static_cast<cuuint64_t*>(value);
+  if (set) {
+    // Only the high-water marks can be set, and only back to zero (which
+    // restarts them from what is in use now).
+    if (*v != 0) return CUDA_ERROR_INVALID_VALUE;
+    if (attr == CU_GRAPH_MEM_ATTR_USED_MEM_HIGH) u.used_high = u.used;
+    else if (attr == CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH) u.reserved_high = u.used;
+    else return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
+  }
+  switch (attr) {
+    case CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT:
+    case CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT:
+      *v = u.used;
+      return CUDA_SUCCESS;
+    case CU_GRAPH_MEM_ATTR_USED_MEM_HIGH:
+      *v = u.used_high;
+      return CUDA_SUCCESS;
+    case CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH:
+      *v = u.reserved_high;
+      return CUDA_SUCCESS;
+  }
+  return CUDA_ERROR_INVALID_VALUE;
+}
+}  // namespace
+
+CUresult cuDeviceGetGraphMemAttribute(CUdevice dev, CUgraphMem_attribute attr, void* value) {
+  return GraphMemUse(dev, attr, value, false);
+}
+
+CUresult cuDeviceSetGraphMemAttribute(CUdevice dev, CUgraphMem_attribute attr, void* value) {
+  return GraphMemUse(dev, attr, value, true);
+}
+
+CUresult cuDeviceGraphMemTrim(CUdevice dev) {
+  RGPU_STATE_OR_RETURN(s);
+  if (dev < 0 || dev >= s->device_count()) return CUDA_ERROR_INVALID_DEVICE;
+  return CUDA_SUCCESS;  // nothing cached: freed graph memory is freed at once
 }
 
 }  // extern "C"

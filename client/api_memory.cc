@@ -173,6 +173,7 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
   if (DeferFreeOfCaptureAlloc(s, dptr)) return CUDA_SUCCESS;
   s->RemoveAllocation(dptr);
   PoolNoteFree(s, dptr);
+  NoteGraphMemFreed(s, dptr);
   // Ordered after all earlier work by the worker; failures surface later.
   return Post(s, proto::CallId::kMemFree, proto::MemFreeReq{ctx->id, dptr});
 }

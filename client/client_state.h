@@ -114,6 +114,15 @@ struct GraphNodeRegistry {
   // Allocations made in a stream capture, to the capture's memory record:
   // freeing one while a graph made by that capture lives is deferred too.
   std::map<CUdeviceptr, std::weak_ptr<CapturedMem>> capture_allocs;
+  // Graph memory (alloc nodes and allocations captured from streams), for
+  // cuDeviceGetGraphMemAttribute: each live one's device and size, and per
+  // device what is in use now and the most since the last reset. rgpu keeps
+  // no pool behind graphs, so reserved memory is the memory in use.
+  struct GraphMemUse {
+    uint64_t used = 0, used_high = 0, reserved_high = 0;
+  };
+  std::map<CUdeviceptr, std::pair<int, uint64_t>> graph_mem;
+  std::map<int, GraphMemUse> graph_mem_use;
 };
 
 struct ModuleObj {

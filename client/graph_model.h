@@ -198,6 +198,8 @@ void OnExecDestroyed(ClientState* s, ExecObj* e);
 // any pointer: true when the free was deferred (p stays allocated until
 // the graphs that may use it are gone).
 void NoteCaptureAlloc(ClientState* s, GraphObj* g, CUdeviceptr p);
+// Device memory p was freed: it no longer counts as graph memory.
+void NoteGraphMemFreed(ClientState* s, CUdeviceptr p);
 void NoteCaptureFree(ClientState* s, GraphObj* g, CUdeviceptr p);
 // The same with the registry lock held (graph memory nodes).
 void NoteCaptureAllocLocked(ClientState* s, GraphObj* g, CUdeviceptr p);

@@ -442,13 +442,32 @@ static void GraphMemoryNodes(CUstream st) {
     CK(cuStreamSynchronize(st));
     EXPECT(ReadInts(out, 1)[0] == 6);
   }
+  // Graph memory use (the graphMemoryNodes sample prints it): what the
+  // alloc node took shows in the high-water marks; only those can be reset,
+  // and only to zero.
+  cuuint64_t used = 0, used_high = 0, reserved = 0, reserved_high = 0, zero = 0, one = 1;
+  CK(cuDeviceGetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT, &used));
+  CK(cuDeviceGetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_USED_MEM_HIGH, &used_high));
+  CK(cuDeviceGetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT, &reserved));
+  CK(cuDeviceGetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH, &reserved_high));
+  EXPECT(used_high >= 8192 && reserved_high >= 8192 && reserved >= used && used_high >= used);
+  CK(cuDeviceSetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_USED_MEM_HIGH, &zero));
+  CK(cuDeviceSetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH, &zero));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuDeviceSetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_USED_MEM_HIGH, &one));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuDeviceSetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT, &zero));
+  CK(cuDeviceGetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_USED_MEM_HIGH, &used_high));
+  EXPECT(used_high <= used + 8192);  // restarted from what is in use now
   CUdeviceptr base = 0;
   size_t size = 0;
   CK(cuMemGetAddressRange(&base, &size, got.dptr));  // the executable graph still uses it
   CK(cuGraphExecDestroy(e));
   EXPECT_CU(CUDA_ERROR_NOT_FOUND, cuMemGetAddressRange(&base, &size, got.dptr));  // freed with the graph
+  CK(cuDeviceGraphMemTrim(dev));
+  CK(cuDeviceGetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT, &used));
+  CK(cuDeviceGetGraphMemAttribute(dev, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT, &reserved));
+  EXPECT(used == 0 && reserved == 0);  // nothing left once the graph and its memory are gone
   CK(cuMemFree(out));
-  printf("graph memory nodes: alloc, free, parameters, freed with the graph\n");
+  printf("graph memory nodes: alloc, free, parameters, freed with the graph, memory use attributes\n");
 }
 
 static void ContextEventsAndCaptureToGraph(CUcontext ctx, CUstream st) {
