@@ -44,10 +44,9 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectOptions& optio
   if (hs->codec != proto::Codec::kNone && (*offer & proto::CodecBit(hs->codec)) == 0)
     return Status::Protocol(std::string("server picked compression ") + proto::CodecName(hs->codec) +
                             ", which was not offered");
-  c->codec_ = hs->codec;
-  if (c->codec_ != proto::Codec::kNone) {
-    c->encoder_ = std::make_unique<proto::BlockEncoder>(c->codec_);
-    RGPU_LOG_DEBUG("bulk copies compressed with %s", proto::CodecName(c->codec_));
+  if (hs->codec != proto::Codec::kNone) {
+    c->encoder_ = std::make_unique<proto::BlockEncoder>(hs->codec);
+    RGPU_LOG_DEBUG("bulk copies compressed with %s", proto::CodecName(hs->codec));
   }
   c->receiver_ = std::thread([raw = c.get()] { raw->ReceiveLoop(); });
   c->sender_ = std::thread([raw = c.get()] { raw->SendLoop(); });
@@ -210,36 +209,36 @@ Status Connection::PostBulk(proto::CallId id, std::span<const uint8_t> fields,
   if (!failed_.ok()) return failed_;
   flushing_ = true;
   uint64_t rid = next_request_id_++;
+  // `head`: the frames queued before this one, which go out first.
   std::vector<uint8_t> head;
   head.swap(out_);
-  if (encoder_ != nullptr && bulk.size() >= proto::kMinCompressedBulk) {
-    // Frames queued before go out first, then this one as compressed blocks.
-    lock.unlock();
-    auto write = [this](const uint8_t* p, size_t n) { return WriteOut(p, n); };
-    Status st = head.empty() ? Status() : WriteOut(head.data(), head.size());
+  const bool compress = encoder_ != nullptr && bulk.size() >= proto::kMinCompressedBulk;
+  if (!compress) {  // this frame's header and fields follow them in one write
+    size_t at = head.size();
+    head.resize(at + proto::kFrameHeaderSize);
+    proto::EncodeFrameHeader({static_cast<uint32_t>(fields.size() + bulk.size()), static_cast<uint16_t>(id),
+                              proto::kNoReply, rid},
+                             head.data() + at);
+    head.insert(head.end(), fields.begin(), fields.end());
+  }
+  lock.unlock();
+  Status st;
+  uint64_t sent = head.size();
+  if (compress) {  // then this frame as compressed blocks
+    if (!head.empty()) st = WriteOut(head.data(), head.size());
     uint64_t wire_before = encoder_->wire_bytes();
     if (st.ok())
-      st = encoder_->WriteFrame(static_cast<uint16_t>(id), proto::kNoReply, rid, fields, bulk, write);
-    lock.lock();
-    bytes_sent_ += head.size() + proto::kFrameHeaderSize + (encoder_->wire_bytes() - wire_before);
-    if (!st.ok() && failed_.ok()) failed_ = std::move(st).With("send");
-    flushing_ = false;
-    idle_cv_.notify_all();
-    if (!out_.empty()) send_cv_.notify_one();
-    return failed_;
+      st = encoder_->WriteFrame(static_cast<uint16_t>(id), proto::kNoReply, rid, fields, bulk,
+                                [this](const uint8_t* p, size_t n) { return WriteOut(p, n); });
+    sent += proto::kFrameHeaderSize + (encoder_->wire_bytes() - wire_before);
+  } else {
+    if (tls_) st = tls_->WriteAll(head.data(), head.size());
+    if (st.ok()) st = tls_ ? tls_->WriteAll(bulk.data(), bulk.size())
+                           : net::WriteAll2(fd_, head.data(), head.size(), bulk.data(), bulk.size());
+    sent += bulk.size();
   }
-  size_t at = head.size();
-  head.resize(at + proto::kFrameHeaderSize);
-  proto::EncodeFrameHeader({static_cast<uint32_t>(fields.size() + bulk.size()), static_cast<uint16_t>(id),
-                            proto::kNoReply, rid},
-                           head.data() + at);
-  head.insert(head.end(), fields.begin(), fields.end());
-  lock.unlock();
-  Status st = tls_ ? tls_->WriteAll(head.data(), head.size()) : Status();
-  if (st.ok()) st = tls_ ? tls_->WriteAll(bulk.data(), bulk.size())
-                         : net::WriteAll2(fd_, head.data(), head.size(), bulk.data(), bulk.size());
   lock.lock();
-  bytes_sent_ += head.size() + bulk.size();
+  bytes_sent_ += sent;
   if (!st.ok() && failed_.ok()) failed_ = std::move(st).With("send");
   flushing_ = false;
   idle_cv_.notify_all();
@@ -324,7 +323,7 @@ Status Connection::ReceiveReply(proto::FrameReader& reader, const proto::FrameHe
 
 void Connection::ReceiveLoop() {
   proto::FrameReader reader(fd_, tls_.get(), proto::kMaxFramePayload);
-  reader.set_codec(codec_);
+  reader.set_codec(codec());
   // Frames from the worker are mostly replies to calls the application
   // waits for: poll briefly for the next one instead of sleeping, so that a
   // loop of synchronous calls pays no wake-up on this side (frames are rare

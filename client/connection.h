@@ -123,7 +123,7 @@ class Connection {
   }
   uint64_t bytes_sent() const { return bytes_sent_; }
   // The wire compression agreed in the handshake (kNone: plain frames).
-  proto::Codec codec() const { return codec_; }
+  proto::Codec codec() const { return encoder_ != nullptr ? encoder_->codec() : proto::Codec::kNone; }
   // Closes the link without touching the socket's other owners (after fork,
   // the child must not write to its parent's link).
   void AbandonAfterFork();
@@ -161,9 +161,8 @@ class Connection {
 
   int fd_ = -1;
   std::unique_ptr<tls::Stream> tls_;  // set by Open when RGPU_TLS is on
-  proto::Codec codec_ = proto::Codec::kNone;  // set by Open
   // Compresses host-to-device bulk frames; used by the one writer
-  // (flushing_ owner) in PostBulk. Null without a codec.
+  // (flushing_ owner) in PostBulk. Set by Open; null without a codec.
   std::unique_ptr<proto::BlockEncoder> encoder_;
   uint64_t session_id_ = 0;
   AsyncErrorSink on_async_error_;

@@ -42,7 +42,7 @@ void Link::Recycle(Request&& r) {
 }
 
 Link::Link(int fd, tls::Stream* tls, size_t max_queued_bytes, proto::Codec codec)
-    : fd_(fd), tls_(tls), max_queued_bytes_(max_queued_bytes), codec_(codec), encoder_(codec) {}
+    : fd_(fd), tls_(tls), max_queued_bytes_(max_queued_bytes), encoder_(codec) {}
 
 Link::~Link() {
   Close();
@@ -63,7 +63,7 @@ void Link::Close() {
 
 void Link::ReadLoop() {
   proto::FrameReader reader(fd_, tls_, proto::kMaxFramePayload);
-  reader.set_codec(codec_);
+  reader.set_codec(encoder_.codec());
   for (;;) {
     Request r;
     Status st = reader.NextHeader(&r.header);
@@ -190,14 +190,13 @@ bool Link::ended() {
   return ended_;
 }
 
-Status Link::Send(std::span<const uint8_t> frame) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  if (tls_ != nullptr) return tls_->WriteAll(frame.data(), frame.size());
-  return net::WriteAll(fd_, frame.data(), frame.size());
-}
-
 Status Link::Write(const uint8_t* p, size_t n) {
   return tls_ != nullptr ? tls_->WriteAll(p, n) : net::WriteAll(fd_, p, n);
+}
+
+Status Link::Send(std::span<const uint8_t> frame) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return Write(frame.data(), frame.size());
 }
 
 Status Link::SendCompressed(std::span<const uint8_t> head, std::span<const uint8_t> bulk,
@@ -210,11 +209,10 @@ Status Link::SendCompressed(std::span<const uint8_t> head, std::span<const uint8
 
 Status Link::Send(std::span<const uint8_t> head, std::span<const uint8_t> bulk) {
   std::lock_guard<std::mutex> lock(write_mu_);
-  if (codec_ != proto::Codec::kNone && bulk.size() >= proto::kMinCompressedBulk)
-    return SendCompressed(head, bulk, nullptr);
+  if (Compresses(bulk.size())) return SendCompressed(head, bulk, nullptr);
   if (tls_ != nullptr) {
-    RGPU_RETURN_IF_ERROR(tls_->WriteAll(head.data(), head.size()));
-    return tls_->WriteAll(bulk.data(), bulk.size());
+    RGPU_RETURN_IF_ERROR(Write(head.data(), head.size()));
+    return Write(bulk.data(), bulk.size());
   }
   return net::WriteAll2(fd_, head.data(), head.size(), bulk.data(), bulk.size());
 }
@@ -222,8 +220,7 @@ Status Link::Send(std::span<const uint8_t> head, std::span<const uint8_t> bulk) 
 Status Link::SendStaged(std::span<const uint8_t> head, std::span<const uint8_t> bulk, size_t piece,
                         const std::function<Status(size_t upto)>& ready) {
   std::lock_guard<std::mutex> lock(write_mu_);
-  if (codec_ != proto::Codec::kNone && bulk.size() >= proto::kMinCompressedBulk)
-    return SendCompressed(head, bulk, ready);  // in its own pieces (blocks)
+  if (Compresses(bulk.size())) return SendCompressed(head, bulk, ready);  // in its own pieces (blocks)
   RGPU_RETURN_IF_ERROR(Write(head.data(), head.size()));
   Status late;  // the data's failure, reported after the frame is complete
   for (size_t at = 0; at < bulk.size(); at += piece) {

@@ -111,6 +111,10 @@ class Link {
   void ReadLoop();
   // Writes to the socket or through TLS. Caller holds write_mu_.
   Status Write(const uint8_t* p, size_t n);
+  // Whether a frame with `bulk` bytes of bulk data goes out compressed.
+  bool Compresses(size_t bulk) const {
+    return encoder_.codec() != proto::Codec::kNone && bulk >= proto::kMinCompressedBulk;
+  }
   // A frame given as head (header + fields) and bulk, through encoder_.
   // Caller holds write_mu_.
   Status SendCompressed(std::span<const uint8_t> head, std::span<const uint8_t> bulk,
@@ -119,9 +123,9 @@ class Link {
   const int fd_;
   tls::Stream* const tls_;
   const size_t max_queued_bytes_;
-  const proto::Codec codec_;
   std::mutex write_mu_;
-  proto::BlockEncoder encoder_;  // GUARDED_BY(write_mu_)
+  // GUARDED_BY(write_mu_), but for its codec (constant), which the reader reads too.
+  proto::BlockEncoder encoder_;
   std::mutex mu_;
   std::condition_variable cv_;        // queue, space, host functions
   std::deque<Request> queue_;         // GUARDED_BY(mu_)
