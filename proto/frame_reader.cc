@@ -2,12 +2,13 @@
 
 #include <sys/socket.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 
 #include "common/spin.h"
+#include "proto/coding.h"
 
 namespace rgpu::proto {
 
@@ -75,12 +76,12 @@ Status FrameReader::ReadPayload(void* dst, size_t n) {
 Status FrameReader::NextBlock(uint8_t* dst, size_t want, size_t* direct) {
   uint8_t head[kBlockHeaderSize];
   RGPU_RETURN_IF_ERROR(ReadRaw(head, sizeof head));
-  auto u32 = [&](int at) {
-    return static_cast<size_t>(head[at]) | static_cast<size_t>(head[at + 1]) << 8 |
-           static_cast<size_t>(head[at + 2]) << 16 | static_cast<size_t>(head[at + 3]) << 24;
-  };
-  const uint8_t method = head[0];
-  const size_t raw = u32(1), wire = u32(5);
+  uint8_t method = 0;
+  uint32_t raw = 0, wire = 0;
+  Reader fields(head, sizeof head);  // exactly these three: cannot fail
+  (void)fields.U8(&method);
+  (void)fields.U32(&raw);
+  (void)fields.U32(&wire);
   const size_t undecoded = decoded_left_ - (block_end_ - block_at_);
   if (raw == 0 || raw > kMaxBlock || raw > undecoded)
     return Status::Protocol("compressed frame: block of " + std::to_string(raw) + " bytes where " +
