@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every CUDA test program (tests/e2e, tests/programs) on the local GPU
+# Runs every CUDA test program (tests/e2e, tests/programs, tests/libs) on the local GPU
 # and through rgpu (rgpu-server --backend cuda on loopback), and compares
 # exit status and output (lines with timings are left out of the comparison).
 # Usage: tests/gpu/run_programs.sh [BUILD_DIR]   (default: build)
@@ -8,16 +8,36 @@
 set -u
 build=${1:-build}
 bin="$build/bin"
+# scripts/devrun_pack.sh ships the programs as one archive.
+if [ -f "$build/tests.tar.xz" ] && [ ! -d "$build/tests" ]; then tar xJf "$build/tests.tar.xz" -C "$build"; fi
 port=${RGPU_PROGRAMS_PORT:-7391}
 log=${OUT:-/tmp}/rgpu-programs-server.log
 "$bin/rgpu-server" --listen 127.0.0.1:$port --backend cuda ${RGPU_SERVER_ARGS:-} >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+# tests/libs programs link the CUDA libraries (cuFFT, cuRAND, ...) dynamically:
+# find them where the GPU host keeps them (the toolkit, or the pip wheels).
+lib_dirs=()
+for d in /usr/local/cuda/lib64 "$(dirname "$(command -v nvcc 2>/dev/null || echo /x/x)")/../lib64"; do
+  [ -e "$d/libcufft.so.12" ] && lib_dirs+=("$d")
+done
+while IFS= read -r d; do lib_dirs+=("$d"); done < <(python3 - 2>/dev/null <<'PY'
+import glob, os
+try:
+    import nvidia
+    for root in nvidia.__path__:
+        for lib in sorted(set(glob.glob(os.path.join(root, "*", "lib")) + glob.glob(os.path.join(root, "*", "*", "lib")))):
+            print(lib)
+except ImportError:
+    pass
+PY
+)
+export LD_LIBRARY_PATH="$(IFS=:; echo "${lib_dirs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 normalize() { grep -viE 'ms|µs|us\b|GB/s|time|elapsed' ; }
 pass=0; fail=0
 printf '%-28s | %-6s | %-6s | %s\n' program local rgpu "output equal"
-for p in "$build"/tests/e2e/* "$build"/tests/programs/*; do
+for p in "$build"/tests/e2e/* "$build"/tests/programs/* "$build"/tests/libs/*; do
   [ -f "$p" ] && [ -x "$p" ] || continue
   name=$(basename "$p")
   case "$name" in
