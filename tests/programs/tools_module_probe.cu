@@ -22,48 +22,22 @@
 
 namespace {
 
-const char* const kNoKernels = R"(.version 8.0
-.target sm_90
-.address_size 64
-.visible .global .align 4 .u32 probe_global;
-)";
+const char* const kPtxHeader = ".version 8.0\n.target sm_90\n.address_size 64\n";
 
-const char* const kOneKernel = R"(.version 8.0
-.target sm_90
-.address_size 64
-.visible .entry k_one(.param .u64 out) {
-  .reg .u64 %rd<2>;
-  .reg .u32 %r<2>;
-  ld.param.u64 %rd0, [out];
-  cvta.to.global.u64 %rd1, %rd0;
-  mov.u32 %r0, 111;
-  st.global.u32 [%rd1], %r0;
-  ret;
+// PTX of a kernel `name(u32* out)` that stores `value` to *out.
+std::string KernelPtx(const std::string& name, unsigned value) {
+  return ".visible .entry " + name +
+         "(.param .u64 out) {\n"
+         "  .reg .u64 %rd<2>;\n  .reg .u32 %r<2>;\n"
+         "  ld.param.u64 %rd0, [out];\n  cvta.to.global.u64 %rd1, %rd0;\n"
+         "  mov.u32 %r0, " +
+         std::to_string(value) + ";\n  st.global.u32 [%rd1], %r0;\n  ret;\n}\n";
 }
-)";
 
-const char* const kTwoKernels = R"(.version 8.0
-.target sm_90
-.address_size 64
-.visible .entry k_a(.param .u64 out) {
-  .reg .u64 %rd<2>;
-  .reg .u32 %r<2>;
-  ld.param.u64 %rd0, [out];
-  cvta.to.global.u64 %rd1, %rd0;
-  mov.u32 %r0, 222;
-  st.global.u32 [%rd1], %r0;
-  ret;
-}
-.visible .entry k_b(.param .u64 out) {
-  .reg .u64 %rd<2>;
-  .reg .u32 %r<2>;
-  ld.param.u64 %rd0, [out];
-  cvta.to.global.u64 %rd1, %rd0;
-  mov.u32 %r0, 333;
-  st.global.u32 [%rd1], %r0;
-  ret;
-}
-)";
+const std::string kNoKernels =
+    std::string(kPtxHeader) + ".visible .global .align 4 .u32 probe_global;\n";
+const std::string kOneKernel = kPtxHeader + KernelPtx("k_one", 111);
+const std::string kTwoKernels = kPtxHeader + KernelPtx("k_a", 222) + KernelPtx("k_b", 333);
 
 struct Record {
   void* arg[4];
@@ -181,7 +155,7 @@ int main() {
 
   struct Case {
     const char* label;
-    const char* ptx;
+    const std::string& ptx;
     std::vector<const char*> kernels;
   };
   const Case cases[] = {{"no kernels", kNoKernels, {}},
@@ -189,7 +163,7 @@ int main() {
                         {"two kernels", kTwoKernels, {"k_a", "k_b"}}};
   for (const Case& c : cases) {
     CUmodule m;
-    CK(cuModuleLoadData(&m, c.ptx));
+    CK(cuModuleLoadData(&m, c.ptx.c_str()));
     Probe(c.label, slot7, ctx, ctx, m, c.kernels);
     if (c.kernels.size() == 1) {
       Probe("one kernel, null context", slot7, nullptr, ctx, m, c.kernels);
@@ -203,7 +177,7 @@ int main() {
   }
 
   CUlibrary lib;
-  CK(cuLibraryLoadData(&lib, kOneKernel, nullptr, nullptr, 0, nullptr, nullptr, 0));
+  CK(cuLibraryLoadData(&lib, kOneKernel.c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0));
   CUmodule lib_module;
   CK(cuLibraryGetModule(&lib_module, lib));
   Probe("library module, one kernel", slot7, ctx, ctx, lib_module, {"k_one"});
