@@ -150,6 +150,33 @@ CUresult LaunchEx(const CUlaunchConfig* config, CUfunction f, void** params, voi
 CUresult MaxActiveBlocks(int* blocks, CUfunction fn, int block_size, size_t smem, unsigned flags) {
   if (blocks == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
+  // A few answers per thread in front of everything else: libraries ask the
+  // same question before every launch, and a lock per ask (FindFunc, the
+  // shared cache) would cost more than the driver's own answer. They are
+  // keyed by the handle and the function epoch, which moves when any
+  // function's attributes change or a module goes away, so they can't go
+  // stale.
+  struct Recent {
+    const void* fn;
+    int block_size;
+    size_t smem;
+    unsigned flags;
+    uint64_t epoch;
+    int blocks;
+    bool used = false;
+  };
+  thread_local Recent recent[4];
+  thread_local unsigned next_slot = 0;
+  const uint64_t epoch = s->func_epoch();  // before the attributes are read
+  for (const Recent& e : recent)
+    if (e.used && e.fn == fn && e.block_size == block_size && e.smem == smem && e.flags == flags &&
+        e.epoch == epoch) {
+      *blocks = e.blocks;
+      return CUDA_SUCCESS;
+    }
+  auto remember = [&](int value) {
+    recent[next_slot++ % 4] = Recent{fn, block_size, smem, flags, epoch, value, true};
+  };
   FuncObj* f = s->FindFunc(fn);
   if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
   auto attr = [&](CUfunction_attribute a) { return static_cast<size_t>(a) < f->attrs.size() ? f->attrs[a] : -1; };
@@ -158,25 +185,6 @@ CUresult MaxActiveBlocks(int* blocks, CUfunction fn, int block_size, size_t smem
   static auto* cache = new std::map<Key, int>;
   Key key = std::make_tuple(f->id, block_size, smem, flags, attr(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES),
                             attr(CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT));
-  // A few answers per thread in front of the shared cache: libraries ask the
-  // same question before every launch, and a lock per ask would cost more
-  // than the driver's own answer. An answer never changes for its key (the
-  // key holds the attributes it depends on), so these copies cannot go stale.
-  struct Recent {
-    Key key;
-    int blocks;
-    bool used = false;
-  };
-  thread_local Recent recent[4];
-  thread_local unsigned next_slot = 0;
-  for (const Recent& e : recent)
-    if (e.used && e.key == key) {
-      *blocks = e.blocks;
-      return CUDA_SUCCESS;
-    }
-  auto remember = [&](int value) {
-    recent[next_slot++ % 4] = Recent{key, value, true};
-  };
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = cache->find(key);

@@ -318,6 +318,7 @@ ModuleObj* ClientState::FindModule(const void* m) {
 }
 void ClientState::DropModule(ModuleObj* m) {
   std::lock_guard<std::mutex> lock(mu_);
+  BumpFuncEpoch();  // its functions' handles may be reused
   for (auto it = funcs_.begin(); it != funcs_.end();) {
     if (it->second->module == m) it = funcs_.erase(it);
     else ++it;

@@ -208,6 +208,11 @@ class ClientState {
   void DropModule(ModuleObj* m);
   FuncObj* AddFunc(std::unique_ptr<FuncObj> f);
   FuncObj* FindFunc(const void* f);
+  // Changes whenever a function's attributes change or functions go away
+  // (module unload): answers cached per thread under a handle and this value
+  // stay valid while it holds, without a FindFunc.
+  uint64_t func_epoch() const { return func_epoch_.load(std::memory_order_acquire); }
+  void BumpFuncEpoch() { func_epoch_.fetch_add(1, std::memory_order_acq_rel); }
   GraphObj* AddGraph(std::unique_ptr<GraphObj> g);
   GraphObj* FindGraph(const void* g);
   void DropGraph(GraphObj* g);
@@ -273,6 +278,7 @@ class ClientState {
   std::unordered_map<const void*, std::unique_ptr<ExecObj>> execs_;
   std::unordered_map<uint64_t, Capture> captures_;
   std::atomic<int> capture_count_{0};  // entries in captures_
+  std::atomic<uint64_t> func_epoch_{0};
   std::map<CUdeviceptr, Allocation> allocations_;
   std::map<uintptr_t, std::pair<uint64_t, unsigned>> host_ranges_;  // base -> (size, flags)
   std::map<uintptr_t, bool> host_owned_;
