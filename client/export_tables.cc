@@ -248,6 +248,38 @@ CUresult ToolsContextId(CUcontext ctx, unsigned long long* id) {
   return cuCtxGetId(ctx, id);
 }
 
+// TOOLS_MODULE[7](ctx, module, callback, user): the functions of a module
+// without their names. cuFFT 12 (libcufft.so.12 +0x350fb0) loads a fatbin
+// holding one kernel whose name it doesn't keep, calls this with the
+// current context, the module, `void cb(void* user, CUfunction f)` (which
+// stores f into *user) and a pointer to its result, treats a return value of
+// 1 as success and anything else as an internal error, then launches the
+// function it got. Read from cuFFT's code, not yet from the driver (the
+// probe tests/programs/tools_module_probe.cu compares the two on the GPU
+// host): calls the callback once per function, in the order
+// cuModuleEnumerateFunctions gives, and returns how many it reported; 0
+// (no function, or a failure, logged) is what cuFFT takes as an error.
+using FunctionCallback = void (*)(void* user, CUfunction function);
+
+int ToolsModuleEachFunction(CUcontext ctx, CUmodule module, FunctionCallback callback,
+                            void* user) {
+  RGPU_LOG_DEBUG("export table TOOLS_MODULE[7](ctx %p, module %p)", static_cast<void*>(ctx),
+                 static_cast<void*>(module));
+  if (callback == nullptr) return 0;
+  unsigned count = 0;
+  CUresult r = cuModuleGetFunctionCount(&count, module);
+  std::vector<CUfunction> functions(count);
+  if (r == CUDA_SUCCESS && count > 0)
+    r = cuModuleEnumerateFunctions(functions.data(), count, module);
+  if (r != CUDA_SUCCESS) {
+    RGPU_LOG_WARN("TOOLS_MODULE[7]: listing the functions of module %p failed (%d)",
+                  static_cast<void*>(module), static_cast<int>(r));
+    return 0;
+  }
+  for (CUfunction f : functions) callback(user, f);
+  return static_cast<int>(count);
+}
+
 // ---------------------------------------------------------------------------
 // TOOLS_RUNTIME_CALLBACK_HOOKS: [2] and [6] hand out buffers the runtime
 // writes its callback state into; nothing ever reads them back here. The
@@ -513,6 +545,7 @@ struct Tables {
     cudart[12] = Fn(&CudartLoadCompilers);
     slots[kToolsTls][2] = Fn(&ToolsCurrentContext);
     slots[kToolsContext][4] = Fn(&ToolsContextId);
+    slots[kToolsModule][7] = Fn(&ToolsModuleEachFunction);
     slots[kRuntimeCallbackHooks][2] = Fn(&HooksBuffer2);
     slots[kRuntimeCallbackHooks][6] = Fn(&HooksBuffer6);
     auto& storage = slots[kContextLocalStorage];

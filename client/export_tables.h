@@ -18,7 +18,7 @@
 //   b10541e1 DEVICE_EXTENDED_RT  31 slots  [30] null
 //   21318c60 TOOLS_CONTEXT       93 slots  [4] context id (cuCtxGetId); [91] null
 //   69a28e9f NVML_PRIVATE        34 slots  (only the real libnvidia-ml calls it)
-//   6e163fbe TOOLS_MODULE        99 slots  [93] null
+//   6e163fbe TOOLS_MODULE        99 slots  [7] each function of a module, [93] null
 //   bfdb432d TOOLS_MEMORY        60 slots
 //   a6b1ff99 TOOLS_PUSHBUFFER    32 slots
 //   1734dc26 CLUSTER             17 slots  [4] TPC layout (DeviceTpcLayout), [13] frees it,
@@ -29,7 +29,8 @@
 // per API call CONTEXT_LOCAL_STORAGE[2]/[0]/[1] and CONTEXT_CHECKS[2];
 // cuBLASLt calls TOOLS_TLS[2] and TOOLS_CONTEXT[4], and for bf16/fp16 matmuls
 // CLUSTER[4] then CLUSTER[13] (once per configuration it caches). PyTorch 2.11 calls
-// nothing else, apart from the real NVML's use of 69a28e9f.
+// nothing else, apart from the real NVML's use of 69a28e9f. cuFFT 12 (CUDA
+// 13.0) calls TOOLS_CONTEXT[4] and TOOLS_MODULE[7] when it makes a plan.
 //
 // Every other slot points to a function that logs "<table>[<slot>] is not
 // supported by rgpu" once and returns CUDA_ERROR_NOT_SUPPORTED: nothing a caller

@@ -56,6 +56,18 @@ extern "C" CUresult cuModuleLoadData(CUmodule* module, const void* image) {
   *module = reinterpret_cast<CUmodule>(0x7000);
   return CUDA_SUCCESS;
 }
+// Module 0x7000 holds the functions in g_functions; others are unknown.
+std::vector<CUfunction> g_functions;
+extern "C" CUresult cuModuleGetFunctionCount(unsigned* count, CUmodule module) {
+  if (module != reinterpret_cast<CUmodule>(0x7000)) return CUDA_ERROR_INVALID_HANDLE;
+  *count = static_cast<unsigned>(g_functions.size());
+  return CUDA_SUCCESS;
+}
+extern "C" CUresult cuModuleEnumerateFunctions(CUfunction* out, unsigned n, CUmodule module) {
+  if (module != reinterpret_cast<CUmodule>(0x7000)) return CUDA_ERROR_INVALID_HANDLE;
+  for (unsigned i = 0; i < n && i < g_functions.size(); ++i) out[i] = g_functions[i];
+  return CUDA_SUCCESS;
+}
 extern "C" CUresult cuDriverGetVersion(int* version) {
   *version = 13000;
   return CUDA_SUCCESS;
@@ -334,6 +346,32 @@ TEST(ExportTablesTest, ToolsSlotsAnswerCurrentContextAndId) {
             CUDA_SUCCESS);
   EXPECT_EQ(id, 0x1235u);
   g_current = nullptr;
+}
+
+// TOOLS_MODULE[7] as cuFFT uses it: its callback stores the function it is
+// given into *user, and only a return value of 1 counts as success.
+TEST(ExportTablesTest, ToolsModuleReportsEachFunction) {
+  using Callback = void (*)(void*, CUfunction);
+  auto each = Slot<int (*)(CUcontext, CUmodule, Callback, void*)>("6e163fbeb958444d835ce182aff1991e", 7);
+  static std::vector<CUfunction> seen;
+  Callback record = [](void* user, CUfunction f) {
+    EXPECT_EQ(user, &seen);
+    seen.push_back(f);
+  };
+  const CUmodule module = reinterpret_cast<CUmodule>(0x7000);
+  g_functions = {reinterpret_cast<CUfunction>(0x7100)};
+  EXPECT_EQ(each(kPrimary, module, record, &seen), 1);
+  EXPECT_EQ(seen, g_functions);
+  seen.clear();
+  g_functions = {reinterpret_cast<CUfunction>(0x7100), reinterpret_cast<CUfunction>(0x7200)};
+  EXPECT_EQ(each(nullptr, module, record, &seen), 2);
+  EXPECT_EQ(seen, g_functions);
+  seen.clear();
+  g_functions.clear();
+  EXPECT_EQ(each(kPrimary, module, record, &seen), 0);
+  EXPECT_EQ(each(kPrimary, reinterpret_cast<CUmodule>(0x7001), record, &seen), 0);  // unknown module
+  EXPECT_EQ(each(kPrimary, module, nullptr, &seen), 0);
+  EXPECT_TRUE(seen.empty());
 }
 
 // Return codes as measured on the real driver.
