@@ -118,10 +118,17 @@ static_assert([] {
   return true;
 }());
 
-// UUIDs the real driver refuses too: asked by some libraries, expected to fail.
-constexpr uint8_t kRefusedByDriver[][16] = {
-    // HEAP_ACCESS (195bcbf4-d67d-024a-acc5-1d29cea631ae)
+// UUIDs asked for that we answer like an unknown one without a warning: the
+// caller expects the refusal and carries on.
+constexpr uint8_t kQuietlyRefused[][16] = {
+    // HEAP_ACCESS (195bcbf4-d67d-024a-acc5-1d29cea631ae): the real driver
+    // refuses it too.
     {0x19, 0x5b, 0xcb, 0xf4, 0xd6, 0x7d, 0x02, 0x4a, 0xac, 0xc5, 0x1d, 0x29, 0xce, 0xa6, 0x31, 0xae},
+    // da9151d3-3ae6-cc41-a5c0-4f26d533e328: nvrtc's and nvJitLink's
+    // compilation cache ("[nvrtc cache]" in libnvrtc.so.13 +0x9e3df4). Without
+    // it they compile every time, which is all a cache on the client could
+    // save: the driver that would use the cached code is on the GPU host.
+    {0xda, 0x91, 0x51, 0xd3, 0x3a, 0xe6, 0xcc, 0x41, 0xa5, 0xc0, 0x4f, 0x26, 0xd5, 0x33, 0xe3, 0x28},
 };
 
 void FormatUuid(const uint8_t* b, char (&out)[37]) {
@@ -651,13 +658,13 @@ extern "C" CUresult cuGetExportTable(const void** ppExportTable, const CUuuid* p
   }
   // The real driver also answers INVALID_VALUE and a null table.
   *ppExportTable = nullptr;
-  bool refused_by_driver = false;
-  for (const auto& refused : kRefusedByDriver) {
-    refused_by_driver |= std::memcmp(refused, pExportTableId->bytes, sizeof refused) == 0;
+  bool quiet = false;
+  for (const auto& refused : kQuietlyRefused) {
+    quiet |= std::memcmp(refused, pExportTableId->bytes, sizeof refused) == 0;
   }
   char key[64];
   snprintf(key, sizeof key, "cuGetExportTable:%s", uuid);
-  rgpu::LogOnce(refused_by_driver ? rgpu::LogLevel::kDebug : rgpu::LogLevel::kWarn, key,
+  rgpu::LogOnce(quiet ? rgpu::LogLevel::kDebug : rgpu::LogLevel::kWarn, key,
                 "cuGetExportTable: unknown export table %s is not supported by rgpu", uuid);
   return CUDA_ERROR_INVALID_VALUE;
 }

@@ -282,6 +282,10 @@ TEST(ExportTablesTest, UnknownAndInvalidRequests) {
   EXPECT_EQ(table, nullptr);
   const CUuuid heap_access = Uuid("195bcbf4d67d024aacc51d29cea631ae");  // refused by 580.159 too
   EXPECT_EQ(cuGetExportTable(&table, &heap_access), CUDA_ERROR_INVALID_VALUE);
+  const CUuuid nvrtc_cache = Uuid("da9151d33ae6cc41a5c04f26d533e328");  // nvrtc carries on without
+  table = reinterpret_cast<const void*>(0x1);
+  EXPECT_EQ(cuGetExportTable(&table, &nvrtc_cache), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(table, nullptr);
   EXPECT_EQ(cuGetExportTable(nullptr, &unknown), CUDA_ERROR_INVALID_VALUE);
   table = reinterpret_cast<const void*>(0x1);
   EXPECT_EQ(cuGetExportTable(&table, nullptr), CUDA_ERROR_INVALID_VALUE);
