@@ -121,19 +121,6 @@ int main() {
   CK(cuDevicePrimaryCtxRetain(&ctx, dev));
   CK(cuCtxSetCurrent(ctx));
 
-  // nvrtc asks for this table (unknown to rgpu); does the driver serve it?
-  const unsigned char kNvrtcAsks[16] = {0xda, 0x91, 0x51, 0xd3, 0x3a, 0xe6, 0xcc, 0x41,
-                                        0xa5, 0xc0, 0x4f, 0x26, 0xd5, 0x33, 0xe3, 0x28};
-  CUuuid nvrtc_id;
-  memcpy(nvrtc_id.bytes, kNvrtcAsks, 16);
-  const void* nvrtc_table = nullptr;
-  CUresult nr = cuGetExportTable(&nvrtc_table, &nvrtc_id);
-  printf("table da9151d3 (asked by nvrtc): %s\n",
-         nr == CUDA_SUCCESS && nvrtc_table ? "served" : "refused");
-  if (nr == CUDA_SUCCESS && nvrtc_table)
-    printf("    its first slot: %zu\n",
-           static_cast<size_t>(reinterpret_cast<uintptr_t>(static_cast<void* const*>(nvrtc_table)[0])));
-
   const void* table = nullptr;
   const unsigned char kToolsModuleId[16] = {0x6e, 0x16, 0x3f, 0xbe, 0xb9, 0x58, 0x44, 0x4d,
                                             0x83, 0x5c, 0xe1, 0x82, 0xaf, 0xf1, 0x99, 0x1e};
