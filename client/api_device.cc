@@ -171,4 +171,20 @@ CUresult cuGetErrorString(CUresult error, const char** pStr) {
   return CUDA_SUCCESS;
 }
 
+// No atomic operation is native over the link between a GPU and this host:
+// the program's host memory is on another machine, and what kernels reach
+// as host memory (mapped or managed) is device memory on the GPU host, kept
+// coherent at GPU-work boundaries. The device attribute
+// CU_DEVICE_ATTRIBUTE_HOST_NATIVE_ATOMIC_SUPPORTED says 0 for the same reason.
+CUresult cuDeviceGetHostAtomicCapabilities(unsigned int* capabilities, const CUatomicOperation* operations,
+                                           unsigned int count, CUdevice dev) {
+  RGPU_STATE_OR_RETURN(s);
+  if (dev < 0 || dev >= s->device_count()) return CUDA_ERROR_INVALID_DEVICE;
+  if (capabilities == nullptr || operations == nullptr || count == 0) return CUDA_ERROR_INVALID_VALUE;
+  for (unsigned i = 0; i < count; ++i)
+    if (operations[i] < 0 || operations[i] >= CU_ATOMIC_OPERATION_MAX) return CUDA_ERROR_INVALID_VALUE;
+  for (unsigned i = 0; i < count; ++i) capabilities[i] = 0;
+  return CUDA_SUCCESS;
+}
+
 }  // extern "C"

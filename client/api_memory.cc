@@ -68,6 +68,67 @@ CUresult cuMemPrefetchAsync_v2_ptsz(CUdeviceptr p, size_t n, CUmemLocation loc, 
   return cuMemPrefetchAsync_v2(p, n, loc, f, h);
 }
 
+namespace {
+
+// The batch forms (CUDA 13): every range must be managed memory and the
+// prefetch locations must partition the batch as cuda.h describes (first
+// index 0, increasing, each below count); all is checked before anything is
+// queued. Each range is then prefetched as cuMemPrefetchAsync_v2 does, in
+// the order given (the driver promises no order within a batch).
+// Discarding makes a range's contents indeterminate until it is written or
+// prefetched: keeping them is one of the outcomes that allows, so a discard
+// is checked and leaves the data where it is.
+CUresult MemBatch(CUdeviceptr* dptrs, size_t* sizes, size_t count, CUmemLocation* locs, size_t* loc_idxs,
+                  size_t num_locs, unsigned long long flags, CUstream h, bool prefetch, bool pt) {
+  RGPU_STATE_OR_RETURN(s);
+  if (dptrs == nullptr || sizes == nullptr || count == 0 || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (!pt && (h == nullptr || h == CU_STREAM_LEGACY)) return CUDA_ERROR_INVALID_VALUE;  // "must not be legacy NULL stream"
+  uint64_t stream = 0;
+  if (!WireStream(s, h, pt, &stream)) return CUDA_ERROR_INVALID_HANDLE;
+  for (size_t i = 0; i < count; ++i)
+    if (sizes[i] == 0 || !IsManaged(dptrs[i])) return CUDA_ERROR_INVALID_VALUE;
+  if (!prefetch) return CUDA_SUCCESS;
+  if (locs == nullptr || loc_idxs == nullptr || num_locs == 0 || num_locs > count || loc_idxs[0] != 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  for (size_t k = 1; k < num_locs; ++k)
+    if (loc_idxs[k] <= loc_idxs[k - 1] || loc_idxs[k] >= count) return CUDA_ERROR_INVALID_VALUE;
+  size_t k = 0;
+  for (size_t i = 0; i < count; ++i) {
+    while (k + 1 < num_locs && loc_idxs[k + 1] <= i) ++k;
+    if (CUresult r = cuMemPrefetchAsync_v2(dptrs[i], sizes[i], locs[k], 0, h); r != CUDA_SUCCESS) return r;
+  }
+  return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+CUresult cuMemPrefetchBatchAsync(CUdeviceptr* dptrs, size_t* sizes, size_t count, CUmemLocation* locs,
+                                 size_t* idxs, size_t nlocs, unsigned long long flags, CUstream h) {
+  return MemBatch(dptrs, sizes, count, locs, idxs, nlocs, flags, h, true, false);
+}
+CUresult cuMemPrefetchBatchAsync_ptsz(CUdeviceptr* dptrs, size_t* sizes, size_t count, CUmemLocation* locs,
+                                      size_t* idxs, size_t nlocs, unsigned long long flags, CUstream h) {
+  return MemBatch(dptrs, sizes, count, locs, idxs, nlocs, flags, h, true, true);
+}
+CUresult cuMemDiscardBatchAsync(CUdeviceptr* dptrs, size_t* sizes, size_t count, unsigned long long flags,
+                                CUstream h) {
+  return MemBatch(dptrs, sizes, count, nullptr, nullptr, 0, flags, h, false, false);
+}
+CUresult cuMemDiscardBatchAsync_ptsz(CUdeviceptr* dptrs, size_t* sizes, size_t count,
+                                     unsigned long long flags, CUstream h) {
+  return MemBatch(dptrs, sizes, count, nullptr, nullptr, 0, flags, h, false, true);
+}
+CUresult cuMemDiscardAndPrefetchBatchAsync(CUdeviceptr* dptrs, size_t* sizes, size_t count,
+                                           CUmemLocation* locs, size_t* idxs, size_t nlocs,
+                                           unsigned long long flags, CUstream h) {
+  return MemBatch(dptrs, sizes, count, locs, idxs, nlocs, flags, h, true, false);
+}
+CUresult cuMemDiscardAndPrefetchBatchAsync_ptsz(CUdeviceptr* dptrs, size_t* sizes, size_t count,
+                                                CUmemLocation* locs, size_t* idxs, size_t nlocs,
+                                                unsigned long long flags, CUstream h) {
+  return MemBatch(dptrs, sizes, count, locs, idxs, nlocs, flags, h, true, true);
+}
+
 // Advice tunes placement; it never changes results. The emulation has one
 // placement policy, so advice on a managed range is checked and accepted.
 CUresult cuMemAdvise_v2(CUdeviceptr p, size_t n, CUmem_advise advice, CUmemLocation) {

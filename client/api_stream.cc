@@ -80,6 +80,15 @@ CUresult StreamGetCtx(CUstream h, CUcontext* pctx, bool pt) {
   *pctx = reinterpret_cast<CUcontext>(c);
   return CUDA_SUCCESS;
 }
+// Green contexts are not offered (cuGreenCtxCreate refuses), so every stream
+// belongs to a regular context and the green one is null, as the driver
+// answers for such a stream.
+CUresult StreamGetCtxV2(CUstream h, CUcontext* c, CUgreenCtx* green, bool pt) {
+  if (green == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = StreamGetCtx(h, c, pt);
+  if (r == CUDA_SUCCESS) *green = nullptr;
+  return r;
+}
 CUresult StreamGetId(CUstream h, unsigned long long* out, bool pt) {
   if (out == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STREAM(s, h, pt, c, id);
@@ -184,6 +193,10 @@ CUresult cuStreamGetFlags(CUstream h, unsigned int* f) { return StreamGetFlags(h
 CUresult cuStreamGetFlags_ptsz(CUstream h, unsigned int* f) { return StreamGetFlags(h, f, true); }
 CUresult cuStreamGetCtx(CUstream h, CUcontext* c) { return StreamGetCtx(h, c, false); }
 CUresult cuStreamGetCtx_ptsz(CUstream h, CUcontext* c) { return StreamGetCtx(h, c, true); }
+CUresult cuStreamGetCtx_v2(CUstream h, CUcontext* c, CUgreenCtx* g) { return StreamGetCtxV2(h, c, g, false); }
+CUresult cuStreamGetCtx_v2_ptsz(CUstream h, CUcontext* c, CUgreenCtx* g) {
+  return StreamGetCtxV2(h, c, g, true);
+}
 CUresult cuStreamGetId(CUstream h, unsigned long long* id) { return StreamGetId(h, id, false); }
 CUresult cuStreamGetId_ptsz(CUstream h, unsigned long long* id) { return StreamGetId(h, id, true); }
 CUresult cuStreamGetDevice(CUstream h, CUdevice* d) { return StreamGetDevice(h, d, false); }

@@ -24,8 +24,12 @@ constexpr int kAttributeLimit = 160;
 // copies) instead of one that cannot. Concurrent managed access stays as the
 // GPU says: the emulation (client/managed_memory.h) serves a host access
 // during GPU work by waiting for that work, a valid order of the concurrent
-// accesses, so programs that branch on it compute the same results.
-constexpr std::array<std::pair<CUdevice_attribute, int>, 4> kThroughRgpu = {{
+// accesses, so programs that branch on it compute the same results. No
+// atomic operation is native between the GPU and the client's host (0 on
+// PCIe GPUs anyway; Grace Hopper says 1), as cuDeviceGetHostAtomicCapabilities
+// answers on the client.
+constexpr std::array<std::pair<CUdevice_attribute, int>, 5> kThroughRgpu = {{
+    {CU_DEVICE_ATTRIBUTE_HOST_NATIVE_ATOMIC_SUPPORTED, 0},
     {CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS, 0},
     {CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES, 0},
     {CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM, 0},

@@ -5,7 +5,9 @@
 // attributes, a child graph node's graph, cuGraphDebugDotPrint, user
 // objects, cuMemAllocAsync / cuMemFreeAsync in a capture (the free waits for
 // the graph), graph memory alloc / free nodes, cuCtxRecordEvent / cuCtxWaitEvent, cuStreamBeginCaptureToGraph
-// and cuStreamUpdateCaptureDependencies. Prints "OK compat_calls" and exits 0
+// and cuStreamUpdateCaptureDependencies, the CUDA 13 batch prefetch /
+// discard of managed memory, cuStreamGetCtx_v2 and
+// cuDeviceGetHostAtomicCapabilities. Prints "OK compat_calls" and exits 0
 // when every check holds. Kernels are the sim's host kernels (PTX stubs).
 #include "check.h"
 
@@ -518,6 +520,56 @@ static void ContextEventsAndCaptureToGraph(CUcontext ctx, CUstream st) {
   printf("cuCtxRecordEvent / cuCtxWaitEvent, capture into a graph, capture dependencies\n");
 }
 
+// CUDA 13 additions: batched prefetch and discard of managed memory (data
+// stays intact through prefetches; a discard leaves it indeterminate, so it
+// is rewritten after), the stream's green context (none), and the host
+// atomic capabilities query's argument checks.
+static void Cuda13Calls(CUcontext ctx, CUstream st) {
+  const size_t n = 4096;
+  CUdeviceptr a = 0, b = 0, plain = 0;
+  CK(cuMemAllocManaged(&a, n, CU_MEM_ATTACH_GLOBAL));
+  CK(cuMemAllocManaged(&b, n, CU_MEM_ATTACH_GLOBAL));
+  CK(cuMemAlloc(&plain, n));
+  memset(reinterpret_cast<void*>(a), 0x5a, n);
+  memset(reinterpret_cast<void*>(b), 0xa5, n);
+  CUdeviceptr ptrs[2] = {a, b};
+  size_t sizes[2] = {n, n};
+  CUmemLocation locs[2] = {{CU_MEM_LOCATION_TYPE_DEVICE, 0}, {CU_MEM_LOCATION_TYPE_HOST, 0}};
+  size_t idxs[2] = {0, 1};
+  CK(cuMemPrefetchBatchAsync(ptrs, sizes, 2, locs, idxs, 2, 0, st));
+  CK(cuStreamSynchronize(st));
+  EXPECT(reinterpret_cast<unsigned char*>(a)[n - 1] == 0x5a && reinterpret_cast<unsigned char*>(b)[0] == 0xa5);
+  CK(cuMemPrefetchBatchAsync(ptrs, sizes, 2, locs, idxs, 1, 0, st));  // one location for both
+  size_t bad_idxs[2] = {1, 0};
+  EXPECT(cuMemPrefetchBatchAsync(ptrs, sizes, 2, locs, bad_idxs, 2, 0, st) != CUDA_SUCCESS);
+  CUdeviceptr mixed[2] = {a, plain};
+  EXPECT(cuMemPrefetchBatchAsync(mixed, sizes, 2, locs, idxs, 2, 0, st) != CUDA_SUCCESS);
+  CK(cuMemDiscardBatchAsync(ptrs, sizes, 2, 0, st));
+  CK(cuMemDiscardAndPrefetchBatchAsync(ptrs, sizes, 2, locs, idxs, 2, 0, st));
+  EXPECT(cuMemDiscardBatchAsync(ptrs, sizes, 0, 0, st) != CUDA_SUCCESS);
+  CK(cuStreamSynchronize(st));
+  memset(reinterpret_cast<void*>(a), 1, n);  // discarded: write before reading
+  EXPECT(reinterpret_cast<unsigned char*>(a)[7] == 1);
+  CK(cuMemFree(a));
+  CK(cuMemFree(b));
+  CK(cuMemFree(plain));
+
+  CUcontext owner = nullptr;
+  CUgreenCtx green = reinterpret_cast<CUgreenCtx>(0x1);
+  CK(cuStreamGetCtx_v2(st, &owner, &green));
+  EXPECT(owner == ctx && green == nullptr);
+
+  CUatomicOperation ops[3] = {CU_ATOMIC_OPERATION_INTEGER_ADD, CU_ATOMIC_OPERATION_CAS,
+                              CU_ATOMIC_OPERATION_FLOAT_ADD};
+  unsigned caps[3] = {};
+  CK(cuDeviceGetHostAtomicCapabilities(caps, ops, 3, 0));
+  ops[1] = CU_ATOMIC_OPERATION_MAX;
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuDeviceGetHostAtomicCapabilities(caps, ops, 3, 0));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuDeviceGetHostAtomicCapabilities(caps, ops, 0, 0));
+  EXPECT_CU(CUDA_ERROR_INVALID_DEVICE, cuDeviceGetHostAtomicCapabilities(caps, ops, 1, 99));
+  printf("CUDA 13 calls: batch prefetch/discard, stream green context, host atomics\n");
+}
+
 int main() {
   CK(cuInit(0));
   CUdevice dev = 0;
@@ -541,6 +593,7 @@ int main() {
   CapturedAllocation(ctx, st);
   GraphMemoryNodes(st);
   ContextEventsAndCaptureToGraph(ctx, st);
+  Cuda13Calls(ctx, st);
 
   CK(cuCtxSynchronize());
   CK(cuMemFree(buf));
