@@ -64,6 +64,10 @@ class FrameReader {
   // microseconds on each side of every round trip.
   void set_spin(bool on) { spin_ = on; }
 
+  // True when the next frame's header is already received (plain sockets;
+  // a TLS stream's own buffer is not seen): reading it won't block.
+  bool HeaderBuffered() const { return end_ - start_ >= kFrameHeaderSize; }
+
  private:
   // Reads until at least `n` bytes are buffered past start_ (n <= size).
   Status Fill(size_t n);

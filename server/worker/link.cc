@@ -28,6 +28,8 @@ constexpr size_t kMaxSpares = 4;
 // Small request buffers kept for reuse (launch arguments, copy headers).
 constexpr size_t kSmallPayload = 4096;
 constexpr size_t kMaxSmallSpares = 512;
+// Requests the reader collects before handing them over in one go.
+constexpr size_t kMaxHandOver = 64;
 }  // namespace
 
 void Link::Recycle(Request&& r) {
@@ -64,6 +66,8 @@ void Link::Close() {
 void Link::ReadLoop() {
   proto::FrameReader reader(fd_, tls_, proto::kMaxFramePayload);
   reader.set_codec(encoder_.codec());
+  std::vector<Request> pending;  // read, not yet handed to the executor
+  pending.reserve(kMaxHandOver);
   for (;;) {
     Request r;
     Status st = reader.NextHeader(&r.header);
@@ -94,14 +98,18 @@ void Link::ReadLoop() {
       proto::HostFuncDoneReq done;
       st = proto::Decode(in, &done);
       if (st.ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        host_funcs_done_.insert(done.callback);
-        cv_.notify_all();
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          host_funcs_done_.insert(done.callback);
+          cv_.notify_all();
+        }
+        if (!reader.HeaderBuffered() && !Hand(&pending)) return;  // never block with requests held
         continue;
       }
     }
-    std::unique_lock<std::mutex> lock(mu_);
     if (!st.ok()) {
+      if (!Hand(&pending)) return;  // what came before the failure is served
+      std::lock_guard<std::mutex> lock(mu_);
       if (!ended_) {
         ended_ = true;
         end_reason_ = std::move(st);
@@ -109,26 +117,44 @@ void Link::ReadLoop() {
       cv_.notify_all();
       return;
     }
-    // Bounded queue: wait for room (TCP then pushes back on the client).
-    // While waiting, nothing reads the socket, so a client that hangs up
-    // is noticed by polling for it: otherwise an executor blocked on the
-    // client (a host function) and this reader would wait for each other
-    // forever, and the session would never end.
-    auto room = [&] { return ended_ || queued_bytes_ < max_queued_bytes_ || queue_.empty(); };
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(100), room)) {
-      if (!PeerHungUp(fd_)) continue;
-      ended_ = true;
-      end_reason_ = Status::Transport("client hung up with requests queued");
-      cv_.notify_all();
-      return;
-    }
-    if (ended_) return;
-    if (small_free_.empty()) small_free_.swap(small_spare_);  // what the executor handed back
+    // While the next frame is already received, keep collecting: a stream
+    // of launches is handed over a socket read at a time, one lock shared
+    // with the executor per batch instead of per request. A request the
+    // client waits for goes at once, and so does everything collected
+    // before the reader would block.
+    const bool small_async = (r.header.flags & proto::kNoReply) != 0 && r.payload.size() <= kSmallPayload;
+    pending.push_back(std::move(r));
+    const bool more = small_async && reader.HeaderBuffered() && pending.size() < kMaxHandOver;
+    if (!more && !Hand(&pending)) return;
+  }
+}
+
+bool Link::Hand(std::vector<Request>* pending) {
+  if (pending->empty()) return true;
+  std::unique_lock<std::mutex> lock(mu_);
+  // Bounded queue: wait for room (TCP then pushes back on the client).
+  // While waiting, nothing reads the socket, so a client that hangs up
+  // is noticed by polling for it: otherwise an executor blocked on the
+  // client (a host function) and this reader would wait for each other
+  // forever, and the session would never end.
+  auto room = [&] { return ended_ || queued_bytes_ < max_queued_bytes_ || queue_.empty(); };
+  while (!cv_.wait_for(lock, std::chrono::milliseconds(100), room)) {
+    if (!PeerHungUp(fd_)) continue;
+    ended_ = true;
+    end_reason_ = Status::Transport("client hung up with requests queued");
+    cv_.notify_all();
+    return false;
+  }
+  if (ended_) return false;
+  if (small_free_.empty()) small_free_.swap(small_spare_);  // what the executor handed back
+  for (Request& r : *pending) {
     queued_bytes_ += r.payload.size();
     queue_.push_back(std::move(r));
-    queued_count_.store(queue_.size(), std::memory_order_release);
-    cv_.notify_all();
   }
+  pending->clear();
+  queued_count_.store(queue_.size(), std::memory_order_release);
+  cv_.notify_all();
+  return true;
 }
 
 bool Link::NextRequest(Request* r, Status* why) {

@@ -103,12 +103,16 @@ class Link {
   // Gives a served request's storage back for reuse. Large buffers avoid
   // page faults on every bulk copy; small ones a malloc on the reader and a
   // free on the executor for every launch (they go back in bulk, under the
-  // lock each side takes anyway: NextRequest per batch, the reader per frame).
+  // lock each side takes anyway: NextRequest per batch, the reader per hand-over).
   // Executor thread only.
   void Recycle(Request&& r);
 
  private:
   void ReadLoop();
+  // Queues the reader's collected requests in one go (waiting for room in
+  // the bounded queue) and empties `pending`; false when the session ended
+  // meanwhile (the requests are then dropped with it).
+  bool Hand(std::vector<Request>* pending);
   // Writes to the socket or through TLS. Caller holds write_mu_.
   Status Write(const uint8_t* p, size_t n);
   // Whether a frame with `bulk` bytes of bulk data goes out compressed.
