@@ -9,14 +9,7 @@
 
 #include "../programs/check.h"
 
-#define CK_BLAS(x)                                                                   \
-  do {                                                                               \
-    cublasStatus_t r_ = (x);                                                         \
-    if (r_ != CUBLAS_STATUS_SUCCESS) {                                               \
-      printf("FAIL %s:%d %s: cublasStatus %d\n", __FILE__, __LINE__, #x, (int)r_);    \
-      exit(1);                                                                       \
-    }                                                                                \
-  } while (0)
+#define CK_BLAS(x) CK_STATUS(x, CUBLAS_STATUS_SUCCESS)
 
 template <typename T>
 double SumOf(const T* d, size_t n) {

@@ -9,14 +9,7 @@
 
 #include "../programs/check.h"
 
-#define CK_FFT(x)                                                               \
-  do {                                                                          \
-    cufftResult r_ = (x);                                                       \
-    if (r_ != CUFFT_SUCCESS) {                                                  \
-      printf("FAIL %s:%d %s: cufftResult %d\n", __FILE__, __LINE__, #x, (int)r_); \
-      exit(1);                                                                  \
-    }                                                                           \
-  } while (0)
+#define CK_FFT(x) CK_STATUS(x, CUFFT_SUCCESS)
 
 int main() {
   const int n = 4096, batch = 8;

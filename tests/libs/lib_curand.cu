@@ -8,14 +8,7 @@
 
 #include "../programs/check.h"
 
-#define CK_RAND(x)                                                                    \
-  do {                                                                                \
-    curandStatus_t r_ = (x);                                                          \
-    if (r_ != CURAND_STATUS_SUCCESS) {                                                \
-      printf("FAIL %s:%d %s: curandStatus %d\n", __FILE__, __LINE__, #x, (int)r_);     \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
+#define CK_RAND(x) CK_STATUS(x, CURAND_STATUS_SUCCESS)
 
 __global__ void DeviceApi(float* out, unsigned long long seed) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;

@@ -11,22 +11,8 @@
 
 #include "../programs/check.h"
 
-#define CK_SP(x)                                                                      \
-  do {                                                                                \
-    cusparseStatus_t r_ = (x);                                                        \
-    if (r_ != CUSPARSE_STATUS_SUCCESS) {                                              \
-      printf("FAIL %s:%d %s: cusparseStatus %d\n", __FILE__, __LINE__, #x, (int)r_);   \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
-#define CK_SOL(x)                                                                     \
-  do {                                                                                \
-    cusolverStatus_t r_ = (x);                                                        \
-    if (r_ != CUSOLVER_STATUS_SUCCESS) {                                              \
-      printf("FAIL %s:%d %s: cusolverStatus %d\n", __FILE__, __LINE__, #x, (int)r_);   \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
+#define CK_SP(x) CK_STATUS(x, CUSPARSE_STATUS_SUCCESS)
+#define CK_SOL(x) CK_STATUS(x, CUSOLVER_STATUS_SUCCESS)
 
 template <typename T>
 T* ToDevice(const std::vector<T>& h) {

@@ -12,14 +12,7 @@
 
 #include "../programs/check.h"
 
-#define CK_RTC(x)                                                                        \
-  do {                                                                                   \
-    nvrtcResult r_ = (x);                                                                \
-    if (r_ != NVRTC_SUCCESS) {                                                           \
-      printf("FAIL %s:%d %s: %s\n", __FILE__, __LINE__, #x, nvrtcGetErrorString(r_));     \
-      exit(1);                                                                           \
-    }                                                                                    \
-  } while (0)
+#define CK_RTC(x) CK_STATUS(x, NVRTC_SUCCESS)
 
 const char* kSource = R"(
 template <typename T> __device__ T square(T v) { return v * v; }
@@ -77,12 +70,8 @@ void Run(const char* label, CUmodule m) {
 }
 
 int main() {
-  CK(cuInit(0));
   CUdevice dev;
-  CK(cuDeviceGet(&dev, 0));
-  CUcontext ctx;
-  CK(cuDevicePrimaryCtxRetain(&ctx, dev));
-  CK(cuCtxSetCurrent(ctx));
+  CUcontext ctx = UsePrimaryContext(&dev);
   int major, minor;
   CK(cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev));
   CK(cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev));

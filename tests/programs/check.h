@@ -48,3 +48,24 @@
       exit(1);                                                     \
     }                                                              \
   } while (0)
+
+// For the CUDA libraries' calls (cuFFT, cuRAND, ...): the status must equal
+// `ok` (each library's own success value).
+#define CK_STATUS(x, ok)                                                                  \
+  do {                                                                                    \
+    auto r_ = (x);                                                                        \
+    if (r_ != (ok)) {                                                                     \
+      printf("FAIL %s:%d %s: status %d\n", __FILE__, __LINE__, #x, static_cast<int>(r_)); \
+      exit(1);                                                                            \
+    }                                                                                     \
+  } while (0)
+
+// cuInit, then device 0's primary context made current; returns the context.
+inline CUcontext UsePrimaryContext(CUdevice* dev) {
+  CK(cuInit(0));
+  CK(cuDeviceGet(dev, 0));
+  CUcontext ctx = nullptr;
+  CK(cuDevicePrimaryCtxRetain(&ctx, *dev));
+  CK(cuCtxSetCurrent(ctx));
+  return ctx;
+}

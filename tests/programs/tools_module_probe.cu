@@ -114,12 +114,8 @@ void Probe(const char* label, Slot7 slot7, CUcontext pass_ctx, CUcontext ctx, CU
 
 int main() {
   setvbuf(stdout, nullptr, _IONBF, 0);  // a crash in the slot must not eat the output
-  CK(cuInit(0));
   CUdevice dev;
-  CK(cuDeviceGet(&dev, 0));
-  CUcontext ctx;
-  CK(cuDevicePrimaryCtxRetain(&ctx, dev));
-  CK(cuCtxSetCurrent(ctx));
+  CUcontext ctx = UsePrimaryContext(&dev);
 
   const void* table = nullptr;
   const unsigned char kToolsModuleId[16] = {0x6e, 0x16, 0x3f, 0xbe, 0xb9, 0x58, 0x44, 0x4d,
