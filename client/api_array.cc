@@ -31,6 +31,15 @@ bool FindArray(ClientState* s, CUarray a, ArrayObj* out) {
   *out = *it->second;
   return true;
 }
+
+uint64_t FormatBytes(int format) {
+  switch (format) {
+    case CU_AD_FORMAT_UNSIGNED_INT8: case CU_AD_FORMAT_SIGNED_INT8: return 1;
+    case CU_AD_FORMAT_UNSIGNED_INT16: case CU_AD_FORMAT_SIGNED_INT16: case CU_AD_FORMAT_HALF: return 2;
+    case CU_AD_FORMAT_UNSIGNED_INT32: case CU_AD_FORMAT_SIGNED_INT32: case CU_AD_FORMAT_FLOAT: return 4;
+    default: return 0;
+  }
+}
 }  // namespace rgpu::client
 
 namespace {
@@ -59,15 +68,6 @@ bool ForgetObject(ClientState* s, bool surface, uint64_t id, uint64_t* ctx) {
   *ctx = it->second.ctx_id;
   table.erase(it);
   return true;
-}
-
-uint64_t FormatBytes(int format) {
-  switch (format) {
-    case CU_AD_FORMAT_UNSIGNED_INT8: case CU_AD_FORMAT_SIGNED_INT8: return 1;
-    case CU_AD_FORMAT_UNSIGNED_INT16: case CU_AD_FORMAT_SIGNED_INT16: case CU_AD_FORMAT_HALF: return 2;
-    case CU_AD_FORMAT_UNSIGNED_INT32: case CU_AD_FORMAT_SIGNED_INT32: case CU_AD_FORMAT_FLOAT: return 4;
-    default: return 0;
-  }
 }
 
 constexpr unsigned kCarriedFlags = CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_SURFACE_LDST | CUDA_ARRAY3D_CUBEMAP |

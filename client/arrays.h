@@ -46,6 +46,9 @@ namespace rgpu::client {
 class ClientState;
 // Copies the array behind handle `a` into *out; false for an unknown handle.
 bool FindArray(ClientState* s, CUarray a, ArrayObj* out);
+// Bytes of one channel of an array format; 0 for the formats arrays here
+// don't support (block-compressed, YUV, packed).
+uint64_t FormatBytes(int format);
 // The cuMemcpy3D path (client/api_copy.cc), any memory types.
 CUresult Memcpy3DAny(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread);
 }  // namespace rgpu::client

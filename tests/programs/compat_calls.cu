@@ -6,7 +6,7 @@
 // objects, cuMemAllocAsync / cuMemFreeAsync in a capture (the free waits for
 // the graph), graph memory alloc / free nodes, cuCtxRecordEvent / cuCtxWaitEvent, cuStreamBeginCaptureToGraph
 // and cuStreamUpdateCaptureDependencies, the CUDA 13 batch prefetch /
-// discard of managed memory, cuStreamGetCtx_v2 and
+// discard of managed memory, cuMemcpy3DBatchAsync, cuStreamGetCtx_v2 and
 // cuDeviceGetHostAtomicCapabilities. Prints "OK compat_calls" and exits 0
 // when every check holds. Kernels are the sim's host kernels (PTX stubs).
 #include "check.h"
@@ -570,6 +570,76 @@ static void Cuda13Calls(CUcontext ctx, CUstream st) {
   printf("CUDA 13 calls: batch prefetch/discard, stream green context, host atomics\n");
 }
 
+// cuMemcpy3DBatchAsync: host rows into a CUDA array and into packed device
+// memory in one batch, then a window of the array back to a host buffer with
+// its own row length; bad operations are refused before anything is copied.
+static void Copy3DBatch(CUstream st) {
+  const size_t w = 64, h = 32;
+  std::vector<float> host(w * h);
+  for (size_t i = 0; i < host.size(); ++i) host[i] = static_cast<float>(i);
+  CUDA_ARRAY3D_DESCRIPTOR d{};
+  d.Width = w;
+  d.Height = h;
+  d.Format = CU_AD_FORMAT_FLOAT;
+  d.NumChannels = 1;
+  CUarray arr = nullptr;
+  CK(cuArray3DCreate(&arr, &d));
+  CUdeviceptr lin = 0;
+  CK(cuMemAlloc(&lin, w * h * sizeof(float)));
+  auto pointer = [](const void* p, size_t row) {
+    CUmemcpy3DOperand o{};
+    o.type = CU_MEMCPY_OPERAND_TYPE_POINTER;
+    o.op.ptr.ptr = reinterpret_cast<CUdeviceptr>(p);
+    o.op.ptr.rowLength = row;
+    return o;
+  };
+  CUmemcpy3DOperand to_array{};
+  to_array.type = CU_MEMCPY_OPERAND_TYPE_ARRAY;
+  to_array.op.array.array = arr;
+  CUDA_MEMCPY3D_BATCH_OP ops[2] = {};
+  ops[0].src = pointer(host.data(), 0);
+  ops[0].dst = to_array;
+  ops[0].extent = {w, h, 1};
+  ops[0].srcAccessOrder = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM;
+  ops[1].src = pointer(host.data(), 0);
+  ops[1].dst = pointer(reinterpret_cast<void*>(lin), 0);
+  ops[1].extent = {w * sizeof(float), h, 1};  // pointer to pointer: bytes
+  ops[1].srcAccessOrder = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM;
+  CK(cuMemcpy3DBatchAsync(2, ops, 0, st));
+  CK(cuStreamSynchronize(st));
+  std::vector<float> back(w * h, -1.0f);
+  CK(cuMemcpyDtoH(back.data(), lin, back.size() * sizeof(float)));
+  EXPECT(back == host);
+
+  const size_t ww = 16, wh = 8, x0 = 8, y0 = 4;
+  std::vector<float> window(ww * wh, -1.0f);
+  CUDA_MEMCPY3D_BATCH_OP out{};
+  out.src.type = CU_MEMCPY_OPERAND_TYPE_ARRAY;
+  out.src.op.array.array = arr;
+  out.src.op.array.offset = {x0, y0, 0};
+  out.dst = pointer(window.data(), ww);
+  out.extent = {ww, wh, 1};
+  out.srcAccessOrder = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM;
+  CK(cuMemcpy3DBatchAsync(1, &out, 0, st));
+  CK(cuStreamSynchronize(st));
+  for (size_t r = 0; r < wh; ++r)
+    for (size_t c = 0; c < ww; ++c) EXPECT(window[r * ww + c] == host[(y0 + r) * w + x0 + c]);
+
+  CUDA_MEMCPY3D_BATCH_OP bad = out;
+  bad.extent.depth = 0;
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuMemcpy3DBatchAsync(1, &bad, 0, st));
+  bad = out;
+  bad.dst.op.ptr.rowLength = ww - 1;  // shorter than a row of the copy
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuMemcpy3DBatchAsync(1, &bad, 0, st));
+  bad = out;
+  bad.srcAccessOrder = CU_MEMCPY_SRC_ACCESS_ORDER_INVALID;
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuMemcpy3DBatchAsync(1, &bad, 0, st));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuMemcpy3DBatchAsync(0, &out, 0, st));
+  CK(cuMemFree(lin));
+  CK(cuArrayDestroy(arr));
+  printf("cuMemcpy3DBatchAsync: pointers and arrays, both ways, bad operations refused\n");
+}
+
 int main() {
   CK(cuInit(0));
   CUdevice dev = 0;
@@ -594,6 +664,7 @@ int main() {
   GraphMemoryNodes(st);
   ContextEventsAndCaptureToGraph(ctx, st);
   Cuda13Calls(ctx, st);
+  Copy3DBatch(st);
 
   CK(cuCtxSynchronize());
   CK(cuMemFree(buf));
