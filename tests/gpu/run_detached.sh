@@ -28,11 +28,16 @@ case "${1:-}" in
     ;;
   wait)
     limit=${2:?seconds}
-    for ((i = 0; i < limit; i += 5)); do [[ -f $state/rc ]] && break; sleep 5; done
+    # Copies what there is to $OUT every 30 s too: a call cut short by its
+    # time limit still brings back the table so far.
+    collect() { [[ -n "${OUT:-}" ]] && cp "$state/out/suite.txt" "$state/out/gpu_suite_results.json" "$OUT/" 2>/dev/null; }
+    for ((i = 0; i < limit; i += 5)); do
+      [[ -f $state/rc ]] && break
+      ((i % 30 == 0)) && collect
+      sleep 5
+    done
     cut -c1-220 "$state/out/suite.txt" 2>/dev/null | tail -45
-    if [[ -n "${OUT:-}" ]]; then
-      cp "$state/out/suite.txt" "$state/out/gpu_suite_results.json" "$OUT/" 2>/dev/null
-    fi
+    collect
     if [[ -f $state/rc ]]; then cat "$state/rc"; exit 0; fi
     echo "still running"; exit 3
     ;;
