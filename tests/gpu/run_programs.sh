@@ -3,7 +3,8 @@
 # and through rgpu (rgpu-server --backend cuda on loopback), and compares
 # exit status and output (lines with timings are left out of the comparison).
 # Usage: tests/gpu/run_programs.sh [BUILD_DIR]   (default: build)
-# RGPU_SERVER_ARGS adds server flags (e.g. "--sandbox on").
+# RGPU_SERVER_ARGS adds server flags (e.g. "--sandbox on"); RGPU_PROGRAMS_ONLY
+# (space-separated globs, e.g. "lib_* tools_module_probe") runs only those.
 # Prints a table and "N passed, N failed"; exit status 1 if any failed.
 set -u
 build=${1:-build}
@@ -40,6 +41,11 @@ printf '%-28s | %-6s | %-6s | %s\n' program local rgpu "output equal"
 for p in "$build"/tests/e2e/* "$build"/tests/programs/* "$build"/tests/libs/*; do
   [ -f "$p" ] && [ -x "$p" ] || continue
   name=$(basename "$p")
+  if [ -n "${RGPU_PROGRAMS_ONLY:-}" ]; then
+    keep=no
+    for g in $RGPU_PROGRAMS_ONLY; do case "$name" in $g) keep=yes ;; esac; done
+    [ $keep = yes ] || continue
+  fi
   case "$name" in
     tenant_fill|claim_time|checkpoint_bench) continue ;;  # measurement tools, run by bench/ scripts
     link_loss) args=(0.5) ;;
