@@ -43,7 +43,9 @@ for p in "$build"/tests/e2e/* "$build"/tests/programs/* "$build"/tests/libs/*; d
   name=$(basename "$p")
   if [ -n "${RGPU_PROGRAMS_ONLY:-}" ]; then
     keep=no
+    set -f  # the globs are patterns for names, not for files here
     for g in $RGPU_PROGRAMS_ONLY; do case "$name" in $g) keep=yes ;; esac; done
+    set +f
     [ $keep = yes ] || continue
   fi
   case "$name" in
