@@ -71,6 +71,10 @@ void Link::ReadLoop() {
   for (;;) {
     Request r;
     Status st = reader.NextHeader(&r.header);
+    // A bulk payload may take a while to arrive (a 64 MiB copy): what was
+    // collected before it goes to the executor first, so that GPU work runs
+    // while the data streams in.
+    if (st.ok() && r.header.length > kSmallPayload && !Hand(&pending)) return;
     if (st.ok()) {
       if (r.header.length >= kLargePayload) {
         std::lock_guard<std::mutex> lock(mu_);

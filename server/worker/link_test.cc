@@ -1,7 +1,8 @@
 // Link's reader: requests reach the executor in arrival order whether they
 // come one by one or many in one socket write (the reader then hands them
-// over in batches), none is held back when the reader would block, and
-// what arrived before the client hung up is still served.
+// over in batches), none is held back when the reader would block or while
+// a bulk payload is still arriving, and what arrived before the client hung
+// up is still served.
 #include "server/worker/link.h"
 
 #include <gtest/gtest.h>
@@ -91,6 +92,22 @@ TEST(LinkTest, NothingIsHeldWhenTheReaderWouldBlock) {
   ExpectRequests(link, 10, 20, 16);
   WriteAll(p.client, Frames(50, 4, 300000));
   ExpectRequests(link, 50, 4, 300000);
+}
+
+TEST(LinkTest, RequestsBeforeABulkPayloadDoNotWaitForIt) {
+  Pair p;
+  Link link(p.worker, 64 << 20);
+  link.Start();
+  // Three launches and the first half of a large copy in one write: the
+  // launches must reach the executor while the copy's data is still coming.
+  std::vector<uint8_t> bytes = Frames(1, 3, 16);
+  std::vector<uint8_t> bulk = Frames(4, 1, 300000);
+  const size_t half = bulk.size() / 2;
+  bytes.insert(bytes.end(), bulk.begin(), bulk.begin() + static_cast<long>(half));
+  WriteAll(p.client, bytes);
+  ExpectRequests(link, 1, 3, 16);
+  WriteAll(p.client, std::vector<uint8_t>(bulk.begin() + static_cast<long>(half), bulk.end()));
+  ExpectRequests(link, 4, 1, 300000);
 }
 
 TEST(LinkTest, RequestsBeforeAHangUpAreServed) {
