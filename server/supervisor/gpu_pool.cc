@@ -419,7 +419,8 @@ void GpuPool::OnPoll(const std::vector<pollfd>& fds) {
 
 bool GpuPool::OnChildExit(pid_t pid, int status) {
   std::string how = "ended (worker status " + std::to_string(status) + ")";
-  if (EndLease(pid, how.c_str()) || ForgetDetached(pid, how.c_str())) {
+  const bool released = DrainDetachedControl(pid);
+  if (released || EndLease(pid, how.c_str()) || ForgetDetached(pid, how.c_str())) {
     Dispatch();
     TellPositions();
     return true;

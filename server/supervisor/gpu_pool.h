@@ -165,6 +165,11 @@ class GpuPool {
   bool OnHolderMessage(pid_t worker_pid, const ControlMessage& m);
   // Readiness on a detached session's control channel; true if handled.
   bool OnDetachedPoll(const pollfd& p, bool* changed);
+  // A detached session's worker that exits right after a control message
+  // (kReleased: its client ended while detached) can be reaped before the
+  // message is read: reads what it sent first, so the session ends for the
+  // reason the worker gave. True when that ended the session's record.
+  bool DrainDetachedControl(pid_t worker_pid);
   // The reattach entry `w` at the head of the queue: gives the session its
   // own GPU if free, else (when it can move) any free GPU of the same type.
   // False: it must wait (FIFO, nobody overtakes).

@@ -13,6 +13,7 @@
 //
 // Attached sessions are told how many sessions wait (kWaiting) whenever that
 // changes; with --detach-idle=waiting they detach only while someone does.
+#include <poll.h>
 #include <signal.h>
 
 #include "common/log.h"
@@ -100,6 +101,31 @@ bool GpuPool::OnDetachedPoll(const pollfd& p, bool* changed) {
     return true;
   }
   return false;
+}
+
+bool GpuPool::DrainDetachedControl(pid_t worker_pid) {
+  auto record_fd = [&](bool* exists) {
+    *exists = false;
+    for (const Holder& d : detached_)
+      if (d.worker_pid == worker_pid) {
+        *exists = true;
+        return d.ctl;
+      }
+    return -1;
+  };
+  bool existed = false;
+  record_fd(&existed);
+  if (!existed) return false;
+  for (;;) {
+    bool exists = false;
+    const int fd = record_fd(&exists);
+    if (!exists) return true;  // a message (kReleased) ended it
+    if (fd < 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0 || (p.revents & (POLLIN | POLLHUP | POLLERR)) == 0) return false;
+    bool changed = false;
+    if (!OnDetachedPoll(p, &changed)) return false;
+  }
 }
 
 int GpuPool::FreeGpuLike(int like) const {
