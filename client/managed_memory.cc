@@ -27,6 +27,7 @@ struct Span {
 
 struct Range {
   uintptr_t base = 0;
+  uintptr_t alloc_base = 0;  // the device allocation holding [base, base + map_size)
   size_t map_size = 0;   // page-rounded
   size_t user_size = 0;
   CtxObj* ctx = nullptr;
@@ -167,37 +168,50 @@ CUresult AllocManaged(ClientState* s, CtxObj* ctx, size_t size, CUdeviceptr* out
   std::vector<CUdeviceptr> rejected;
   CUresult result = CUDA_ERROR_OUT_OF_MEMORY;
   for (int attempt = 0; attempt < kMapAttempts; ++attempt) {
-    proto::MemAllocRep rep;
-    CUresult r = Sync(s, proto::CallId::kMemAlloc, proto::MemAllocReq{ctx->id, map_size}, &rep);
-    if (r != CUDA_SUCCESS) {
-      result = r;
-      break;
+    // The host shadow must sit at the device address itself, and mmap takes
+    // only page-aligned addresses. The driver suballocates small requests at
+    // 512-byte alignment, so an allocation that does not start on a page is
+    // given back for one a page larger, whose first whole page the user gets.
+    uint64_t alloc = 0, user = 0;
+    for (uint64_t request : {uint64_t{map_size}, uint64_t{map_size + PageSize()}}) {
+      proto::MemAllocRep rep;
+      CUresult r = Sync(s, proto::CallId::kMemAlloc, proto::MemAllocReq{ctx->id, request}, &rep);
+      if (r != CUDA_SUCCESS) {
+        result = r;
+        break;
+      }
+      alloc = rep.dptr;
+      user = (alloc + PageSize() - 1) / PageSize() * PageSize();
+      if (user == alloc || request > map_size) break;
+      (void)Post(s, proto::CallId::kMemFree, proto::MemFreeReq{ctx->id, alloc});
+      alloc = 0;
     }
-    // The host shadow must sit at the device address itself.
-    void* p = mmap(reinterpret_cast<void*>(rep.dptr), map_size, PROT_READ,
+    if (alloc == 0) break;
+    void* p = mmap(reinterpret_cast<void*>(user), map_size, PROT_READ,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (p == MAP_FAILED || p != reinterpret_cast<void*>(rep.dptr)) {
+    if (p == MAP_FAILED || p != reinterpret_cast<void*>(user)) {
       if (p != MAP_FAILED) munmap(p, map_size);
-      rejected.push_back(rep.dptr);  // keep it allocated so the next try differs
+      rejected.push_back(alloc);  // keep it allocated so the next try differs
       continue;
     }
     // Both copies start as zeros: the device copy is cleared, the shadow is
     // fresh anonymous memory.
     (void)Post(s, proto::CallId::kMemset,
-               proto::MemsetReq{ctx->id, 0, 0, rep.dptr, 0, 0, 1, map_size, 1});
+               proto::MemsetReq{ctx->id, 0, 0, user, 0, 0, 1, map_size, 1});
     Range r2;
-    r2.base = rep.dptr;
+    r2.base = user;
+    r2.alloc_base = alloc;
     r2.map_size = map_size;
     r2.user_size = size;
     r2.ctx = ctx;
     r2.pages.assign(map_size / PageSize(), kClean);
     {
       std::lock_guard<std::mutex> lock(g_mu);
-      (*g_ranges)[rep.dptr] = std::move(r2);
+      (*g_ranges)[user] = std::move(r2);
     }
     g_count.fetch_add(1);
-    s->AddAllocation(rep.dptr, map_size, ctx);
-    *out = rep.dptr;
+    s->AddAllocation(user, map_size, ctx);
+    *out = user;
     result = CUDA_SUCCESS;
     break;
   }
@@ -220,7 +234,7 @@ bool FreeManaged(ClientState* s, CUdeviceptr p, CUresult* result) {
   g_count.fetch_sub(1);
   munmap(reinterpret_cast<void*>(r.base), r.map_size);
   s->RemoveAllocation(p);
-  *result = Post(s, proto::CallId::kMemFree, proto::MemFreeReq{r.ctx->id, p});
+  *result = Post(s, proto::CallId::kMemFree, proto::MemFreeReq{r.ctx->id, r.alloc_base});
   return true;
 }
 

@@ -45,6 +45,30 @@ int main() {
       }
     }
   }
+  // Small mapped buffers after a small device allocation, as cuDNN's
+  // cudnnCreate makes them: the driver places them at 512-byte alignment,
+  // off the host's page boundaries, and each must still be usable.
+  float* tiny = nullptr;
+  CK_RT(cudaMalloc(&tiny, 4));
+  float* small[3] = {};
+  for (float*& p : small) {
+    CK_RT(cudaHostAlloc(&p, sizeof(float), cudaHostAllocMapped));
+    *p = -1;
+  }
+  for (int i = 0; i < 3; ++i) {
+    float* dp = nullptr;
+    CK_RT(cudaHostGetDevicePointer(&dp, small[i], 0));
+    vectorAdd<<<1, 32>>>(da, db, dp, 1);
+  }
+  CK_RT(cudaDeviceSynchronize());
+  for (float* p : small) {
+    if (*p != a[0] + b[0]) {
+      printf("FAIL small mapped buffer holds %f, want %f\n", *p, a[0] + b[0]);
+      return 1;
+    }
+    CK_RT(cudaFreeHost(p));
+  }
+  CK_RT(cudaFree(tiny));
   cudaPointerAttributes attr;
   CK_RT(cudaPointerGetAttributes(&attr, a));
   if (attr.type != cudaMemoryTypeHost || attr.devicePointer != da || attr.hostPointer != a) {
