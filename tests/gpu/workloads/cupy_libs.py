@@ -25,8 +25,8 @@ def main():
     r["elementwise"] = digest(cp, cp.sin(x) * cp.exp(-x / 100) + 1)
     sq = cp.ElementwiseKernel("float32 a", "float32 b", "b = a * a + 1", "rgpu_sq")
     r["elementwise_kernel"] = digest(cp, sq(x))
-    l2 = cp.ReductionKernel("float32 a", "float32 y", "a * a", "_j + _i", "y = sqrt(_j)", "0",
-                            "rgpu_l2")
+    # As in CuPy's documentation: the reduction combines a and b, the post-map reads a.
+    l2 = cp.ReductionKernel("float32 x", "float32 y", "x * x", "a + b", "y = sqrt(a)", "0", "rgpu_l2")
     r["reduction_kernel"] = float(l2(x[:4096]))
     raw = cp.RawKernel(r'''
 extern "C" __global__ void scale(const float* a, float* b, float s, int n) {

@@ -21,6 +21,10 @@ def main():
     import time
 
     import numpy as np
+    # The numba on the GPU host predates numpy 2.4, which removed
+    # np.row_stack (an alias of vstack) that numba's import still registers.
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
     from numba import cuda, float32, int32
 
     r = {}
