@@ -104,8 +104,10 @@ CUresult CreateArray(CUarray* out, const CUDA_ARRAY3D_DESCRIPTOR& d) {
   return CUDA_SUCCESS;
 }
 
-// A resource descriptor on the wire: array id, or device range checked
-// against this client's allocations first (the worker checks it again).
+// A resource descriptor on the wire: array id, or a device range. A range is
+// not checked against allocations: the driver does not either (a texture
+// over pitched memory past an allocation is made on an H100, driver 580;
+// sampling it reads whatever lies there, in the session's own context).
 CUresult WireResource(ClientState* s, const CUDA_RESOURCE_DESC& r, uint64_t* handle, uint32_t* format,
                       uint32_t* channels, uint64_t* width, uint64_t* height, uint64_t* pitch) {
   *format = *channels = 0;
@@ -121,7 +123,6 @@ CUresult WireResource(ClientState* s, const CUDA_RESOURCE_DESC& r, uint64_t* han
     case CU_RESOURCE_TYPE_LINEAR: {
       const auto& l = r.res.linear;
       if (FormatBytes(l.format) == 0) return ReportUnsupported("texture over a block-compressed or YUV format");
-      if (!s->CoveredByAllocations(l.devPtr, l.sizeInBytes)) return CUDA_ERROR_INVALID_VALUE;
       *handle = l.devPtr, *format = l.format, *channels = l.numChannels, *width = l.sizeInBytes;
       return CUDA_SUCCESS;
     }
@@ -129,9 +130,7 @@ CUresult WireResource(ClientState* s, const CUDA_RESOURCE_DESC& r, uint64_t* han
       const auto& p = r.res.pitch2D;
       uint64_t elem = FormatBytes(p.format) * p.numChannels;
       if (FormatBytes(p.format) == 0) return ReportUnsupported("texture over a block-compressed or YUV format");
-      if (p.height == 0 || p.pitchInBytes < p.width * elem ||
-          !s->CoveredByAllocations(p.devPtr, p.pitchInBytes * (p.height - 1) + p.width * elem))
-        return CUDA_ERROR_INVALID_VALUE;
+      if (p.height == 0 || p.pitchInBytes < p.width * elem) return CUDA_ERROR_INVALID_VALUE;
       *handle = p.devPtr, *format = p.format, *channels = p.numChannels;
       *width = p.width, *height = p.height, *pitch = p.pitchInBytes;
       return CUDA_SUCCESS;

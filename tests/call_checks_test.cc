@@ -128,8 +128,10 @@ TEST_F(CallChecks, ArraysAndTextureObjectsAreChecked) {
   EXPECT_EQ(Call(fd_, CallId::kMemcpy3D, c, rid_++), CUDA_ERROR_INVALID_HANDLE);
   c.dst_dev = 0x9000;
   EXPECT_EQ(Call(fd_, CallId::kMemcpy3D, c, rid_++), 0);
-  // Texture objects: pitched memory past the allocation, an address mode out
-  // of range; then one over the array, destroyed twice.
+  // Texture objects: pitched memory past the allocation is made (the driver
+  // does not check a texture's memory against allocations); an address mode
+  // out of range and a pitch smaller than a row are refused; then one over
+  // the array, destroyed twice.
   proto::TexObjectCreateReq t{};
   t.ctx = 1;
   t.res_type = CU_RESOURCE_TYPE_PITCH2D;
@@ -139,24 +141,35 @@ TEST_F(CallChecks, ArraysAndTextureObjectsAreChecked) {
   t.res_width = 64;
   t.res_height = 4097;
   t.res_pitch = 256;
+  proto::TexObjectCreateRep rep;
+  ASSERT_EQ(Call(fd_, CallId::kTexObjectCreate, t, rid_++, &rep), 0);
+  EXPECT_EQ(Call(fd_, CallId::kTexObjectDestroy, proto::TexObjectDestroyReq{1, rep.tex}, rid_++), 0);
+  t.res_pitch = 255;
   EXPECT_EQ(Call(fd_, CallId::kTexObjectCreate, t, rid_++), CUDA_ERROR_INVALID_VALUE);
+  t.res_pitch = 256;
   t.res_height = 4;
   t.addr1 = 9;
   EXPECT_EQ(Call(fd_, CallId::kTexObjectCreate, t, rid_++), CUDA_ERROR_INVALID_VALUE);
   t.addr1 = 0;
   t.res_type = CU_RESOURCE_TYPE_ARRAY;
   t.res_handle = 0x9000;
-  proto::TexObjectCreateRep rep;
   ASSERT_EQ(Call(fd_, CallId::kTexObjectCreate, t, rid_++, &rep), 0);
   EXPECT_EQ(PostAndCollect(CallId::kTexObjectDestroy, proto::TexObjectDestroyReq{1, rep.tex + 1}),
             CUDA_ERROR_INVALID_VALUE);
-  // Surfaces only over arrays made for load/store.
+  // Surfaces only over arrays (of this session); the array's flags are the
+  // driver's to judge (this one, made without load/store, is accepted as the
+  // GPU's driver accepts it).
   EXPECT_EQ(Call(fd_, CallId::kSurfObjectCreate, proto::SurfObjectCreateReq{1, CU_RESOURCE_TYPE_LINEAR, alloc_.dptr, 0},
                  rid_++),
             CUDA_ERROR_INVALID_VALUE);
-  EXPECT_EQ(Call(fd_, CallId::kSurfObjectCreate, proto::SurfObjectCreateReq{1, CU_RESOURCE_TYPE_ARRAY, 0x9000, 0},
+  EXPECT_EQ(Call(fd_, CallId::kSurfObjectCreate, proto::SurfObjectCreateReq{1, CU_RESOURCE_TYPE_ARRAY, 0x9010, 0},
                  rid_++),
-            CUDA_ERROR_INVALID_VALUE);
+            CUDA_ERROR_INVALID_HANDLE);
+  proto::SurfObjectCreateRep srep;
+  ASSERT_EQ(Call(fd_, CallId::kSurfObjectCreate, proto::SurfObjectCreateReq{1, CU_RESOURCE_TYPE_ARRAY, 0x9000, 0},
+                 rid_++, &srep),
+            0);
+  EXPECT_EQ(Call(fd_, CallId::kSurfObjectDestroy, proto::SurfObjectDestroyReq{1, srep.surf}, rid_++), 0);
   EXPECT_EQ(PostAndCollect(CallId::kArrayDestroy, proto::ArrayDestroyReq{1, 0x9010}), CUDA_ERROR_INVALID_HANDLE);
 }
 

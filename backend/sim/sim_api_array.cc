@@ -38,7 +38,10 @@ uint64_t FormatBytes(int format) {
 constexpr unsigned kKnownFlags = CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_SURFACE_LDST |
                                  CUDA_ARRAY3D_CUBEMAP | CUDA_ARRAY3D_TEXTURE_GATHER;
 
-CUresult CheckResource(SimDevice* s, const CUDA_RESOURCE_DESC& r) {
+// Device memory behind a linear or pitched resource is not checked against
+// allocations, as the GPU's driver does not check it (H100, driver 580: a
+// texture over pitched memory past an allocation is made).
+CUresult CheckResource(const CUDA_RESOURCE_DESC& r) {
   switch (EnumValue(r.resType)) {
     case CU_RESOURCE_TYPE_ARRAY:
       return FindSimArray(FromHandle(r.res.array.hArray)) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
@@ -46,8 +49,7 @@ CUresult CheckResource(SimDevice* s, const CUDA_RESOURCE_DESC& r) {
       const auto& l = r.res.linear;
       if (FormatBytes(EnumValue(l.format)) == 0) return CUDA_ERROR_INVALID_VALUE;
       if (l.numChannels != 1 && l.numChannels != 2 && l.numChannels != 4) return CUDA_ERROR_INVALID_VALUE;
-      return s->IsDeviceRange(l.devPtr, l.sizeInBytes) && l.sizeInBytes > 0 ? CUDA_SUCCESS
-                                                                            : CUDA_ERROR_INVALID_VALUE;
+      return l.sizeInBytes > 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
     }
     case CU_RESOURCE_TYPE_PITCH2D: {
       const auto& p = r.res.pitch2D;
@@ -55,8 +57,7 @@ CUresult CheckResource(SimDevice* s, const CUDA_RESOURCE_DESC& r) {
       if (elem == 0 || (p.numChannels != 1 && p.numChannels != 2 && p.numChannels != 4))
         return CUDA_ERROR_INVALID_VALUE;
       if (p.width == 0 || p.height == 0 || p.pitchInBytes < p.width * elem) return CUDA_ERROR_INVALID_VALUE;
-      uint64_t span = p.pitchInBytes * (p.height - 1) + p.width * elem;
-      return s->IsDeviceRange(p.devPtr, span) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+      return CUDA_SUCCESS;
     }
     case CU_RESOURCE_TYPE_MIPMAPPED_ARRAY:
       return CUDA_ERROR_NOT_SUPPORTED;
@@ -122,7 +123,7 @@ CUresult cuTexObjectCreate(CUtexObject* pTexObject, const CUDA_RESOURCE_DESC* pR
   SIM_ENTER(s);
   if (pTexObject == nullptr || pResDesc == nullptr || pTexDesc == nullptr) return CUDA_ERROR_INVALID_VALUE;
   SIM_CURRENT_CTX(s, ctx);
-  if (CUresult r = CheckResource(s, *pResDesc); r != CUDA_SUCCESS) return r;
+  if (CUresult r = CheckResource(*pResDesc); r != CUDA_SUCCESS) return r;
   for (const auto& m : pTexDesc->addressMode)
     if (EnumValue(m) < 0 || EnumValue(m) > CU_TR_ADDRESS_MODE_BORDER) return CUDA_ERROR_INVALID_VALUE;
   if (EnumValue(pTexDesc->filterMode) < 0 || EnumValue(pTexDesc->filterMode) > CU_TR_FILTER_MODE_LINEAR)
@@ -142,11 +143,14 @@ CUresult cuSurfObjectCreate(CUsurfObject* pSurfObject, const CUDA_RESOURCE_DESC*
   SIM_ENTER(s);
   if (pSurfObject == nullptr || pResDesc == nullptr) return CUDA_ERROR_INVALID_VALUE;
   SIM_CURRENT_CTX(s, ctx);
-  // "CU_RESOURCE_TYPE_ARRAY must be set ... created with CUDA_ARRAY3D_SURFACE_LDST" (cuda.h).
+  // "resType must be CU_RESOURCE_TYPE_ARRAY and ... hArray must be set to a
+  // valid CUDA array handle" (cuSurfObjectCreate, cuda.h). The array need
+  // not have CUDA_ARRAY3D_SURFACE_LDST (only the deprecated surface
+  // references require it): the GPU's driver made a surface over an array
+  // without it (H100, driver 580).
   if (EnumValue(pResDesc->resType) != CU_RESOURCE_TYPE_ARRAY) return CUDA_ERROR_INVALID_VALUE;
   SimArray* a = FindSimArray(FromHandle(pResDesc->res.array.hArray));
   if (a == nullptr) return CUDA_ERROR_INVALID_HANDLE;
-  if (!(a->desc.Flags & CUDA_ARRAY3D_SURFACE_LDST)) return CUDA_ERROR_INVALID_VALUE;
   uint64_t id = NextId();
   State().surfaces[id] = *pResDesc;
   *pSurfObject = id;

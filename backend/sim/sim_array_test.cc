@@ -74,15 +74,20 @@ TEST_F(SimArrays, BadDescriptorsAreRefused) {
   d = Desc(4, 4, 0);
   d.NumChannels = 3;
   EXPECT_EQ(t.cuArray3DCreate_v2(&a, &d), CUDA_ERROR_INVALID_VALUE);
-  // A surface needs an array made with CUDA_ARRAY3D_SURFACE_LDST.
+  // A surface over an array made without CUDA_ARRAY3D_SURFACE_LDST is made,
+  // as the GPU's driver makes it (H100, driver 580); over pitched memory it
+  // is refused.
   d = Desc(4, 4, 0);
   ASSERT_CU(t.cuArray3DCreate_v2(&a, &d));
   CUDA_RESOURCE_DESC rd{};
   rd.resType = CU_RESOURCE_TYPE_ARRAY;
   rd.res.array.hArray = a;
   CUsurfObject surf = 0;
-  EXPECT_EQ(t.cuSurfObjectCreate(&surf, &rd), CUDA_ERROR_INVALID_VALUE);
-  // Pitched memory must lie in an allocation.
+  ASSERT_CU(t.cuSurfObjectCreate(&surf, &rd));
+  EXPECT_CU(t.cuSurfObjectDestroy(surf));
+  // Pitched memory is not checked against allocations (neither does the
+  // driver); a pitch smaller than a row, a zero height or a 3-channel format
+  // are refused.
   CUDA_RESOURCE_DESC pd{};
   pd.resType = CU_RESOURCE_TYPE_PITCH2D;
   pd.res.pitch2D.devPtr = 0x1000;
@@ -91,8 +96,18 @@ TEST_F(SimArrays, BadDescriptorsAreRefused) {
   pd.res.pitch2D.width = 4;
   pd.res.pitch2D.height = 4;
   pd.res.pitch2D.pitchInBytes = 512;
+  EXPECT_EQ(t.cuSurfObjectCreate(&surf, &pd), CUDA_ERROR_INVALID_VALUE);
   CUDA_TEXTURE_DESC td{};
   CUtexObject tex = 0;
+  ASSERT_CU(t.cuTexObjectCreate(&tex, &pd, &td, nullptr));
+  EXPECT_CU(t.cuTexObjectDestroy(tex));
+  pd.res.pitch2D.pitchInBytes = 8;
+  EXPECT_EQ(t.cuTexObjectCreate(&tex, &pd, &td, nullptr), CUDA_ERROR_INVALID_VALUE);
+  pd.res.pitch2D.pitchInBytes = 512;
+  pd.res.pitch2D.height = 0;
+  EXPECT_EQ(t.cuTexObjectCreate(&tex, &pd, &td, nullptr), CUDA_ERROR_INVALID_VALUE);
+  pd.res.pitch2D.height = 4;
+  pd.res.pitch2D.numChannels = 3;
   EXPECT_EQ(t.cuTexObjectCreate(&tex, &pd, &td, nullptr), CUDA_ERROR_INVALID_VALUE);
   EXPECT_CU(t.cuArrayDestroy(a));
 }

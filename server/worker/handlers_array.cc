@@ -2,8 +2,12 @@
 //
 // Every descriptor field from the client is checked before the driver sees
 // it: formats and channel counts, enum ranges, array ids (this session's
-// only), and device ranges of linear / pitched resources (this session's
-// allocations only).
+// only), pitched extents (no overflow). The device ranges of linear and
+// pitched resources are not checked against the session's allocations: the
+// driver does not check them (a texture over pitched memory past an
+// allocation is made on an H100, driver 580), making a texture object reads
+// no memory, and a kernel sampling it reads in this session's own context,
+// as with any pointer a kernel is given.
 #include "server/worker/arrays.h"
 #include "server/worker/handlers.gen.h"
 #include "server/worker/session.h"
@@ -44,7 +48,6 @@ Status BuildResource(Session& s, uint32_t type, uint64_t handle, uint32_t format
     case CU_RESOURCE_TYPE_LINEAR: {
       uint64_t elem = 0;
       RGPU_RETURN_IF_ERROR(CheckChannels(format, channels, &elem, "linear resource"));
-      RGPU_RETURN_IF_ERROR(s.CheckRange(handle, width, "linear texture memory"));
       out->resType = CU_RESOURCE_TYPE_LINEAR;
       out->res.linear.devPtr = handle;
       out->res.linear.format = static_cast<CUarray_format>(format);
@@ -61,7 +64,6 @@ Status BuildResource(Session& s, uint32_t type, uint64_t handle, uint32_t format
       uint64_t span = 0;
       if (__builtin_mul_overflow(pitch, height - 1, &span) || __builtin_add_overflow(span, width * elem, &span))
         return Invalid("pitch2D resource: size overflows");
-      RGPU_RETURN_IF_ERROR(s.CheckRange(handle, span, "pitch2D texture memory"));
       out->resType = CU_RESOURCE_TYPE_PITCH2D;
       out->res.pitch2D.devPtr = handle;
       out->res.pitch2D.format = static_cast<CUarray_format>(format);
