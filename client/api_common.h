@@ -36,10 +36,13 @@ inline CUresult Refused(proto::CallId id, int cu) {
 }
 
 // Spans and views in *rep point into a per-thread buffer that stays valid
-// until this thread's next Sync().
+// until this thread's next Sync() of the same types. (Not a thread_local
+// Reply: that would be destroyed at exit before other libraries' exit
+// handlers make their last driver calls; see client_state.h.)
 template <class Req, class Rep>
 CUresult Sync(ClientState* s, proto::CallId id, const Req& req, Rep* rep) {
-  static thread_local Reply reply;
+  static const size_t slot = ClientState::NewSyncReplySlot();
+  Reply& reply = ClientState::SyncReply(slot);
   Status st = s->conn().Call(id, req, &reply);
   if (!st.ok()) return ToCu(st);
   if (reply.cu != 0) return Refused(id, reply.cu);

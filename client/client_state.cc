@@ -267,10 +267,57 @@ void ClientState::DropContext(CtxObj* c) {
   contexts_.erase(c);
 }
 
-std::vector<CtxObj*>& ClientState::Stack() {
-  static thread_local std::vector<CtxObj*> stack;
-  return stack;
+// The per-thread state. Not a thread_local object with a destructor: the
+// main thread's are destroyed at exit() before the exit handlers and static
+// destructors of other libraries run, and those call the driver (cufftDestroy
+// from a plan cache's destructor pushes a context: a push_back into a freed
+// vector, and Sync() moved a reply into a freed buffer, freeing it twice;
+// glibc then aborted with "corrupted double-linked list"). Here the
+// thread_local is a plain pointer, and a pthread key's destructor frees the
+// state when a thread ends. Key destructors run after the thread's
+// thread_local destructors and never at exit(), so the main thread's state
+// stays usable to the end; a driver call from a later key destructor makes a
+// new state, which glibc's next destructor round frees.
+struct ThreadState {
+  std::vector<CtxObj*> stack;
+  std::vector<std::unique_ptr<Reply>> replies;  // by Sync() slot
+};
+
+namespace {
+
+thread_local ThreadState* t_state = nullptr;  // trivially destructible: valid through exit
+pthread_key_t g_thread_key;
+bool g_thread_key_ok = false;
+std::once_flag g_thread_key_once;
+std::atomic<size_t> g_next_reply_slot{0};
+
+void FreeThreadState(void* p) {
+  if (t_state == p) t_state = nullptr;
+  delete static_cast<ThreadState*>(p);
 }
+
+ThreadState& MyThreadState() {
+  if (ThreadState* t = t_state) return *t;
+  std::call_once(g_thread_key_once, [] { g_thread_key_ok = pthread_key_create(&g_thread_key, FreeThreadState) == 0; });
+  auto* t = new ThreadState;
+  // Without a key (all taken) the state of each thread is leaked.
+  if (g_thread_key_ok) pthread_setspecific(g_thread_key, t);
+  t_state = t;
+  return *t;
+}
+
+}  // namespace
+
+std::vector<CtxObj*>& ClientState::Stack() { return MyThreadState().stack; }
+
+Reply& ClientState::SyncReply(size_t slot) {
+  auto& replies = MyThreadState().replies;
+  if (slot >= replies.size()) replies.resize(slot + 1);
+  if (!replies[slot]) replies[slot] = std::make_unique<Reply>();
+  return *replies[slot];
+}
+
+size_t ClientState::NewSyncReplySlot() { return g_next_reply_slot.fetch_add(1, std::memory_order_relaxed); }
 
 CtxObj* ClientState::Current() {
   auto& s = Stack();

@@ -6,7 +6,16 @@
 // modules, functions, allocations. Handles given to the application are
 // pointers to objects owned here; every handle the application passes back is
 // looked up before use. Thread-safe (one mutex for the registries; the
-// current-context stack is per thread).
+// current-context stack and Sync()'s reply buffers are per thread).
+//
+// Exit: other libraries call the driver from their exit handlers and static
+// destructors (cuFFT's cufftDestroy pushes and pops contexts, cudart frees
+// memory), which run after the main thread's thread_local objects were
+// destroyed. So nothing a driver call touches may be destroyed at exit: the
+// ClientState and the connection are leaked, and the per-thread state is
+// freed by a pthread key destructor (at the exit of a thread other than the
+// main one, after its thread_local destructors), never by a thread_local
+// destructor.
 #pragma once
 
 #include <cuda.h>
@@ -195,6 +204,10 @@ class ClientState {
   // Per-thread current-context stack.
   static std::vector<CtxObj*>& Stack();
   CtxObj* Current();
+  // Per-thread reply buffers of Sync() (api_common.h), one per slot; a slot
+  // number comes from NewSyncReplySlot(), once per Sync instantiation.
+  static Reply& SyncReply(size_t slot);
+  static size_t NewSyncReplySlot();
 
   // Registries: Add returns the handle; Find returns nullptr for unknown.
   StreamObj* AddStream(std::unique_ptr<StreamObj> s);

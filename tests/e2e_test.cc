@@ -81,6 +81,22 @@ TEST(EndToEnd, MappedPinnedMemoryIsReadAndWrittenByKernels) {
   EXPECT_NE(r.err.find("cuMemHostGetDevicePointer"), std::string::npos) << r.err;
 }
 
+// Driver calls from exit handlers, static destructors and a thread's
+// thread_local destructors (what cuFFT, cuSPARSE, cuSOLVER and cudart do
+// while a process ends) find the client's per-thread state intact: the
+// current context, pushes and pops, synchronous calls with replies
+// (tests/programs/exit_teardown.cu). Freed memory is filled with a pattern
+// so that a use after free shows.
+TEST(EndToEnd, DriverCallsWhileTheProcessAndItsThreadsEndAreSafe) {
+  TestServer server;
+  auto env = server.ClientEnv();
+  env["MALLOC_PERTURB_"] = "165";
+  RunResult r = RunProgram({Program("exit_teardown")}, env, 60);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
+  EXPECT_NE(r.out.find("thread teardown ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("OK exit_teardown"), std::string::npos) << r.out << r.err;
+}
+
 TEST(EndToEnd, DeviceOutputAndHostFunctionsReachTheClientInOrder) {
   TestServer server;
   RunResult r = RunProgram({Program("device_output")}, server.ClientEnv(), 60);
