@@ -6,8 +6,10 @@
 // the caller's buffer by the receiver thread before any later reply is
 // handled, so a later synchronisation sees them. Transfers above the frame
 // limit are split into kMaxChunk pieces, pipelined on the link.
+#include <cstdio>
 #include <cstring>
 #include <memory>
+#include <string>
 
 #include "client/api_common.h"
 #include "client/managed_memory.h"
@@ -36,18 +38,53 @@ CUresult Target(ClientState* s, CUstream h, bool per_thread, CtxObj** ctx, uint6
 
 bool IsDevice(ClientState* s, CUdeviceptr p, uint64_t n) { return s->CoveredByAllocations(p, n); }
 
+// Why [p, p+n) was refused, once per API name: the driver's answer is a bare
+// CUDA_ERROR_INVALID_VALUE, and the program's log rarely says which memory it
+// meant. Kept out of line: the success path only pays for IsDevice.
+__attribute__((noinline, cold)) void ReportOutside(ClientState* s, const char* api, const char* role,
+                                                   CUdeviceptr p, uint64_t n) {
+  if (rgpu::CurrentLogLevel() < rgpu::LogLevel::kWarn) return;
+  CUdeviceptr base = 0;
+  uint64_t size = 0;
+  char why[160];
+  if (s->FindAllocation(p, &base, &size)) {
+    snprintf(why, sizeof why, "it runs %llu bytes past the end of the allocation at 0x%llx of %llu bytes",
+             static_cast<unsigned long long>(p + n - (base + size)), static_cast<unsigned long long>(base),
+             static_cast<unsigned long long>(size));
+  } else if (s->IsHostRange(reinterpret_cast<const void*>(p))) {
+    snprintf(why, sizeof why, "it is pinned or registered host memory, not device memory");
+  } else {
+    snprintf(why, sizeof why, "no allocation of this process contains 0x%llx", static_cast<unsigned long long>(p));
+  }
+  rgpu::LogOnce(rgpu::LogLevel::kWarn, std::string("outside-allocation:") + api,
+                "%s: %s0x%llx + %llu bytes is not inside any allocation made through rgpu (%s): "
+                "CUDA_ERROR_INVALID_VALUE (logged once for %s)",
+                api, role, static_cast<unsigned long long>(p), static_cast<unsigned long long>(n), why,
+                api);
+}
+
+// IsDevice for an operand the call requires to be device memory: a refusal
+// is logged (ReportOutside); the answer is the same.
+bool CheckDevice(ClientState* s, const char* api, const char* role, CUdeviceptr p, uint64_t n) {
+  if (IsDevice(s, p, n)) [[likely]]
+    return true;
+  ReportOutside(s, api, role, p, n);
+  return false;
+}
+
+// `api` names the exported call, for the log line of a refused operand.
 CUresult DtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdeviceptr dst,
-              CUdeviceptr src, uint64_t n);
+              CUdeviceptr src, uint64_t n, const char* api);
 
 CUresult HtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdeviceptr dst,
-              const void* src, uint64_t n) {
+              const void* src, uint64_t n, const char* api) {
   if (n == 0) return CUDA_SUCCESS;
   // A managed source lives on the device too: never read its host shadow
   // here (a fault while the link is locked could not be served).
   if (IsManaged(reinterpret_cast<CUdeviceptr>(src)))
-    return DtoD(s, c, stream, async, dst, reinterpret_cast<CUdeviceptr>(src), n);
+    return DtoD(s, c, stream, async, dst, reinterpret_cast<CUdeviceptr>(src), n, api);
   if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
-  if (src == nullptr || !IsDevice(s, dst, n)) return CUDA_ERROR_INVALID_VALUE;
+  if (src == nullptr || !CheckDevice(s, api, "destination ", dst, n)) return CUDA_ERROR_INVALID_VALUE;
   const auto* p = static_cast<const uint8_t*>(src);
   std::vector<uint8_t> head;
   for (uint64_t off = 0; off < n; off += kHtoDChunk) {
@@ -70,12 +107,12 @@ struct DtoHState {
 };
 
 CUresult DtoH(ClientState* s, CtxObj* c, uint64_t stream, bool async, void* dst, CUdeviceptr src,
-              uint64_t n) {
+              uint64_t n, const char* api) {
   if (n == 0) return CUDA_SUCCESS;
   if (IsManaged(reinterpret_cast<CUdeviceptr>(dst)))
-    return DtoD(s, c, stream, async, reinterpret_cast<CUdeviceptr>(dst), src, n);
+    return DtoD(s, c, stream, async, reinterpret_cast<CUdeviceptr>(dst), src, n, api);
   if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
-  if (dst == nullptr || !IsDevice(s, src, n)) return CUDA_ERROR_INVALID_VALUE;
+  if (dst == nullptr || !CheckDevice(s, api, "source ", src, n)) return CUDA_ERROR_INVALID_VALUE;
   auto* out = static_cast<uint8_t*>(dst);
   auto state = std::make_shared<DtoHState>();
   std::vector<uint8_t> payload;
@@ -109,9 +146,10 @@ CUresult DtoH(ClientState* s, CtxObj* c, uint64_t stream, bool async, void* dst,
 }
 
 CUresult DtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdeviceptr dst,
-              CUdeviceptr src, uint64_t n) {
+              CUdeviceptr src, uint64_t n, const char* api) {
   if (n == 0) return CUDA_SUCCESS;
-  if (!IsDevice(s, dst, n) || !IsDevice(s, src, n)) return CUDA_ERROR_INVALID_VALUE;
+  if (!CheckDevice(s, api, "destination ", dst, n) || !CheckDevice(s, api, "source ", src, n))
+    return CUDA_ERROR_INVALID_VALUE;
   if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
   CUresult r = Post(s, proto::CallId::kMemcpyDtoD,
                     proto::MemcpyDtoDReq{c->id, stream, static_cast<uint8_t>(async), dst, src, n});
@@ -121,16 +159,18 @@ CUresult DtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdevicept
 
 // cuMemcpy / cuMemcpyAsync: the direction comes from which side this client
 // allocated on the device (unified addressing).
-CUresult Unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h, bool async, bool per_thread) {
+CUresult Unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h, bool async, bool per_thread,
+                 const char* api) {
   RGPU_STATE_OR_RETURN(s);
   CtxObj* c = nullptr;
   uint64_t stream = 0;
   CUresult r = Target(s, h, per_thread, &c, &stream);
   if (r != CUDA_SUCCESS) return r;
+  // Probes, not checks: memory outside every allocation is host memory here.
   bool d_dev = IsDevice(s, dst, n), s_dev = IsDevice(s, src, n);
-  if (d_dev && s_dev) return DtoD(s, c, stream, async, dst, src, n);
-  if (d_dev) return HtoD(s, c, stream, async, dst, reinterpret_cast<const void*>(src), n);
-  if (s_dev) return DtoH(s, c, stream, async, reinterpret_cast<void*>(dst), src, n);
+  if (d_dev && s_dev) return DtoD(s, c, stream, async, dst, src, n, api);
+  if (d_dev) return HtoD(s, c, stream, async, dst, reinterpret_cast<const void*>(src), n, api);
+  if (s_dev) return DtoH(s, c, stream, async, reinterpret_cast<void*>(dst), src, n, api);
   if (n == 0) return CUDA_SUCCESS;
   // Host to host: the driver does it with a CPU copy, ordered on the stream.
   if (async) {
@@ -142,7 +182,7 @@ CUresult Unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h, bool as
 }
 
 CUresult Memset(CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem, size_t width,
-                size_t height, CUstream h, bool async, bool per_thread) {
+                size_t height, CUstream h, bool async, bool per_thread, const char* api) {
   RGPU_STATE_OR_RETURN(s);
   CtxObj* c = nullptr;
   uint64_t stream = 0;
@@ -150,7 +190,8 @@ CUresult Memset(CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem, siz
   if (r != CUDA_SUCCESS) return r;
   if (width == 0 || height == 0) return CUDA_SUCCESS;
   uint64_t extent = height > 1 ? pitch * (height - 1) + width * elem : width * elem;
-  if ((height > 1 && pitch < width * elem) || !IsDevice(s, dst, extent)) return CUDA_ERROR_INVALID_VALUE;
+  if (height > 1 && pitch < width * elem) return CUDA_ERROR_INVALID_VALUE;
+  if (!CheckDevice(s, api, "", dst, extent)) return CUDA_ERROR_INVALID_VALUE;
   if (dst % elem != 0) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult mr = ManagedBeforeDeviceWork(s); mr != CUDA_SUCCESS) return mr;
   r = Post(s, proto::CallId::kMemset,
@@ -336,7 +377,7 @@ CUresult Peer(CUdeviceptr dst, CUcontext dst_ctx, CUdeviceptr src, CUcontext src
   CtxObj* c = s->Current();
   if (StreamObj* so = s->FindStream(h)) c = so->ctx;
   if (c == nullptr) c = reinterpret_cast<CtxObj*>(dst_ctx);
-  return DtoD(s, c, stream, async, dst, src, n);
+  return DtoD(s, c, stream, async, dst, src, n, async ? "cuMemcpyPeerAsync" : "cuMemcpyPeer");
 }
 
 }  // namespace
@@ -363,18 +404,18 @@ CUresult cuMemcpyPeerAsync_ptsz(CUdeviceptr dst, CUcontext dstCtx, CUdeviceptr s
 #define RGPU_COPY_FAMILY(SUFFIX, PT)                                                                 \
   CUresult cuMemcpyHtoD_v2##SUFFIX(CUdeviceptr dst, const void* src, size_t n) {                     \
     RGPU_RESOLVE(s, nullptr, PT, c, stream);                                                         \
-    return HtoD(s, c, stream, false, dst, src, n);                                                   \
+    return HtoD(s, c, stream, false, dst, src, n, "cuMemcpyHtoD_v2" #SUFFIX);                        \
   }                                                                                                  \
   CUresult cuMemcpyDtoH_v2##SUFFIX(void* dst, CUdeviceptr src, size_t n) {                           \
     RGPU_RESOLVE(s, nullptr, PT, c, stream);                                                         \
-    return DtoH(s, c, stream, false, dst, src, n);                                                   \
+    return DtoH(s, c, stream, false, dst, src, n, "cuMemcpyDtoH_v2" #SUFFIX);                        \
   }                                                                                                  \
   CUresult cuMemcpyDtoD_v2##SUFFIX(CUdeviceptr dst, CUdeviceptr src, size_t n) {                     \
     RGPU_RESOLVE(s, nullptr, PT, c, stream);                                                         \
-    return DtoD(s, c, stream, false, dst, src, n);                                                   \
+    return DtoD(s, c, stream, false, dst, src, n, "cuMemcpyDtoD_v2" #SUFFIX);                        \
   }                                                                                                  \
   CUresult cuMemcpy##SUFFIX(CUdeviceptr dst, CUdeviceptr src, size_t n) {                            \
-    return Unified(dst, src, n, nullptr, false, PT);                                                 \
+    return Unified(dst, src, n, nullptr, false, PT, "cuMemcpy" #SUFFIX);                             \
   }                                                                                                  \
   CUresult cuMemcpy2D_v2##SUFFIX(const CUDA_MEMCPY2D* p) { return Copy2D(p, nullptr, false, PT); }   \
   CUresult cuMemcpy2DUnaligned_v2##SUFFIX(const CUDA_MEMCPY2D* p) {                                  \
@@ -384,40 +425,40 @@ CUresult cuMemcpyPeerAsync_ptsz(CUdeviceptr dst, CUcontext dstCtx, CUdeviceptr s
     if (p == nullptr) return CUDA_ERROR_INVALID_VALUE;                                               \
     return Copy3D(*p, nullptr, false, PT);                                                           \
   }                                                                                                  \
-  CUresult cuMemsetD8_v2##SUFFIX(CUdeviceptr d, unsigned char v, size_t n) {                        \
-    return Memset(d, 0, v, 1, n, 1, nullptr, false, PT);                                             \
+  CUresult cuMemsetD8_v2##SUFFIX(CUdeviceptr d, unsigned char v, size_t n) {                         \
+    return Memset(d, 0, v, 1, n, 1, nullptr, false, PT, "cuMemsetD8_v2" #SUFFIX);                    \
   }                                                                                                  \
-  CUresult cuMemsetD16_v2##SUFFIX(CUdeviceptr d, unsigned short v, size_t n) {                      \
-    return Memset(d, 0, v, 2, n, 1, nullptr, false, PT);                                             \
+  CUresult cuMemsetD16_v2##SUFFIX(CUdeviceptr d, unsigned short v, size_t n) {                       \
+    return Memset(d, 0, v, 2, n, 1, nullptr, false, PT, "cuMemsetD16_v2" #SUFFIX);                   \
   }                                                                                                  \
-  CUresult cuMemsetD32_v2##SUFFIX(CUdeviceptr d, unsigned int v, size_t n) {                        \
-    return Memset(d, 0, v, 4, n, 1, nullptr, false, PT);                                             \
+  CUresult cuMemsetD32_v2##SUFFIX(CUdeviceptr d, unsigned int v, size_t n) {                         \
+    return Memset(d, 0, v, 4, n, 1, nullptr, false, PT, "cuMemsetD32_v2" #SUFFIX);                   \
   }                                                                                                  \
-  CUresult cuMemsetD2D8_v2##SUFFIX(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h) {  \
-    return Memset(d, p, v, 1, w, h, nullptr, false, PT);                                             \
+  CUresult cuMemsetD2D8_v2##SUFFIX(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h) {   \
+    return Memset(d, p, v, 1, w, h, nullptr, false, PT, "cuMemsetD2D8_v2" #SUFFIX);                  \
   }                                                                                                  \
   CUresult cuMemsetD2D16_v2##SUFFIX(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h) { \
-    return Memset(d, p, v, 2, w, h, nullptr, false, PT);                                             \
+    return Memset(d, p, v, 2, w, h, nullptr, false, PT, "cuMemsetD2D16_v2" #SUFFIX);                 \
   }                                                                                                  \
-  CUresult cuMemsetD2D32_v2##SUFFIX(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h) {  \
-    return Memset(d, p, v, 4, w, h, nullptr, false, PT);                                             \
+  CUresult cuMemsetD2D32_v2##SUFFIX(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h) {   \
+    return Memset(d, p, v, 4, w, h, nullptr, false, PT, "cuMemsetD2D32_v2" #SUFFIX);                 \
   }
 
 #define RGPU_ASYNC_FAMILY(SUFFIX, PT)                                                                \
   CUresult cuMemcpyHtoDAsync_v2##SUFFIX(CUdeviceptr dst, const void* src, size_t n, CUstream h) {    \
     RGPU_RESOLVE(s, h, PT, c, stream);                                                               \
-    return HtoD(s, c, stream, true, dst, src, n);                                                    \
+    return HtoD(s, c, stream, true, dst, src, n, "cuMemcpyHtoDAsync_v2" #SUFFIX);                    \
   }                                                                                                  \
   CUresult cuMemcpyDtoHAsync_v2##SUFFIX(void* dst, CUdeviceptr src, size_t n, CUstream h) {          \
     RGPU_RESOLVE(s, h, PT, c, stream);                                                               \
-    return DtoH(s, c, stream, true, dst, src, n);                                                    \
+    return DtoH(s, c, stream, true, dst, src, n, "cuMemcpyDtoHAsync_v2" #SUFFIX);                    \
   }                                                                                                  \
   CUresult cuMemcpyDtoDAsync_v2##SUFFIX(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {    \
     RGPU_RESOLVE(s, h, PT, c, stream);                                                               \
-    return DtoD(s, c, stream, true, dst, src, n);                                                    \
+    return DtoD(s, c, stream, true, dst, src, n, "cuMemcpyDtoDAsync_v2" #SUFFIX);                    \
   }                                                                                                  \
   CUresult cuMemcpyAsync##SUFFIX(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {           \
-    return Unified(dst, src, n, h, true, PT);                                                        \
+    return Unified(dst, src, n, h, true, PT, "cuMemcpyAsync" #SUFFIX);                               \
   }                                                                                                  \
   CUresult cuMemcpy2DAsync_v2##SUFFIX(const CUDA_MEMCPY2D* p, CUstream h) {                          \
     return Copy2D(p, h, true, PT);                                                                   \
@@ -426,26 +467,26 @@ CUresult cuMemcpyPeerAsync_ptsz(CUdeviceptr dst, CUcontext dstCtx, CUdeviceptr s
     if (p == nullptr) return CUDA_ERROR_INVALID_VALUE;                                               \
     return Copy3D(*p, h, true, PT);                                                                  \
   }                                                                                                  \
-  CUresult cuMemsetD8Async##SUFFIX(CUdeviceptr d, unsigned char v, size_t n, CUstream h) {          \
-    return Memset(d, 0, v, 1, n, 1, h, true, PT);                                                    \
+  CUresult cuMemsetD8Async##SUFFIX(CUdeviceptr d, unsigned char v, size_t n, CUstream h) {           \
+    return Memset(d, 0, v, 1, n, 1, h, true, PT, "cuMemsetD8Async" #SUFFIX);                         \
   }                                                                                                  \
-  CUresult cuMemsetD16Async##SUFFIX(CUdeviceptr d, unsigned short v, size_t n, CUstream h) {        \
-    return Memset(d, 0, v, 2, n, 1, h, true, PT);                                                    \
+  CUresult cuMemsetD16Async##SUFFIX(CUdeviceptr d, unsigned short v, size_t n, CUstream h) {         \
+    return Memset(d, 0, v, 2, n, 1, h, true, PT, "cuMemsetD16Async" #SUFFIX);                        \
   }                                                                                                  \
-  CUresult cuMemsetD32Async##SUFFIX(CUdeviceptr d, unsigned int v, size_t n, CUstream h) {          \
-    return Memset(d, 0, v, 4, n, 1, h, true, PT);                                                    \
+  CUresult cuMemsetD32Async##SUFFIX(CUdeviceptr d, unsigned int v, size_t n, CUstream h) {           \
+    return Memset(d, 0, v, 4, n, 1, h, true, PT, "cuMemsetD32Async" #SUFFIX);                        \
   }                                                                                                  \
-  CUresult cuMemsetD2D8Async##SUFFIX(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t hh, \
+  CUresult cuMemsetD2D8Async##SUFFIX(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t hh,  \
                                      CUstream h) {                                                   \
-    return Memset(d, p, v, 1, w, hh, h, true, PT);                                                   \
+    return Memset(d, p, v, 1, w, hh, h, true, PT, "cuMemsetD2D8Async" #SUFFIX);                      \
   }                                                                                                  \
-  CUresult cuMemsetD2D16Async##SUFFIX(CUdeviceptr d, size_t p, unsigned short v, size_t w,          \
+  CUresult cuMemsetD2D16Async##SUFFIX(CUdeviceptr d, size_t p, unsigned short v, size_t w,           \
                                       size_t hh, CUstream h) {                                       \
-    return Memset(d, p, v, 2, w, hh, h, true, PT);                                                   \
+    return Memset(d, p, v, 2, w, hh, h, true, PT, "cuMemsetD2D16Async" #SUFFIX);                     \
   }                                                                                                  \
-  CUresult cuMemsetD2D32Async##SUFFIX(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t hh, \
+  CUresult cuMemsetD2D32Async##SUFFIX(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t hh,  \
                                       CUstream h) {                                                  \
-    return Memset(d, p, v, 4, w, hh, h, true, PT);                                                   \
+    return Memset(d, p, v, 4, w, hh, h, true, PT, "cuMemsetD2D32Async" #SUFFIX);                     \
   }
 
 RGPU_COPY_FAMILY(, false)

@@ -1,7 +1,9 @@
 // Exported driver functions: device and host memory, pointer attributes.
 // Copies are in api_copy.cc.
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "client/api_common.h"
 #include "client/graph_model.h"
@@ -188,6 +190,38 @@ CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream h) { retur
 CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytesize, CUstream h) {
   return MemAllocAsync(dptr, bytesize, h, true);
 }
+
+namespace {
+
+// The cuMemMap mapping that starts at `base`, if the allocation there is one:
+// its cuMemCreate handle, and the properties it was created with while the
+// handle lives (cuMemRelease before cuMemUnmap forgets them here).
+struct VmmMapping {
+  uint64_t handle = 0;
+  bool has_prop = false;
+  CUmemAllocationProp prop{};
+};
+
+bool FindVmmMapping(ClientState* s, CUdeviceptr base, VmmMapping* out) {
+  std::lock_guard<std::mutex> lock(s->vmm().mu);
+  auto it = s->vmm().mappings.find(base);
+  if (it == s->vmm().mappings.end()) return false;
+  out->handle = it->second.second;
+  auto h = s->vmm().handles.find(out->handle);
+  out->has_prop = h != s->vmm().handles.end();
+  if (out->has_prop) out->prop = h->second.prop;
+  return true;
+}
+
+// The pool a stream-ordered allocation at `base` came from, else null.
+CUmemoryPool PoolOf(ClientState* s, CUdeviceptr base) {
+  MemPools& m = s->mem_pools();
+  std::lock_guard<std::mutex> lock(m.mu);
+  auto it = m.allocs.find(base);
+  return it == m.allocs.end() ? nullptr : reinterpret_cast<CUmemoryPool>(it->second.first);
+}
+
+}  // namespace
 
 // True for memory from cuMemHostAlloc with CU_MEMHOSTALLOC_DEVICEMAP.
 static bool IsMappedHost(ClientState* s, const void* p) {
@@ -393,11 +427,76 @@ CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribute, CUdevi
     case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS:
       *static_cast<int*>(data) = 1;
       return CUDA_SUCCESS;
-    default:
-      return ReportUnsupported("cuPointerGetAttribute (this attribute)");
+    case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES: {
+      // What cuMemExportToShareableHandle could be asked for: only memory
+      // from cuMemCreate carries handle types (rgpu's pools have none).
+      VmmMapping m;
+      *static_cast<unsigned long long*>(data) =
+          device && !mapped && FindVmmMapping(s, base, &m) && m.has_prop
+              ? static_cast<unsigned long long>(m.prop.requestedHandleTypes)
+              : CU_MEM_HANDLE_TYPE_NONE;
+      return CUDA_SUCCESS;
+    }
+    case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:
+      // Nothing on this machine can reach the GPU host's memory by RDMA.
+      *static_cast<int*>(data) = 0;
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS: {
+      // Plain pinned host memory is not reachable from the GPU across the
+      // network (copies stage it); device and managed memory is read-write.
+      // A virtual-memory mapping has what cuMemSetAccess gave the current
+      // context's device: the GPU host's driver says (one round trip).
+      unsigned flags = device ? CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE
+                              : CU_POINTER_ATTRIBUTE_ACCESS_FLAG_NONE;
+      VmmMapping m;
+      CtxObj* cur = s->Current();
+      if (device && !mapped && cur != nullptr && FindVmmMapping(s, base, &m)) {
+        proto::MemGetAccessRep rep;
+        CUresult r = Sync(s, proto::CallId::kMemGetAccess,
+                          proto::MemGetAccessReq{ctx->id, CU_MEM_LOCATION_TYPE_DEVICE,
+                                                 s->RemoteOrdinal(cur->device), ptr},
+                          &rep);
+        if (r != CUDA_SUCCESS) return r;
+        flags = static_cast<unsigned>(rep.flags);
+      }
+      *static_cast<unsigned*>(data) = flags;
+      return CUDA_SUCCESS;
+    }
+    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
+      *static_cast<CUmemoryPool*>(data) = device && !mapped ? PoolOf(s, base) : nullptr;
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MAPPING_SIZE:
+      *static_cast<size_t*>(data) = device ? size : host_size;
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR:
+      *static_cast<void**>(data) = reinterpret_cast<void*>(device ? base : ptr);
+      return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID: {
+      // The physical allocation: a cuMemCreate handle (shared by all its
+      // mappings), else the allocation itself, named by its base.
+      VmmMapping m;
+      *static_cast<unsigned long long*>(data) =
+          device && FindVmmMapping(s, base, &m) ? m.handle : (device ? base : ptr);
+      return CUDA_SUCCESS;
+    }
+    case CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE:
+      // Hardware decompression (cuMemBatchDecompressAsync) is refused
+      // through rgpu, whatever the GPU host's driver would say of the memory.
+      *static_cast<int*>(data) = 0;
+      return CUDA_SUCCESS;
+    default: {
+      // CU_POINTER_ATTRIBUTE_P2P_TOKENS (tokens for the nv-p2p kernel
+      // interface of this machine, where the memory is not) and any newer one.
+      char name[96];
+      snprintf(name, sizeof name, "cuPointerGetAttribute (attribute %d%s)", static_cast<int>(attribute),
+               attribute == CU_POINTER_ATTRIBUTE_P2P_TOKENS ? ", CU_POINTER_ATTRIBUTE_P2P_TOKENS" : "");
+      return ReportUnsupported(name);
+    }
   }
 }
 
+// Unlike cuPointerGetAttribute, a pointer nobody allocated is no error: every
+// attribute gets its "unregistered" value, written in the attribute's own size.
 CUresult cuPointerGetAttributes(unsigned int n, CUpointer_attribute* attrs, void** data, CUdeviceptr ptr) {
   if (attrs == nullptr || data == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
@@ -406,14 +505,24 @@ CUresult cuPointerGetAttributes(unsigned int n, CUpointer_attribute* attrs, void
   for (unsigned i = 0; i < n; ++i) {
     if (data[i] == nullptr) continue;
     if (!known) {
-      // As the driver does for memory it does not know: zero / unregistered.
       switch (attrs[i]) {
-        case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *static_cast<unsigned*>(data[i]) = 0; break;
-        case CU_POINTER_ATTRIBUTE_CONTEXT: *static_cast<CUcontext*>(data[i]) = nullptr; break;
         case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data[i]) = -2; break;
+        case CU_POINTER_ATTRIBUTE_CONTEXT:
         case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
-        case CU_POINTER_ATTRIBUTE_HOST_POINTER: *static_cast<void**>(data[i]) = nullptr; break;
-        default: *static_cast<int*>(data[i]) = 0; break;
+        case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+        case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+        case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+        case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+        case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES:
+        case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
+        case CU_POINTER_ATTRIBUTE_MAPPING_SIZE:
+        case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR:
+        case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID:
+          *static_cast<uint64_t*>(data[i]) = 0;  // pointer- or 64-bit-sized
+          break;
+        case CU_POINTER_ATTRIBUTE_P2P_TOKENS:
+          return ReportUnsupported("cuPointerGetAttributes (attribute 5, CU_POINTER_ATTRIBUTE_P2P_TOKENS)");
+        default: *static_cast<int*>(data[i]) = 0; break;  // memory type, flags, booleans
       }
       continue;
     }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <string>
 
 #include "client/client_state.h"
 #include "client/export_tables.h"
@@ -27,7 +28,10 @@ static_assert(RGPU_NVML_QUERY_CLOCKS == static_cast<int>(proto::NvmlWhat::kClock
 static_assert(RGPU_NVML_QUERY_PROCESSES == static_cast<int>(proto::NvmlWhat::kProcesses));
 static_assert(RGPU_NVML_QUERY_DRIVER_VERSION == static_cast<int>(proto::NvmlWhat::kDriverVersion));
 static_assert(RGPU_NVML_QUERY_PCI == static_cast<int>(proto::NvmlWhat::kPci));
+static_assert(RGPU_NVML_QUERY_PCIE == static_cast<int>(proto::NvmlWhat::kPcie));
 static_assert(RGPU_NVML_MAX_PROCESSES == proto::kNvmlMaxProcesses);
+static_assert(RGPU_NVML_PCIE_VALUES == proto::kNvmlPcieValues);
+static_assert(RGPU_NVML_MAX_FIELDS == proto::kNvmlMaxFields);
 static_assert(sizeof(RgpuNvmlLive::driver_version) >= proto::kNvmlMaxDriverVersion);
 
 const uint8_t kBridgeUuid[16] = RGPU_NVML_BRIDGE_UUID_BYTES;
@@ -133,6 +137,16 @@ void CopyAnswer(uint32_t what, const proto::NvmlAnswer& a, RgpuNvmlLive* out) {
       out->pci_device_id = a.pci_device_id;
       out->pci_subsystem_id = a.pci_subsystem_id;
       break;
+    case proto::NvmlWhat::kPcie:
+      for (int i = 0; i < proto::kNvmlPcieValues; ++i) {
+        out->pcie_ret[i] = a.pcie_ret[i];
+        out->pcie_value[i] = a.pcie_value[i];
+      }
+      out->field_count = static_cast<uint32_t>(a.fields.size());  // <= the limit (decoded)
+      for (size_t i = 0; i < a.fields.size(); ++i)
+        out->fields[i] = RgpuNvmlField{a.fields[i].field_id, a.fields[i].ret,
+                                       a.fields[i].value_type, 0, a.fields[i].value};
+      break;
   }
 }
 
@@ -158,8 +172,14 @@ int BridgeQuery(uint32_t index, uint32_t what, RgpuNvmlLive* out, uint32_t out_s
             "NVML query: the GPU server does not answer NVML queries (CUresult %d)", reply.cu);
     return RGPU_NVML_BRIDGE_NOT_SUPPORTED;
   }
-  if (reply.cu == CUDA_ERROR_INVALID_DEVICE || reply.cu == CUDA_ERROR_INVALID_VALUE)
-    return RGPU_NVML_BRIDGE_INVALID_ARGUMENT;
+  if (reply.cu == CUDA_ERROR_INVALID_VALUE) {
+    // `what` was checked above: only a worker older than this client refuses
+    // it (a kind added later, e.g. the PCIe query).
+    LogOnce(LogLevel::kWarn, "nvml-query-unknown-" + std::to_string(what),
+            "NVML query %u: the GPU server does not know it (an older rgpu-server)", what);
+    return RGPU_NVML_BRIDGE_NOT_SUPPORTED;
+  }
+  if (reply.cu == CUDA_ERROR_INVALID_DEVICE) return RGPU_NVML_BRIDGE_INVALID_ARGUMENT;
   if (reply.cu != 0) {
     RGPU_LOG_DEBUG("NVML query %u on device %u -> CUresult %d", what, index, reply.cu);
     return RGPU_NVML_BRIDGE_UNKNOWN;

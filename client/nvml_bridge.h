@@ -44,7 +44,7 @@ extern "C" {
 #define RGPU_NVML_BRIDGE_UUID_BYTES                                                            \
   {'r', 'g', 'p', 'u', '-', 'n', 'v', 'm', 'l', '-', 'b', 'r', 'i', 'd', 'g', 'e'}
 
-#define RGPU_NVML_BRIDGE_ABI 1u
+#define RGPU_NVML_BRIDGE_ABI 2u  /* 2: PCIE query (RgpuNvmlLive grew) */
 #define RGPU_NVML_BRIDGE_SLOTS 5
 
 enum {
@@ -88,10 +88,37 @@ enum {
   RGPU_NVML_QUERY_CLOCKS = 5,
   RGPU_NVML_QUERY_PROCESSES = 6,
   RGPU_NVML_QUERY_DRIVER_VERSION = 7, /* the GPU host's; `index` must still be valid */
-  RGPU_NVML_QUERY_PCI = 8
+  RGPU_NVML_QUERY_PCI = 8,
+  RGPU_NVML_QUERY_PCIE = 9            /* the PCIe link and the PCIe counter fields */
 };
 
 #define RGPU_NVML_MAX_PROCESSES 64
+
+/* PCIE: the link's values, each with its own NVML return (indexes of
+ * RgpuNvmlLive's pcie_value / pcie_ret). Widths are lanes; SPEED is what
+ * nvmlDeviceGetPcieSpeed says (Mbps per lane: 32000 at Gen5). */
+enum {
+  RGPU_NVML_PCIE_CURR_GEN = 0,     /* nvmlDeviceGetCurrPcieLinkGeneration */
+  RGPU_NVML_PCIE_MAX_GEN = 1,      /* nvmlDeviceGetMaxPcieLinkGeneration (device and system) */
+  RGPU_NVML_PCIE_GPU_MAX_GEN = 2,  /* nvmlDeviceGetGpuMaxPcieLinkGeneration (the device alone) */
+  RGPU_NVML_PCIE_CURR_WIDTH = 3,   /* nvmlDeviceGetCurrPcieLinkWidth */
+  RGPU_NVML_PCIE_MAX_WIDTH = 4,    /* nvmlDeviceGetMaxPcieLinkWidth */
+  RGPU_NVML_PCIE_SPEED = 5,        /* nvmlDeviceGetPcieSpeed */
+  RGPU_NVML_PCIE_LINK_MAX_SPEED = 6, /* nvmlDeviceGetPcieLinkMaxSpeed: NVML_PCIE_LINK_MAX_SPEED_* */
+  RGPU_NVML_PCIE_VALUES = 7
+};
+
+/* One nvmlFieldValue_t as the GPU host's NVML answered it: `value` holds the
+ * 8 bytes of its nvmlValue_t, `value_type` its nvmlValueType_t. */
+typedef struct RgpuNvmlField {
+  uint32_t field_id;
+  uint32_t ret;
+  uint32_t value_type;
+  uint32_t reserved;
+  uint64_t value;
+} RgpuNvmlField;
+
+#define RGPU_NVML_MAX_FIELDS 32
 
 typedef struct RgpuNvmlProcess {
   uint32_t pid;
@@ -121,6 +148,12 @@ typedef struct RgpuNvmlLive {
   char driver_version[80];
   /* PCI */
   uint32_t pci_device_id, pci_subsystem_id;
+  /* PCIE: the link (by RGPU_NVML_PCIE_*), then the PCIe counter fields the
+   * host answered (field_count <= RGPU_NVML_MAX_FIELDS; each with its own ret) */
+  uint32_t pcie_value[RGPU_NVML_PCIE_VALUES], pcie_ret[RGPU_NVML_PCIE_VALUES];
+  uint32_t field_count;
+  uint32_t reserved0;
+  RgpuNvmlField fields[RGPU_NVML_MAX_FIELDS];
 } RgpuNvmlLive;
 
 typedef uint32_t (*RgpuNvmlBridgeAbiFn)(void);

@@ -1,11 +1,13 @@
 // NVML: device handles and device queries, about the session's remote GPUs.
 //
-// Static facts (name, UUID, PCI address, compute capability, total memory)
-// are answered locally; live data (memory in use, utilization, temperature,
-// power, clocks, processes, PCI ids) costs one round trip to the worker.
+// Static facts (name, UUID, PCI address, compute capability, total memory,
+// MIG mode, NVLink absence) are answered locally; live data (memory in use,
+// utilization, temperature, power, clocks, processes, PCI ids, the PCIe link
+// and its counters) costs one round trip to the worker.
 // Argument checks come first and follow the real library: no init ->
 // UNINITIALIZED; a handle we did not hand out or a null output ->
 // INVALID_ARGUMENT; a short buffer -> INSUFFICIENT_SIZE.
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -92,6 +94,24 @@ nvmlReturn_t Clock(nvmlDevice_t device, nvmlClockType_t type, unsigned int* cloc
   if (ret != NVML_SUCCESS) return static_cast<nvmlReturn_t>(ret);
   *clock = max ? live.max_clock_mhz[type] : live.clock_mhz[type];
   return NVML_SUCCESS;
+}
+
+// One value of the PCIe link (RGPU_NVML_PCIE_*): live, as the link may train
+// down when idle and back up under load.
+nvmlReturn_t PcieValue(nvmlDevice_t device, int which, unsigned int* out) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (out == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  RgpuNvmlLive live;
+  if (nvmlReturn_t r = Live(s, index, RGPU_NVML_QUERY_PCIE, &live); r != NVML_SUCCESS) return r;
+  if (live.pcie_ret[which] != NVML_SUCCESS) return static_cast<nvmlReturn_t>(live.pcie_ret[which]);
+  *out = live.pcie_value[which];
+  return NVML_SUCCESS;
+}
+
+long long NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 nvmlReturn_t HandleByIndex(unsigned int index, nvmlDevice_t* device) {
@@ -342,4 +362,98 @@ RGPU_NVML_API nvmlReturn_t nvmlDeviceGetGpuFabricInfo(nvmlDevice_t device, void*
   RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
   if (info == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
   return NoNvLink("nvmlDeviceGetGpuFabricInfo");
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetCurrPcieLinkGeneration(nvmlDevice_t device,
+                                                               unsigned int* gen) {
+  return PcieValue(device, RGPU_NVML_PCIE_CURR_GEN, gen);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMaxPcieLinkGeneration(nvmlDevice_t device,
+                                                              unsigned int* gen) {
+  return PcieValue(device, RGPU_NVML_PCIE_MAX_GEN, gen);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetGpuMaxPcieLinkGeneration(nvmlDevice_t device,
+                                                                 unsigned int* gen) {
+  return PcieValue(device, RGPU_NVML_PCIE_GPU_MAX_GEN, gen);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetCurrPcieLinkWidth(nvmlDevice_t device,
+                                                          unsigned int* width) {
+  return PcieValue(device, RGPU_NVML_PCIE_CURR_WIDTH, width);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t device, unsigned int* width) {
+  return PcieValue(device, RGPU_NVML_PCIE_MAX_WIDTH, width);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetPcieSpeed(nvmlDevice_t device, unsigned int* speed) {
+  return PcieValue(device, RGPU_NVML_PCIE_SPEED, speed);
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetPcieLinkMaxSpeed(nvmlDevice_t device, unsigned int* speed) {
+  return PcieValue(device, RGPU_NVML_PCIE_LINK_MAX_SPEED, speed);
+}
+
+// rgpu hands out whole GPUs and never creates MIG instances: the session's
+// GPU is used as one device, which is what "MIG disabled" tells a caller.
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int* current,
+                                                unsigned int* pending) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (current == nullptr || pending == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  *current = NVML_DEVICE_MIG_DISABLE;
+  *pending = NVML_DEVICE_MIG_DISABLE;
+  return NVML_SUCCESS;
+}
+
+// Answers the PCIe counters of nvml::kPcieFieldIds with the GPU host's NVML's
+// values (one round trip for all of them, only when one is asked for) and
+// says NOT_SUPPORTED in every other field's nvmlReturn; the call itself
+// succeeds, as NVIDIA's does. NVLink and C2C link counts are among the
+// others: NVIDIA's NVML says the same for a PCIe board without such links,
+// and none is reachable through rgpu (as the NVLink calls above say).
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count,
+                                                    nvmlFieldValue_t* values) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (values == nullptr || count < 0) return NVML_ERROR_INVALID_ARGUMENT;
+  RgpuNvmlLive live;
+  bool asked = false;
+  nvmlReturn_t live_ret = NVML_SUCCESS;
+  long long latency = 0;
+  for (int i = 0; i < count; ++i) {
+    nvmlFieldValue_t& v = values[i];
+    v.timestamp = NowMicros();
+    v.latencyUsec = 0;
+    v.value.ullVal = 0;
+    v.valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
+    v.nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+    if (!rgpu::nvml::IsPcieField(v.fieldId)) {
+      rgpu::LogOnce(rgpu::LogLevel::kDebug, "nvml-field-" + std::to_string(v.fieldId),
+                    "nvmlDeviceGetFieldValues: field %u is not answered by rgpu", v.fieldId);
+      continue;
+    }
+    if (!asked) {
+      const long long t0 = NowMicros();
+      live_ret = Live(s, index, RGPU_NVML_QUERY_PCIE, &live);
+      latency = NowMicros() - t0;
+      asked = true;
+    }
+    v.latencyUsec = latency;
+    if (live_ret != NVML_SUCCESS) {
+      v.nvmlReturn = live_ret;
+      continue;
+    }
+    for (uint32_t f = 0; f < live.field_count && f < RGPU_NVML_MAX_FIELDS; ++f) {
+      if (live.fields[f].field_id != v.fieldId) continue;
+      v.nvmlReturn = static_cast<nvmlReturn_t>(live.fields[f].ret);
+      if (v.nvmlReturn == NVML_SUCCESS) {
+        v.valueType = static_cast<nvmlValueType_t>(live.fields[f].value_type);
+        static_assert(sizeof v.value == sizeof live.fields[f].value);
+        std::memcpy(&v.value, &live.fields[f].value, sizeof v.value);
+      }
+      break;
+    }
+  }
+  return NVML_SUCCESS;
 }

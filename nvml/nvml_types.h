@@ -7,7 +7,9 @@
 // bus, device, pciDeviceId, pciSubSystemId, busId[32]: 68 bytes),
 // nvmlMemory_t, nvmlMemory_v2_t, nvmlUtilization_t, nvmlProcessInfo_v1_t,
 // nvmlProcessInfo_t (= _v2), nvmlClockType_t, nvmlTemperatureSensors_t,
-// nvmlIntNvLinkDeviceType_t, the buffer sizes and NVML_STRUCT_VERSION. The
+// nvmlIntNvLinkDeviceType_t, nvmlFieldValue_t (with nvmlValue_t,
+// nvmlValueType_t and the NVML_FI_* ids rgpu answers), the MIG modes, the
+// buffer sizes and NVML_STRUCT_VERSION. The
 // static_asserts below pin the sizes on x86-64; a layout that drifts from the
 // real library's breaks the build, not a caller's memory.
 //
@@ -155,7 +157,84 @@ typedef enum nvmlIntNvLinkDeviceType_enum {
 // its version; rgpu only reads that word (the answer is "not supported").
 #define NVML_VALUE_NOT_AVAILABLE (-1)
 
+// nvmlDeviceGetMigMode
+#define NVML_DEVICE_MIG_DISABLE 0x0
+#define NVML_DEVICE_MIG_ENABLE 0x1
+
+// nvmlDeviceGetFieldValues: a value, its type, and one request/answer.
+typedef enum nvmlValueType_enum {
+  NVML_VALUE_TYPE_DOUBLE = 0,
+  NVML_VALUE_TYPE_UNSIGNED_INT = 1,
+  NVML_VALUE_TYPE_UNSIGNED_LONG = 2,
+  NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3,
+  NVML_VALUE_TYPE_SIGNED_LONG_LONG = 4,
+  NVML_VALUE_TYPE_SIGNED_INT = 5,
+  NVML_VALUE_TYPE_UNSIGNED_SHORT = 6,
+  NVML_VALUE_TYPE_COUNT
+} nvmlValueType_t;
+
+typedef union nvmlValue_st {
+  double dVal;
+  int siVal;
+  unsigned int uiVal;
+  unsigned long ulVal;
+  unsigned long long ullVal;
+  signed long long sllVal;
+  unsigned short usVal;
+} nvmlValue_t;
+
+typedef struct nvmlFieldValue_st {
+  unsigned int fieldId;     // NVML_FI_*, set by the caller
+  unsigned int scopeId;     // e.g. the link, for per-link fields; set by the caller
+  long long timestamp;      // CPU time of the value, microseconds since 1970
+  long long latencyUsec;    // how long the value took to get
+  nvmlValueType_t valueType;
+  nvmlReturn_t nvmlReturn;  // per field: value is valid only when NVML_SUCCESS
+  nvmlValue_t value;
+} nvmlFieldValue_t;
+
+// Field ids (NVML_FI_*) rgpu answers or tests; the numbers are NVML's ABI.
+#define NVML_FI_DEV_NVLINK_LINK_COUNT 91             // NVLinks on the device (not answered)
+#define NVML_FI_DEV_PCIE_REPLAY_COUNTER 94
+#define NVML_FI_DEV_PCIE_REPLAY_ROLLOVER_COUNTER 95
+#define NVML_FI_DEV_PCIE_L0_TO_RECOVERY_COUNTER 169
+#define NVML_FI_DEV_C2C_LINK_COUNT 170               // C2C (chip-to-chip) links (not answered)
+#define NVML_FI_DEV_PCIE_COUNT_CORRECTABLE_ERRORS 173
+#define NVML_FI_DEV_PCIE_COUNT_NAKS_RECEIVED 174
+#define NVML_FI_DEV_PCIE_COUNT_RECEIVER_ERROR 175
+#define NVML_FI_DEV_PCIE_COUNT_BAD_TLP 176
+#define NVML_FI_DEV_PCIE_COUNT_NAKS_SENT 177
+#define NVML_FI_DEV_PCIE_COUNT_BAD_DLLP 178
+#define NVML_FI_DEV_PCIE_COUNT_NON_FATAL_ERROR 179
+#define NVML_FI_DEV_PCIE_COUNT_FATAL_ERROR 180
+#define NVML_FI_DEV_PCIE_COUNT_UNSUPPORTED_REQ 181
+#define NVML_FI_DEV_PCIE_COUNT_LCRC_ERROR 182
+#define NVML_FI_DEV_PCIE_COUNT_TX_BYTES 197
+#define NVML_FI_DEV_PCIE_COUNT_RX_BYTES 198
+
 }  // extern "C"
+
+namespace rgpu::nvml {
+// The PCIe counters of nvmlDeviceGetFieldValues that the GPU host's NVML is
+// asked for (one batch per call, scope 0: none of them is per lane or link).
+// Shared by the worker (which asks) and the NVML library (which looks a
+// requested field up in the answer).
+inline constexpr unsigned kPcieFieldIds[] = {
+    NVML_FI_DEV_PCIE_REPLAY_COUNTER,         NVML_FI_DEV_PCIE_REPLAY_ROLLOVER_COUNTER,
+    NVML_FI_DEV_PCIE_L0_TO_RECOVERY_COUNTER, NVML_FI_DEV_PCIE_COUNT_CORRECTABLE_ERRORS,
+    NVML_FI_DEV_PCIE_COUNT_NAKS_RECEIVED,    NVML_FI_DEV_PCIE_COUNT_RECEIVER_ERROR,
+    NVML_FI_DEV_PCIE_COUNT_BAD_TLP,          NVML_FI_DEV_PCIE_COUNT_NAKS_SENT,
+    NVML_FI_DEV_PCIE_COUNT_BAD_DLLP,         NVML_FI_DEV_PCIE_COUNT_NON_FATAL_ERROR,
+    NVML_FI_DEV_PCIE_COUNT_FATAL_ERROR,      NVML_FI_DEV_PCIE_COUNT_UNSUPPORTED_REQ,
+    NVML_FI_DEV_PCIE_COUNT_LCRC_ERROR,       NVML_FI_DEV_PCIE_COUNT_TX_BYTES,
+    NVML_FI_DEV_PCIE_COUNT_RX_BYTES,
+};
+inline constexpr bool IsPcieField(unsigned id) {
+  for (unsigned f : kPcieFieldIds)
+    if (f == id) return true;
+  return false;
+}
+}  // namespace rgpu::nvml
 
 static_assert(sizeof(nvmlPciInfo_t) == 68, "nvmlPciInfo_t layout (nvml.h)");
 static_assert(offsetof(nvmlPciInfo_t, busId) == 36, "nvmlPciInfo_t layout (nvml.h)");
@@ -167,3 +246,7 @@ static_assert(sizeof(nvmlUtilization_t) == 8, "nvmlUtilization_t layout (nvml.h)
 static_assert(sizeof(nvmlProcessInfo_v1_t) == 16, "nvmlProcessInfo_v1_t layout (nvml.h)");
 static_assert(sizeof(nvmlProcessInfo_t) == 24, "nvmlProcessInfo_t layout (nvml.h)");
 static_assert(sizeof(nvmlReturn_t) == 4, "nvmlReturn_t is an int-sized enum");
+static_assert(sizeof(nvmlValue_t) == 8, "nvmlValue_t layout (nvml.h)");
+static_assert(sizeof(nvmlFieldValue_t) == 40, "nvmlFieldValue_t layout (nvml.h)");
+static_assert(offsetof(nvmlFieldValue_t, valueType) == 24, "nvmlFieldValue_t layout (nvml.h)");
+static_assert(offsetof(nvmlFieldValue_t, value) == 32, "nvmlFieldValue_t layout (nvml.h)");

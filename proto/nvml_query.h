@@ -1,6 +1,7 @@
 // The `data` of an NvmlQuery reply (calls.spec id 60): live facts about one
 // GPU that only the GPU host knows (memory in use, utilization, temperature,
-// power, clocks, processes, the host's driver version, PCI ids).
+// power, clocks, processes, the host's driver version, PCI ids, the PCIe
+// link and its counters).
 //
 // Encoding (little-endian, through Writer/Reader): u32 nvml_return, the GPU
 // host's NVML answer (nvmlReturn_t); when it is 0, the fields of `what`:
@@ -15,6 +16,11 @@
 //                    session's own worker)
 //   kDriverVersion   str<80> version
 //   kPci             u32 pci_device_id, u32 pci_subsystem_id
+//   kPcie            kNvmlPcieValues x (u32 ret, u32 value): the link's
+//                    generation (current, max, GPU max), width (current, max)
+//                    speed and max speed (client/nvml_bridge.h RGPU_NVML_PCIE_*); then
+//                    u32 count (<= kNvmlMaxFields), per field u32 field_id,
+//                    u32 ret, u32 value_type, u64 value (nvmlFieldValue_t's)
 // A request for an unknown `what` or device is refused with a CUresult
 // (CUDA_ERROR_INVALID_VALUE / CUDA_ERROR_INVALID_DEVICE) before any of this.
 //
@@ -41,12 +47,23 @@ enum class NvmlWhat : uint32_t {
   kProcesses = 6,
   kDriverVersion = 7,
   kPci = 8,
+  kPcie = 9,  // added after protocol 3's first release: an older worker refuses it
 };
 constexpr uint32_t kNvmlWhatFirst = 1;
-constexpr uint32_t kNvmlWhatLast = 8;
+constexpr uint32_t kNvmlWhatLast = 9;
 constexpr uint32_t kNvmlMaxProcesses = 64;
 constexpr uint32_t kNvmlMaxDriverVersion = 80;
 constexpr int kNvmlClockTypes = 4;
+constexpr int kNvmlPcieValues = 7;
+constexpr uint32_t kNvmlMaxFields = 32;
+
+// One field value of nvmlDeviceGetFieldValues (kPcie).
+struct NvmlField {
+  uint32_t field_id = 0;
+  uint32_t ret = 0;
+  uint32_t value_type = 0;
+  uint64_t value = 0;  // the nvmlValue_t's 8 bytes
+};
 
 struct NvmlProcess {
   uint32_t pid = 0;
@@ -65,12 +82,15 @@ struct NvmlAnswer {
   std::vector<NvmlProcess> processes;
   std::string driver_version;
   uint32_t pci_device_id = 0, pci_subsystem_id = 0;
+  uint32_t pcie_ret[kNvmlPcieValues] = {}, pcie_value[kNvmlPcieValues] = {};
+  std::vector<NvmlField> fields;
 };
 
 inline bool IsNvmlWhat(uint32_t what) { return what >= kNvmlWhatFirst && what <= kNvmlWhatLast; }
 
-// REQUIRES: IsNvmlWhat(what); a.processes.size() <= kNvmlMaxProcesses and
-// a.driver_version.size() <= kNvmlMaxDriverVersion (the worker trims both).
+// REQUIRES: IsNvmlWhat(what); a.processes.size() <= kNvmlMaxProcesses,
+// a.fields.size() <= kNvmlMaxFields and a.driver_version.size() <=
+// kNvmlMaxDriverVersion (the worker trims them).
 inline void EncodeNvmlAnswer(Writer& w, uint32_t what, const NvmlAnswer& a) {
   w.U32(a.nvml_return);
   if (a.nvml_return != 0) return;
@@ -109,6 +129,19 @@ inline void EncodeNvmlAnswer(Writer& w, uint32_t what, const NvmlAnswer& a) {
     case NvmlWhat::kPci:
       w.U32(a.pci_device_id);
       w.U32(a.pci_subsystem_id);
+      break;
+    case NvmlWhat::kPcie:
+      for (int i = 0; i < kNvmlPcieValues; ++i) {
+        w.U32(a.pcie_ret[i]);
+        w.U32(a.pcie_value[i]);
+      }
+      w.U32(static_cast<uint32_t>(a.fields.size()));
+      for (const NvmlField& f : a.fields) {
+        w.U32(f.field_id);
+        w.U32(f.ret);
+        w.U32(f.value_type);
+        w.U64(f.value);
+      }
       break;
   }
 }
@@ -172,6 +205,28 @@ inline Status DecodeNvmlAnswer(Reader& r, uint32_t what, NvmlAnswer* a) {
       RGPU_RETURN_IF_ERROR(r.U32(&a->pci_device_id));
       RGPU_RETURN_IF_ERROR(r.U32(&a->pci_subsystem_id));
       break;
+    case NvmlWhat::kPcie: {
+      for (int i = 0; i < kNvmlPcieValues; ++i) {
+        RGPU_RETURN_IF_ERROR(r.U32(&a->pcie_ret[i]));
+        RGPU_RETURN_IF_ERROR(r.U32(&a->pcie_value[i]));
+      }
+      uint32_t count = 0;
+      RGPU_RETURN_IF_ERROR(r.U32(&count));
+      constexpr uint64_t kEntryBytes = 4 + 4 + 4 + 8;
+      if (count > kNvmlMaxFields)
+        return Status::Protocol("NvmlQuery: " + std::to_string(count) + " fields > limit " +
+                                std::to_string(kNvmlMaxFields));
+      if (uint64_t{count} * kEntryBytes > r.remaining())
+        return Status::Protocol("NvmlQuery: " + std::to_string(count) + " fields > rest of frame");
+      a->fields.resize(count);
+      for (NvmlField& f : a->fields) {
+        RGPU_RETURN_IF_ERROR(r.U32(&f.field_id));
+        RGPU_RETURN_IF_ERROR(r.U32(&f.ret));
+        RGPU_RETURN_IF_ERROR(r.U32(&f.value_type));
+        RGPU_RETURN_IF_ERROR(r.U64(&f.value));
+      }
+      break;
+    }
   }
   return r.Finish();
 }

@@ -47,6 +47,28 @@ TEST(NvmlQueryTest, ProcessesAndStringsRoundTrip) {
   EXPECT_EQ(b.driver_version, "580.159");
 }
 
+TEST(NvmlQueryTest, PcieLinkAndFieldsRoundTrip) {
+  NvmlAnswer a;
+  for (int i = 0; i < kNvmlPcieValues; ++i) {
+    a.pcie_ret[i] = i == 2 ? 3 : 0;  // one value the host can't give
+    a.pcie_value[i] = 100 + i;
+  }
+  a.fields = {{197, 0, 3, 0x123456789abcdefull}, {94, 3, 0, 0}};
+  NvmlAnswer b;
+  ASSERT_TRUE(Decode(NvmlWhat::kPcie, Encode(NvmlWhat::kPcie, a), &b).ok());
+  for (int i = 0; i < kNvmlPcieValues; ++i) {
+    EXPECT_EQ(b.pcie_ret[i], a.pcie_ret[i]) << i;
+    EXPECT_EQ(b.pcie_value[i], a.pcie_value[i]) << i;
+  }
+  ASSERT_EQ(b.fields.size(), 2u);
+  EXPECT_EQ(b.fields[0].field_id, 197u);
+  EXPECT_EQ(b.fields[0].ret, 0u);
+  EXPECT_EQ(b.fields[0].value_type, 3u);
+  EXPECT_EQ(b.fields[0].value, 0x123456789abcdefull);
+  EXPECT_EQ(b.fields[1].field_id, 94u);
+  EXPECT_EQ(b.fields[1].ret, 3u);
+}
+
 TEST(NvmlQueryTest, AnErrorCarriesNoFields) {
   NvmlAnswer a;
   a.nvml_return = 3;
@@ -63,6 +85,7 @@ TEST(NvmlQueryTest, EveryTruncationIsRefused) {
   NvmlAnswer a;
   a.processes = {{1, 2, true}};
   a.driver_version = "x";
+  a.fields = {{197, 0, 3, 7}};
   for (uint32_t what = kNvmlWhatFirst; what <= kNvmlWhatLast; ++what) {
     std::vector<uint8_t> buf = Encode(static_cast<NvmlWhat>(what), a);
     for (size_t n = 0; n < buf.size(); ++n) {
@@ -105,6 +128,21 @@ TEST(NvmlQueryTest, OversizeAndBadValuesAreRefused) {
   w.U32(0);
   w.Str(std::string(kNvmlMaxDriverVersion + 1, '9'));
   EXPECT_FALSE(Decode(NvmlWhat::kDriverVersion, buf, &b).ok());
+  // A field count over the limit, and one the frame can't hold.
+  buf.clear();
+  w.U32(0);
+  for (int i = 0; i < 2 * kNvmlPcieValues; ++i) w.U32(0);
+  w.U32(kNvmlMaxFields + 1);
+  EXPECT_FALSE(Decode(NvmlWhat::kPcie, buf, &b).ok());
+  buf.clear();
+  w.U32(0);
+  for (int i = 0; i < 2 * kNvmlPcieValues; ++i) w.U32(0);
+  w.U32(2);
+  w.U32(197);
+  w.U32(0);
+  w.U32(3);
+  w.U64(1);
+  EXPECT_FALSE(Decode(NvmlWhat::kPcie, buf, &b).ok());
   // An unknown kind.
   Reader r(buf);
   EXPECT_FALSE(DecodeNvmlAnswer(r, 0, &b).ok());

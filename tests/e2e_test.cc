@@ -169,12 +169,25 @@ TEST(EndToEnd, VirtualMemoryMappingsWorkAcrossTheSeam) {
 }
 
 // Tensor maps, profiler, stream attributes, function enumeration,
-// cuMemGetAccess, SYNC_MEMOPS (tests/programs/misc_calls.cu).
+// cuMemGetAccess, SYNC_MEMOPS, pointer attributes, memsets past an
+// allocation (tests/programs/misc_calls.cu).
 TEST(EndToEnd, SmallDriverCallsWork) {
   TestServer server;
   RunResult r = RunProgram({Program("misc_calls")}, server.ClientEnv(), 60);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
   EXPECT_NE(r.out.find("OK misc_calls"), std::string::npos) << r.out;
+  // A refused operand is named once per call, with its range and why.
+  const std::string memset = "cuMemsetD32Async: 0x";
+  const size_t at = r.err.find(memset);
+  ASSERT_NE(at, std::string::npos) << r.err;
+  EXPECT_EQ(r.err.rfind(memset), at) << "logged once for the call, not per refusal:\n" << r.err;
+  const std::string line = r.err.substr(at, r.err.find('\n', at) - at);
+  EXPECT_NE(line.find(" + 16 bytes is not inside any allocation made through rgpu"), std::string::npos) << line;
+  EXPECT_NE(line.find("runs 8 bytes past the end of the allocation at 0x"), std::string::npos) << line;
+  EXPECT_NE(r.err.find("cuMemcpyHtoD_v2: destination 0x"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cuPointerGetAttribute (attribute 5, CU_POINTER_ATTRIBUTE_P2P_TOKENS)"),
+            std::string::npos)
+      << r.err;
 }
 
 // Calls real programs reach that rgpu used to refuse: shared memory config,

@@ -72,6 +72,15 @@ nvmlReturn_t nvmlSystemGetDriverVersion(char*, unsigned);
 nvmlReturn_t nvmlSystemGetNVMLVersion(char*, unsigned);
 nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int*);
 nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t, char*, unsigned);
+nvmlReturn_t nvmlDeviceGetCurrPcieLinkGeneration(nvmlDevice_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetMaxPcieLinkGeneration(nvmlDevice_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetGpuMaxPcieLinkGeneration(nvmlDevice_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetCurrPcieLinkWidth(nvmlDevice_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetPcieSpeed(nvmlDevice_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetPcieLinkMaxSpeed(nvmlDevice_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t, unsigned*, unsigned*);
+nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t, int, nvmlFieldValue_t*);
 }
 
 double NowMs() {
@@ -149,6 +158,45 @@ void PrintDevice(void* nvml, unsigned i) {
   char serial[64];
   rc = NVML(nvmlDeviceGetSerial)(d, serial, sizeof serial);
   printf("serial%u %d\n", i, rc);
+  // The PCIe link, as XLA and nvidia-smi read it.
+  const struct {
+    const char* key;
+    nvmlReturn_t (*fn)(nvmlDevice_t, unsigned*);
+  } pcie[] = {{"pcie_gen", NVML(nvmlDeviceGetCurrPcieLinkGeneration)},
+              {"pcie_max_gen", NVML(nvmlDeviceGetMaxPcieLinkGeneration)},
+              {"pcie_gpu_max_gen", NVML(nvmlDeviceGetGpuMaxPcieLinkGeneration)},
+              {"pcie_width", NVML(nvmlDeviceGetCurrPcieLinkWidth)},
+              {"pcie_max_width", NVML(nvmlDeviceGetMaxPcieLinkWidth)},
+              {"pcie_speed", NVML(nvmlDeviceGetPcieSpeed)},
+              {"pcie_max_speed", NVML(nvmlDeviceGetPcieLinkMaxSpeed)}};
+  for (const auto& p : pcie) {
+    value = 0;
+    rc = p.fn(d, &value);
+    printf("%s%u %d %u\n", p.key, i, rc, value);
+  }
+  rc = NVML(nvmlDeviceGetCurrPcieLinkWidth)(d, nullptr);
+  printf("pcie_null%u %d\n", i, rc);
+  unsigned mig = 99, mig_pending = 99;
+  rc = NVML(nvmlDeviceGetMigMode)(d, &mig, &mig_pending);
+  printf("mig%u %d %u %u\n", i, rc, mig, mig_pending);
+  // Field values: PCIe counters (from the GPU host), link counts (none
+  // through rgpu), a field rgpu does not answer (memory temperature, 82).
+  nvmlFieldValue_t fv[5];
+  memset(fv, 0xab, sizeof fv);
+  const unsigned ids[5] = {NVML_FI_DEV_PCIE_COUNT_TX_BYTES, NVML_FI_DEV_C2C_LINK_COUNT, 82,
+                           NVML_FI_DEV_PCIE_REPLAY_COUNTER, NVML_FI_DEV_NVLINK_LINK_COUNT};
+  for (int f = 0; f < 5; ++f) {
+    fv[f].fieldId = ids[f];
+    fv[f].scopeId = 0;
+  }
+  rc = NVML(nvmlDeviceGetFieldValues)(d, 5, fv);
+  printf("fields%u %d", i, rc);
+  for (int f = 0; f < 5; ++f)
+    printf(" %u:%d:%d:%llu:%d", fv[f].fieldId, fv[f].nvmlReturn, fv[f].valueType, fv[f].value.ullVal,
+           fv[f].timestamp > 1600000000000000LL);
+  printf("\n");
+  rc = NVML(nvmlDeviceGetFieldValues)(d, 1, nullptr);
+  printf("fields_null%u %d\n", i, rc);
 }
 
 // Processes on device 0: "KEY RET COUNT [PID USED GPU_INSTANCE]...".
@@ -364,6 +412,23 @@ TEST(Nvml, AnswersAboutTheSessionsGpus) {
     EXPECT_EQ(f[key("nvlink_type")], "3");
     EXPECT_EQ(f[key("nvlink_pci")], "3");
     EXPECT_EQ(f[key("serial")], "3") << "an unimplemented NVML function";
+    // The sim's H200 is on a PCIe Gen5 x16 link.
+    EXPECT_EQ(f[key("pcie_gen")], "0 5");
+    EXPECT_EQ(f[key("pcie_max_gen")], "0 5");
+    EXPECT_EQ(f[key("pcie_gpu_max_gen")], "0 5");
+    EXPECT_EQ(f[key("pcie_width")], "0 16");
+    EXPECT_EQ(f[key("pcie_max_width")], "0 16");
+    EXPECT_EQ(f[key("pcie_speed")], "0 32000");
+    EXPECT_EQ(f[key("pcie_max_speed")], "0 5") << "NVML_PCIE_LINK_MAX_SPEED_32000MBPS";
+    EXPECT_EQ(f[key("pcie_null")], "2");
+    EXPECT_EQ(f[key("mig")], "0 0 0") << "NVML_DEVICE_MIG_DISABLE, current and pending";
+    // "id:ret:type:value:timestamped": TX bytes and the replay counter (the
+    // host's counters, 0 on sim, unsigned int as NVIDIA's 580 gives them);
+    // C2C and NVLink link counts NOT_SUPPORTED (as NVIDIA's NVML on a PCIe
+    // H100); memory temperature not answered.
+    EXPECT_EQ(f[key("fields")],
+              "0 197:0:1:0:1 170:3:1:0:1 82:3:1:0:1 94:0:1:0:1 91:3:1:0:1");
+    EXPECT_EQ(f[key("fields_null")], "2");
   }
   // "0 00000000:00:06.0 0000:00:06.0 0 0 6 0x233510de": the profile's PCI address.
   const std::regex pci_re(
@@ -399,6 +464,9 @@ TEST(Nvml, AnswersAboutTheSessionsGpus) {
   EXPECT_EQ(f["shutdown_again"], "1");
   EXPECT_EQ(f["reinit"], "0");
   EXPECT_EQ(f["count_after_reinit"], "0");
+  for (const char* name : {"nvmlDeviceGetFieldValues", "nvmlDeviceGetMigMode",
+                           "nvmlDeviceGetCurrPcieLinkGeneration", "nvmlDeviceGetCurrPcieLinkWidth"})
+    EXPECT_EQ(r.err.find(std::string(name) + " is not supported"), std::string::npos) << r.err;
   const std::string unsupported = "nvmlDeviceGetSerial is not supported by rgpu";
   EXPECT_NE(r.err.find(unsupported), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find(unsupported), r.err.rfind(unsupported)) << "logged once, by name:\n"

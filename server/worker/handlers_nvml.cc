@@ -11,7 +11,8 @@
 // this session's allocations (Session::bytes_allocated(); with several sim
 // GPUs it is counted on each, as the session does not track which device an
 // allocation is on), utilization 0, a fixed temperature and power, clocks
-// from the profile's attributes, and one process: this worker.
+// from the profile's attributes, one process: this worker, and for the
+// H100/H200 profiles a PCIe Gen5 x16 link whose counters read 0.
 //
 // Processes: the worker cannot know the client's pid (it is only in the
 // handshake identity, on the supervisor's side), so it reports NVML's list
@@ -37,6 +38,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -80,6 +82,9 @@ struct RealNvml {
   nvmlReturn_t (*ProcessesV1)(nvmlDevice_t, unsigned*, nvmlProcessInfo_v1_t*) = nullptr;
   nvmlReturn_t (*DriverVersion)(char*, unsigned) = nullptr;
   nvmlReturn_t (*PciInfoV3)(nvmlDevice_t, nvmlPciInfo_t*) = nullptr;
+  // By RGPU_NVML_PCIE_* (client/nvml_bridge.h): the PCIe link's values.
+  nvmlReturn_t (*PcieValue[proto::kNvmlPcieValues])(nvmlDevice_t, unsigned*) = {};
+  nvmlReturn_t (*FieldValues)(nvmlDevice_t, int, nvmlFieldValue_t*) = nullptr;
   std::vector<nvmlDevice_t> by_ordinal;  // by backend ordinal, filled lazily; nullptr: not mapped yet
 };
 
@@ -177,6 +182,12 @@ Status LoadOne(const std::string& path, RealNvml* n) {
   Sym(handle, "nvmlDeviceGetComputeRunningProcesses", &n->ProcessesV1);
   Sym(handle, "nvmlSystemGetDriverVersion", &n->DriverVersion);
   Sym(handle, "nvmlDeviceGetPciInfo_v3", &n->PciInfoV3);
+  static const char* const kPcieFns[proto::kNvmlPcieValues] = {
+      "nvmlDeviceGetCurrPcieLinkGeneration", "nvmlDeviceGetMaxPcieLinkGeneration",
+      "nvmlDeviceGetGpuMaxPcieLinkGeneration", "nvmlDeviceGetCurrPcieLinkWidth",
+      "nvmlDeviceGetMaxPcieLinkWidth", "nvmlDeviceGetPcieSpeed", "nvmlDeviceGetPcieLinkMaxSpeed"};
+  for (int i = 0; i < proto::kNvmlPcieValues; ++i) Sym(handle, kPcieFns[i], &n->PcieValue[i]);
+  Sym(handle, "nvmlDeviceGetFieldValues", &n->FieldValues);
   if (n->Init == nullptr || (n->ByPciBusId == nullptr && n->ByUuid == nullptr)) {
     dlclose(handle);
     return Status::Invalid(file + " is not NVML: no nvmlInit_v2 / nvmlDeviceGetHandleBy*");
@@ -288,6 +299,31 @@ nvmlReturn_t Call(F* fn, Args... args) {
   return fn == nullptr ? NVML_ERROR_NOT_SUPPORTED : fn(args...);
 }
 
+// The link's values one by one (each may fail alone, e.g. NOT_SUPPORTED in a
+// VM), then the PCIe counters in one nvmlDeviceGetFieldValues.
+void RealPcie(RealNvml& n, nvmlDevice_t d, NvmlAnswer* a) {
+  for (int i = 0; i < proto::kNvmlPcieValues; ++i) {
+    a->pcie_ret[i] = Call(n.PcieValue[i], d, &a->pcie_value[i]);
+    if (a->pcie_ret[i] != NVML_SUCCESS) a->pcie_value[i] = 0;
+  }
+  constexpr size_t kCount = std::size(nvml::kPcieFieldIds);
+  static_assert(kCount <= proto::kNvmlMaxFields);
+  nvmlFieldValue_t values[kCount] = {};
+  for (size_t i = 0; i < kCount; ++i) values[i].fieldId = nvml::kPcieFieldIds[i];
+  const nvmlReturn_t r = Call(n.FieldValues, d, static_cast<int>(kCount), values);
+  for (size_t i = 0; i < kCount; ++i) {
+    proto::NvmlField f;
+    f.field_id = nvml::kPcieFieldIds[i];
+    f.ret = r != NVML_SUCCESS ? r : values[i].nvmlReturn;
+    if (f.ret == NVML_SUCCESS) {
+      f.value_type = values[i].valueType;
+      static_assert(sizeof values[i].value == sizeof f.value);
+      std::memcpy(&f.value, &values[i].value, sizeof f.value);
+    }
+    a->fields.push_back(f);
+  }
+}
+
 void RealAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
   RealNvml& n = Nvml(s);
   if (!n.ok) {
@@ -352,6 +388,7 @@ void RealAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
       a->pci_subsystem_id = pci.pciSubSystemId;
       break;
     }
+    case NvmlWhat::kPcie: RealPcie(n, d, a); break;
     case NvmlWhat::kDriverVersion: break;  // answered above
   }
   if (r != NVML_SUCCESS) *a = NvmlAnswer{};
@@ -412,6 +449,25 @@ Status SimAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
       a->pci_device_id = SimPciDeviceId(name);
       break;
     }
+    case NvmlWhat::kPcie: {
+      char name[256] = {};
+      RGPU_RETURN_IF_ERROR(
+          CuStatus(s.driver().cuDeviceGetName(name, sizeof name - 1, cu_dev), "cuDeviceGetName"));
+      // H100 and H200 boards are PCIe Gen5 x16 (32 GT/s a lane), as NVIDIA's
+      // NVML reports them (max speed 5: NVML_PCIE_LINK_MAX_SPEED_32000MBPS);
+      // another profile's link is unknown.
+      const bool hopper = SimPciDeviceId(name) != 0x000010DE;
+      const uint32_t values[proto::kNvmlPcieValues] = {5, 5, 5, 16, 16, 32000, 5};
+      for (int i = 0; i < proto::kNvmlPcieValues; ++i) {
+        a->pcie_ret[i] = hopper ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED;
+        a->pcie_value[i] = hopper ? values[i] : 0;
+      }
+      // Nothing crosses a simulated bus: every counter reads 0 (unsigned
+      // int, the type NVIDIA's 580 driver gives them all).
+      for (unsigned id : nvml::kPcieFieldIds)
+        a->fields.push_back({id, NVML_SUCCESS, NVML_VALUE_TYPE_UNSIGNED_INT, 0});
+      break;
+    }
   }
   return {};
 }
@@ -437,6 +493,7 @@ Status HandleNvmlQuery(Session& s, const proto::NvmlQueryReq& req, proto::NvmlQu
   }
   if (answer.processes.size() > proto::kNvmlMaxProcesses)
     answer.processes.resize(proto::kNvmlMaxProcesses);
+  if (answer.fields.size() > proto::kNvmlMaxFields) answer.fields.resize(proto::kNvmlMaxFields);
   if (answer.driver_version.size() > proto::kNvmlMaxDriverVersion)
     answer.driver_version.resize(proto::kNvmlMaxDriverVersion);
   encoded.clear();

@@ -1,9 +1,10 @@
 // misc_calls: small driver calls real programs use, through the driver API:
 // tensor maps (tiled, im2col, im2col wide, address replacement), the
 // profiler, stream attributes, persisting-L2 reset, function / kernel
-// enumeration of a module and a library, cuMemGetAccess on a mapping and
-// cuPointerSetAttribute(SYNC_MEMOPS). Prints "OK misc_calls" and exits 0 when
-// every check holds.
+// enumeration of a module and a library, cuMemGetAccess on a mapping,
+// cuPointerSetAttribute(SYNC_MEMOPS), the newer pointer attributes (handle
+// types, access flags, pool, mapping, block id) and memsets past an
+// allocation. Prints "OK misc_calls" and exits 0 when every check holds.
 #include "check.h"
 
 #include <cuda.h>
@@ -256,6 +257,128 @@ static void Memory(CUdevice dev, CUdeviceptr buf) {
   printf("memory: cuMemGetAccess, SYNC_MEMOPS\n");
 }
 
+// The pointer attributes of CUDA 11-13 beyond the classic ones, on memory of
+// each kind. What a local driver and rgpu both say is checked everywhere
+// (tests/gpu/run_programs.sh compares the two runs); what rgpu says on
+// purpose is checked when the program runs through it (RGPU_SERVER set).
+static void PointerAttributes(CUdevice dev, CUdeviceptr buf, size_t size) {
+  const bool rgpu = getenv("RGPU_SERVER") != nullptr;
+  // cuMemAlloc memory: no handle types, read-write, no pool, inside one
+  // mapping (a local driver's may hold more than this allocation), one block.
+  unsigned long long types = ~0ull;
+  CK(cuPointerGetAttribute(&types, CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES, buf + 16));
+  EXPECT(types == CU_MEM_HANDLE_TYPE_NONE);
+  unsigned access = 99;
+  CK(cuPointerGetAttribute(&access, CU_POINTER_ATTRIBUTE_ACCESS_FLAGS, buf));
+  EXPECT(access == CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE);
+  CUmemoryPool pool = reinterpret_cast<CUmemoryPool>(1);
+  CK(cuPointerGetAttribute(&pool, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE, buf));
+  EXPECT(pool == nullptr);
+  size_t msize = 0;
+  void* mbase = nullptr;
+  CK(cuPointerGetAttribute(&msize, CU_POINTER_ATTRIBUTE_MAPPING_SIZE, buf + 100));
+  CK(cuPointerGetAttribute(&mbase, CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR, buf + 100));
+  EXPECT(reinterpret_cast<CUdeviceptr>(mbase) <= buf && reinterpret_cast<CUdeviceptr>(mbase) + msize >= buf + size);
+  unsigned long long block = 0, block_end = 1;
+  CK(cuPointerGetAttribute(&block, CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID, buf));
+  CK(cuPointerGetAttribute(&block_end, CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID, buf + size - 1));
+  EXPECT(block == block_end);
+  int rdma = 99, decompress = 99;
+  CK(cuPointerGetAttribute(&rdma, CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE, buf));
+  CK(cuPointerGetAttribute(&decompress, CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE, buf));
+  EXPECT((rdma == 0 || rdma == 1) && (decompress == 0 || decompress == 1));
+  if (rgpu) {
+    // No RDMA or hardware decompression reaches the GPU host's memory from here.
+    EXPECT(rdma == 0 && decompress == 0);
+    EXPECT(reinterpret_cast<CUdeviceptr>(mbase) == buf && msize == size);
+    CUDA_POINTER_ATTRIBUTE_P2P_TOKENS tokens;
+    EXPECT_CU(CUDA_ERROR_NOT_SUPPORTED, cuPointerGetAttribute(&tokens, CU_POINTER_ATTRIBUTE_P2P_TOKENS, buf));
+  }
+
+  // Stream-ordered memory: from the device's default pool.
+  CUdeviceptr async = 0;
+  CK(cuMemAllocAsync(&async, 1 << 16, nullptr));
+  CUmemoryPool def = nullptr;
+  CK(cuDeviceGetDefaultMemPool(&def, dev));
+  CK(cuPointerGetAttribute(&pool, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE, async + 8));
+  EXPECT(pool == def && def != nullptr);
+  CK(cuMemFreeAsync(async, nullptr));
+
+  // Virtual memory: the handle types it was created with, no access until
+  // cuMemSetAccess, one mapping and one block per physical allocation.
+  CUmemAllocationProp prop = {};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = dev;
+  prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+  size_t gran = 0;
+  CK(cuMemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  CUdeviceptr base = 0;
+  CK(cuMemAddressReserve(&base, 2 * gran, 0, 0, 0));
+  CUmemGenericAllocationHandle fd_handle = 0, plain = 0;
+  CK(cuMemCreate(&fd_handle, gran, &prop, 0));
+  prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_NONE;
+  CK(cuMemCreate(&plain, gran, &prop, 0));
+  CK(cuMemMap(base, gran, 0, fd_handle, 0));
+  CK(cuMemMap(base + gran, gran, 0, plain, 0));
+  CK(cuPointerGetAttribute(&access, CU_POINTER_ATTRIBUTE_ACCESS_FLAGS, base + 64));
+  EXPECT(access == CU_POINTER_ATTRIBUTE_ACCESS_FLAG_NONE);
+  CUmemAccessDesc desc = {};
+  desc.location = prop.location;
+  desc.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  CK(cuMemSetAccess(base, 2 * gran, &desc, 1));
+  CK(cuPointerGetAttribute(&access, CU_POINTER_ATTRIBUTE_ACCESS_FLAGS, base + 64));
+  EXPECT(access == CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE);
+  CK(cuPointerGetAttribute(&types, CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES, base + 64));
+  EXPECT(types == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+  CK(cuPointerGetAttribute(&types, CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES, base + gran + 64));
+  EXPECT(types == CU_MEM_HANDLE_TYPE_NONE);
+  CK(cuPointerGetAttribute(&mbase, CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR, base + gran + 64));
+  CK(cuPointerGetAttribute(&msize, CU_POINTER_ATTRIBUTE_MAPPING_SIZE, base + gran + 64));
+  EXPECT(reinterpret_cast<CUdeviceptr>(mbase) == base + gran && msize == gran);
+  CK(cuPointerGetAttribute(&block, CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID, base));
+  CK(cuPointerGetAttribute(&block_end, CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID, base + gran));
+  EXPECT(block != block_end);
+
+  // The plural form: the same answers, and defaults for memory nobody allocated.
+  CUpointer_attribute attrs[6] = {CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES, CU_POINTER_ATTRIBUTE_ACCESS_FLAGS,
+                                  CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE,       CU_POINTER_ATTRIBUTE_MAPPING_SIZE,
+                                  CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR,    CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL};
+  unsigned long long a_types = ~0ull;
+  unsigned a_access = 99;
+  CUmemoryPool a_pool = reinterpret_cast<CUmemoryPool>(1);
+  size_t a_size = 0;
+  void* a_base = nullptr;
+  int a_ord = -1;
+  void* out[6] = {&a_types, &a_access, &a_pool, &a_size, &a_base, &a_ord};
+  CK(cuPointerGetAttributes(6, attrs, out, base + 64));
+  EXPECT(a_types == CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR && a_access == CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE);
+  EXPECT(a_pool == nullptr && a_size == gran && reinterpret_cast<CUdeviceptr>(a_base) == base && a_ord == dev);
+  static int not_cuda;
+  a_types = ~0ull;
+  a_size = 1;
+  a_base = &not_cuda;
+  CK(cuPointerGetAttributes(6, attrs, out, reinterpret_cast<CUdeviceptr>(&not_cuda)));
+  EXPECT(a_types == 0 && a_size == 0 && a_base == nullptr && a_ord == -2);
+
+  CK(cuMemUnmap(base, gran));
+  CK(cuMemUnmap(base + gran, gran));
+  CK(cuMemRelease(fd_handle));
+  CK(cuMemRelease(plain));
+  CK(cuMemAddressFree(base, 2 * gran));
+  printf("pointer attributes: handle types, access, pool, mapping, block id\n");
+
+  // A memset past the end of an allocation: refused by rgpu (with one line
+  // on stderr naming the call and the range, checked by e2e_test); a local
+  // driver may accept it when its mapping extends further.
+  if (rgpu) {
+    EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuMemsetD32Async(buf + size - 8, 0, 4, nullptr));
+    EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuMemsetD32Async(buf + size - 8, 0, 4, nullptr));
+    EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuMemcpyHtoD(buf + size, &not_cuda, sizeof not_cuda));
+    CK(cuCtxSynchronize());
+  }
+}
+
 int main() {
   CK(cuInit(0));
   CUdevice dev = 0;
@@ -275,6 +398,7 @@ int main() {
   Enumeration();
   Linking();
   Memory(dev, buf);
+  PointerAttributes(dev, buf, size);
 
   CK(cuMemFree(buf));
   CK(cuCtxSynchronize());
