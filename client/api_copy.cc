@@ -123,8 +123,11 @@ CUresult DtoH(ClientState* s, CtxObj* c, uint64_t stream, bool async, void* dst,
     proto::Writer w(&payload);
     proto::Encode(w, req);
     bool last = off + len >= n;
-    // The data is received straight into the caller's buffer.
-    if (last && !async) {
+    // The data is received straight into the caller's buffer. An async copy
+    // into pageable memory returns only once the copy has completed, as
+    // CUDA's API synchronization behavior says (the program may free or
+    // reuse the buffer at once); into pinned memory it is asynchronous.
+    if (last && (!async || !s->IsHostRange(dst))) {
       int cu = 0;
       rgpu::Status st = s->conn().CallInto(proto::CallId::kMemcpyDtoH, payload, out + off, len, &cu);
       if (!st.ok()) return ToCu(st);

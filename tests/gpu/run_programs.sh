@@ -35,7 +35,8 @@ except ImportError:
 PY
 )
 export LD_LIBRARY_PATH="$(IFS=:; echo "${lib_dirs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-normalize() { grep -viE 'ms|µs|us\b|GB/s|time|elapsed' ; }
+# Also rgpu's own stderr lines ("[rgpu] warn: ..." naming a refused call): no local counterpart.
+normalize() { grep -viE 'ms|µs|us\b|GB/s|time|elapsed|^\[rgpu(-nvml)?\] ' ; }
 pass=0; fail=0
 printf '%-28s | %-6s | %-6s | %s\n' program local rgpu "output equal"
 for p in "$build"/tests/e2e/* "$build"/tests/programs/* "$build"/tests/libs/*; do
