@@ -255,6 +255,36 @@ CUresult ToolsContextId(CUcontext ctx, unsigned long long* id) {
   return cuCtxGetId(ctx, id);
 }
 
+// TOOLS_CONTEXT[51](ctx, stream, &resolved, per_thread) and
+// TOOLS_CONTEXT[39](ctx, resolved, &key): cuBLAS 13 (libcublas.so.13
+// +0x2182f0, the per-stream workspace cache behind reductions such as
+// cublasSdot, also used through cuSOLVER) calls 51 with the current context,
+// the handle's stream and `stream == CU_STREAM_PER_THREAD`, passes what it
+// got to 39, and keys its cache by the result (by thread too for the
+// per-thread stream); any non-zero return is CUBLAS_STATUS_INTERNAL_ERROR.
+// Read from cuBLAS's code, not yet measured on the driver (the probe
+// tests/programs/tools_context_probe.cu compares the two on the GPU host):
+// 51 resolves the handle (NULL is the legacy stream, or the per-thread one
+// when the flag says so) after checking it names a stream; 39 gives the
+// stream's id, which is stable per stream and unique, as the cache needs.
+CUresult ToolsContextResolveStream(CUcontext ctx, CUstream stream, CUstream* resolved, int per_thread) {
+  RGPU_LOG_DEBUG("export table TOOLS_CONTEXT[51](ctx %p, stream %p, %d)", static_cast<void*>(ctx),
+                 static_cast<void*>(stream), per_thread);
+  if (resolved == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (stream == nullptr) stream = per_thread ? CU_STREAM_PER_THREAD : CU_STREAM_LEGACY;
+  unsigned long long id = 0;
+  if (CUresult r = cuStreamGetId(stream, &id); r != CUDA_SUCCESS) return r;
+  *resolved = stream;
+  return CUDA_SUCCESS;
+}
+
+CUresult ToolsContextStreamKey(CUcontext ctx, CUstream stream, unsigned long long* key) {
+  RGPU_LOG_DEBUG("export table TOOLS_CONTEXT[39](ctx %p, stream %p)", static_cast<void*>(ctx),
+                 static_cast<void*>(stream));
+  if (key == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  return cuStreamGetId(stream, key);
+}
+
 // TOOLS_MODULE[7](ctx, module, callback, user): the functions of a module
 // without their names. cuFFT 12 (libcufft.so.12 +0x350fb0) loads a fatbin
 // holding one kernel whose name it doesn't keep, calls this with the
@@ -552,6 +582,8 @@ struct Tables {
     cudart[12] = Fn(&CudartLoadCompilers);
     slots[kToolsTls][2] = Fn(&ToolsCurrentContext);
     slots[kToolsContext][4] = Fn(&ToolsContextId);
+    slots[kToolsContext][39] = Fn(&ToolsContextStreamKey);
+    slots[kToolsContext][51] = Fn(&ToolsContextResolveStream);
     slots[kToolsModule][7] = Fn(&ToolsModuleEachFunction);
     slots[kRuntimeCallbackHooks][2] = Fn(&HooksBuffer2);
     slots[kRuntimeCallbackHooks][6] = Fn(&HooksBuffer6);

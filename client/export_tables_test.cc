@@ -56,6 +56,15 @@ extern "C" CUresult cuModuleLoadData(CUmodule* module, const void* image) {
   *module = reinterpret_cast<CUmodule>(0x7000);
   return CUDA_SUCCESS;
 }
+// Streams: the two special handles and 0x8100/0x8200 exist, with ids 1..4.
+extern "C" CUresult cuStreamGetId(CUstream stream, unsigned long long* id) {
+  const uintptr_t h = reinterpret_cast<uintptr_t>(stream);
+  const uintptr_t known[] = {0x1, 0x2, 0x8100, 0x8200};
+  for (unsigned i = 0; i < 4; ++i)
+    if (h == known[i]) return *id = i + 1, CUDA_SUCCESS;
+  return CUDA_ERROR_INVALID_HANDLE;
+}
+
 // Module 0x7000 holds the functions in g_functions; others are unknown.
 std::vector<CUfunction> g_functions;
 extern "C" CUresult cuModuleGetFunctionCount(unsigned* count, CUmodule module) {
@@ -376,6 +385,34 @@ TEST(ExportTablesTest, ToolsModuleReportsEachFunction) {
   EXPECT_EQ(each(kPrimary, reinterpret_cast<CUmodule>(0x7001), record, &seen), 0);  // unknown module
   EXPECT_EQ(each(kPrimary, module, nullptr, &seen), 0);
   EXPECT_TRUE(seen.empty());
+}
+
+// TOOLS_CONTEXT[51] then [39] as cuBLAS's per-stream cache uses them: each
+// stream resolves to a key of its own, the same every time; NULL is the
+// legacy stream, or the per-thread one when the flag is set.
+TEST(ExportTablesTest, ToolsContextKeysStreams) {
+  const char* kToolsContext = "21318c60971432488ca641ff7324c8f2";
+  auto resolve = Slot<CUresult (*)(CUcontext, CUstream, CUstream*, int)>(kToolsContext, 51);
+  auto key_of = Slot<CUresult (*)(CUcontext, CUstream, unsigned long long*)>(kToolsContext, 39);
+  auto key = [&](CUstream h, int per_thread) -> unsigned long long {
+    CUstream resolved = nullptr;
+    if (resolve(kPrimary, h, &resolved, per_thread) != CUDA_SUCCESS) return 0;
+    unsigned long long k = 0;
+    return key_of(kPrimary, resolved, &k) == CUDA_SUCCESS ? k : 0;
+  };
+  const CUstream a = reinterpret_cast<CUstream>(0x8100), b = reinterpret_cast<CUstream>(0x8200);
+  EXPECT_NE(key(a, 0), 0u);
+  EXPECT_EQ(key(a, 0), key(a, 0));
+  EXPECT_NE(key(a, 0), key(b, 0));
+  EXPECT_EQ(key(nullptr, 0), key(CU_STREAM_LEGACY, 0));
+  EXPECT_EQ(key(nullptr, 1), key(CU_STREAM_PER_THREAD, 1));
+  EXPECT_NE(key(nullptr, 0), key(nullptr, 1));
+  CUstream out = nullptr;
+  EXPECT_EQ(resolve(kPrimary, reinterpret_cast<CUstream>(0x8300), &out, 0), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(resolve(kPrimary, a, nullptr, 0), CUDA_ERROR_INVALID_VALUE);
+  unsigned long long k = 0;
+  EXPECT_EQ(key_of(kPrimary, a, nullptr), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(key_of(kPrimary, reinterpret_cast<CUstream>(0x8300), &k), CUDA_ERROR_INVALID_HANDLE);
 }
 
 // Return codes as measured on the real driver.
