@@ -8,6 +8,8 @@
 
 #include <cuda.h>
 
+#include <functional>
+
 #include "client/client_state.h"
 #include "common/log.h"
 #include "proto/calls.gen.h"
@@ -70,6 +72,10 @@ CUresult Post(ClientState* s, proto::CallId id, const Req& req) {
 // entry points, where stream 0 means the per-thread default stream.
 // Returns false for an unknown handle.
 bool WireStream(ClientState* s, CUstream h, bool per_thread, uint64_t* id);
+
+// Runs `fn` on this host when stream `h` reaches this point (what
+// cuLaunchHostFunc enqueues; in a capture it becomes a host node).
+CUresult EnqueueHostWork(CUstream h, std::function<void()> fn, bool per_thread);
 
 // The current context or nullptr.
 inline CtxObj* CurrentCtx(ClientState* s) { return s->Current(); }

@@ -184,6 +184,33 @@ CUresult Unified(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h, bool as
   return CUDA_SUCCESS;
 }
 
+// True when [p, p + n) is pinned or registered host memory of this process
+// (both ends are: ranges never overlap, and a gap between two is not
+// something a program could have asked to fill).
+bool IsPinnedHost(ClientState* s, CUdeviceptr p, uint64_t n) {
+  return s->IsHostRange(reinterpret_cast<void*>(p)) && s->IsHostRange(reinterpret_cast<void*>(p + n - 1));
+}
+
+// A memset of pinned host memory. With unified addressing the driver fills
+// host memory like device memory (XLA's autotuner does this on a stream);
+// here the memory is this process's, so the fill runs on this host when the
+// stream reaches it, as a host function would. The synchronous forms are
+// synchronous with respect to the host for pinned memory (cuda.h), so they
+// wait for it.
+CUresult HostMemset(ClientState* s, CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem,
+                    size_t width, size_t height, CUstream h, bool async, bool per_thread) {
+  (void)s;
+  auto fill = [dst, pitch, value, elem, width, height] {
+    for (size_t row = 0; row < height; ++row) {
+      auto* p = reinterpret_cast<uint8_t*>(dst + row * pitch);
+      for (size_t i = 0; i < width; ++i) memcpy(p + i * elem, &value, elem);  // little-endian: low bytes
+    }
+  };
+  CUresult r = EnqueueHostWork(h, fill, per_thread);
+  if (r != CUDA_SUCCESS || async) return r;
+  return per_thread ? cuStreamSynchronize_ptsz(h) : cuStreamSynchronize(h);
+}
+
 CUresult Memset(CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem, size_t width,
                 size_t height, CUstream h, bool async, bool per_thread, const char* api) {
   RGPU_STATE_OR_RETURN(s);
@@ -194,6 +221,10 @@ CUresult Memset(CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem, siz
   if (width == 0 || height == 0) return CUDA_SUCCESS;
   uint64_t extent = height > 1 ? pitch * (height - 1) + width * elem : width * elem;
   if (height > 1 && pitch < width * elem) return CUDA_ERROR_INVALID_VALUE;
+  if (!IsDevice(s, dst, extent) && IsPinnedHost(s, dst, extent)) {
+    if (dst % elem != 0) return CUDA_ERROR_INVALID_VALUE;
+    return HostMemset(s, dst, pitch, value, elem, width, height, h, async, per_thread);
+  }
   if (!CheckDevice(s, api, "", dst, extent)) return CUDA_ERROR_INVALID_VALUE;
   if (dst % elem != 0) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult mr = ManagedBeforeDeviceWork(s); mr != CUDA_SUCCESS) return mr;

@@ -434,7 +434,7 @@ CUresult cuPointerGetAttribute(void* data, CUpointer_attribute attribute, CUdevi
       *static_cast<unsigned long long*>(data) =
           device && !mapped && FindVmmMapping(s, base, &m) && m.has_prop
               ? static_cast<unsigned long long>(m.prop.requestedHandleTypes)
-              : CU_MEM_HANDLE_TYPE_NONE;
+              : static_cast<unsigned long long>(CU_MEM_HANDLE_TYPE_NONE);
       return CUDA_SUCCESS;
     }
     case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:

@@ -141,6 +141,12 @@ CUresult EventRecord(CUevent e, CUstream h, unsigned flags, bool pt) {
 }
 }  // namespace
 
+namespace rgpu::client {
+CUresult EnqueueHostWork(CUstream h, std::function<void()> fn, bool per_thread) {
+  return HostFunc(h, std::move(fn), per_thread);
+}
+}  // namespace rgpu::client
+
 extern "C" {
 
 CUresult cuStreamCreateWithPriority(CUstream* ph, unsigned int flags, int priority) {

@@ -68,6 +68,23 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Pinned host memory is filled by memsets like device memory (unified
+  // addressing): on a stream, after the work before it, and synchronously.
+  {
+    auto* h = static_cast<uint8_t*>(pinned);
+    CHECK(cudaMemcpyAsync(pinned, b, 8192, cudaMemcpyDeviceToHost, s));
+    CHECK(cudaMemsetAsync(h + 4096, 0x5a, 4096, s));
+    CHECK(cudaStreamSynchronize(s));
+    bool ok = memcmp(h, src.data(), 4096) == 0;
+    for (int i = 4096; i < 8192; ++i) ok = ok && h[i] == 0x5a;
+    CHECK(cudaMemset(h, 0xc3, 100));
+    for (int i = 0; i < 100; ++i) ok = ok && h[i] == 0xc3;
+    ok = ok && h[100] == src[100];
+    if (!ok) {
+      printf("DIFFER (memset of pinned host memory)\n");
+      return 2;
+    }
+  }
   printf("OK bulk_copy %zu MiB checksum %016llx\n", mib, static_cast<unsigned long long>(sum));
   CHECK(cudaFreeHost(pinned));
   CHECK(cudaStreamDestroy(s));
