@@ -60,9 +60,10 @@ static void TensorMaps(CUdeviceptr buf, size_t size) {
             cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 0, reinterpret_cast<void*>(buf), dims,
                                    strides, box, estrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
                                    CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
-  // A tensor larger than its allocation: refused by rgpu's worker.
+  // A tensor larger than its allocation: the driver accepts it (it checks
+  // the address, not the extent; measured on an H100).
   cuuint64_t huge[2] = {256, 1 << 20};
-  EXPECT_CU(CUDA_ERROR_INVALID_VALUE,
+  EXPECT_CU(CUDA_SUCCESS,
             cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, reinterpret_cast<void*>(buf), huge,
                                    strides, box, estrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
                                    CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
@@ -103,7 +104,9 @@ static void StreamAttributes(CUdeviceptr buf) {
   CUstreamAttrValue v;
   memset(&v, 0, sizeof v);
   CK(cuStreamGetAttribute(b, CU_STREAM_ATTRIBUTE_SYNCHRONIZATION_POLICY, &v));
-  EXPECT(v.syncPolicy == CU_SYNC_POLICY_AUTO);
+  // Not CU_SYNC_POLICY_AUTO on the real driver (H100, driver 580), and not
+  // documented: printed, so that run_programs.sh compares it with rgpu's.
+  printf("sync policy of a new stream: %d\n", static_cast<int>(v.syncPolicy));
   v.syncPolicy = CU_SYNC_POLICY_SPIN;
   CK(cuStreamSetAttribute(a, CU_STREAM_ATTRIBUTE_SYNCHRONIZATION_POLICY, &v));
   memset(&v, 0, sizeof v);
