@@ -86,6 +86,7 @@ class Runner {
   std::map<std::string, Results> results_;
   std::vector<std::string> notes_;  // problems with children, printed under the table
   bool rgpu_down_ = false;          // an rgpu child could not initialise: skip the others
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
 Status Runner::StartServer() {
@@ -125,6 +126,13 @@ std::vector<std::string> Runner::Args(const std::string& mode, const std::string
 
 void Runner::RunOne(const ChildSpec& spec) {
   if (rgpu_down_ && spec.label.rfind("rgpu", 0) == 0) return;  // it would fail the same way
+  // Past --deadline the table is printed with what was measured: a run cut
+  // short by a time limit would otherwise print nothing at all.
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (o_.deadline_s > 0 && elapsed > o_.deadline_s) {
+    notes_.push_back(spec.label + ": not run, --deadline " + std::to_string(static_cast<long>(o_.deadline_s)) + " s reached");
+    return;
+  }
   Progress("measuring " + spec.label);
   Result<ChildResult> r = bench::RunChild(spec.args, spec.env, o_.quick ? 90 : 600);
   if (!r.ok()) {
@@ -192,7 +200,7 @@ void Runner::RunCompression() {
 }
 
 int Runner::Run() {
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = start_;
   if (o_.sim && !o_.server.empty()) {
     fprintf(stderr, "rgpu bench: --sim starts its own server; it cannot be used with --server\n");
     return 2;
@@ -213,6 +221,8 @@ int Runner::Run() {
     return 2;
   }
 
+  const bool torch = !o_.sim && !o_.quick && !o_.no_torch;
+  if (torch && o_.torch_first) RunTorch();
   // The plan. Native first, on an idle machine; then rgpu, then the TCP
   // references, whose ping-pong uses the message sizes rgpu-count measured.
   if (!o_.sim) RunOne({bench::kNativeLabel, Args("native", "sync,queries,launch,copy")});
@@ -243,8 +253,7 @@ int Runner::Run() {
   const bool tls = RunTls();
   RunCompression();
   // PyTorch (not on sim: torch runs real kernels). Local first, then rgpu.
-  const bool torch = !o_.sim && !o_.quick && !o_.no_torch;
-  if (torch) RunTorch();
+  if (torch && !o_.torch_first) RunTorch();
 
   bench::RowsContext ctx;
   ctx.quick = o_.quick;
@@ -317,6 +326,10 @@ void AddBenchOptions(CLI::App* bench, BenchOptions* o) {
   bench->add_option("--json", o->json, "also write the results as JSON to FILE");
   bench->add_flag("--sim", o->sim, "start a sim-backend server (no native reference)");
   bench->add_flag("--no-torch", o->no_torch, "skip the PyTorch measures (python3 with torch)");
+  bench->add_flag("--torch-first", o->torch_first, "run the PyTorch measures before the others");
+  bench->add_option("--deadline", o->deadline_s,
+                    "start no measurement after SECONDS; the table shows what was measured")
+      ->check(CLI::Range(1.0, 86400.0));
   // Internal: how the bench runs its measuring children.
   const std::string internal;
   bench->add_option("--child", o->child.mode)->group(internal);

@@ -39,6 +39,8 @@ struct BenchOptions {
   std::string json;           // also write the table and raw results here
   bool sim = false;
   bool no_torch = false;     // skip the PyTorch measures ([5] and torch rows of [6])
+  bool torch_first = false;  // the PyTorch measures before the others
+  double deadline_s = 0;     // > 0: start no measurement after this many seconds
   bench::ChildOptions child;  // internal: set by --child (the parent re-executes itself)
 };
 
