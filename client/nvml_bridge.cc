@@ -30,6 +30,9 @@ static_assert(RGPU_NVML_QUERY_DRIVER_VERSION == static_cast<int>(proto::NvmlWhat
 static_assert(RGPU_NVML_QUERY_PCI == static_cast<int>(proto::NvmlWhat::kPci));
 static_assert(RGPU_NVML_QUERY_PCIE == static_cast<int>(proto::NvmlWhat::kPcie));
 static_assert(RGPU_NVML_MAX_PROCESSES == proto::kNvmlMaxProcesses);
+// The peer masks of RgpuNvmlDeviceFacts hold one bit per device of a session.
+static_assert(proto::kMaxDevices <= 64);
+static_assert(CU_DEVICE_P2P_ATTRIBUTE_NATIVE_ATOMIC_SUPPORTED < proto::kP2PFacts);
 static_assert(RGPU_NVML_PCIE_VALUES == proto::kNvmlPcieValues);
 static_assert(RGPU_NVML_MAX_FIELDS == proto::kNvmlMaxFields);
 static_assert(sizeof(RgpuNvmlLive::driver_version) >= proto::kNvmlMaxDriverVersion);
@@ -83,6 +86,13 @@ int BridgeDeviceFacts(uint32_t index, RgpuNvmlDeviceFacts* out, uint32_t out_siz
   out->pci_bus = Attr(f, CU_DEVICE_ATTRIBUTE_PCI_BUS_ID);
   out->pci_device = Attr(f, CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID);
   out->cuda_driver_version = info.driver_version;
+  // proto::DeviceFacts::peers is indexed like info.devices (the worker's order).
+  for (size_t j = 0; j < f.peers.size() && j < 64; ++j) {
+    if (j == index) continue;
+    if (f.peers[j][0] != 0) out->peer_access_mask |= uint64_t{1} << j;
+    if (f.peers[j][CU_DEVICE_P2P_ATTRIBUTE_NATIVE_ATOMIC_SUPPORTED] != 0)
+      out->peer_atomics_mask |= uint64_t{1} << j;
+  }
   return RGPU_NVML_BRIDGE_SUCCESS;
 }
 

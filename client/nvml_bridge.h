@@ -44,7 +44,7 @@ extern "C" {
 #define RGPU_NVML_BRIDGE_UUID_BYTES                                                            \
   {'r', 'g', 'p', 'u', '-', 'n', 'v', 'm', 'l', '-', 'b', 'r', 'i', 'd', 'g', 'e'}
 
-#define RGPU_NVML_BRIDGE_ABI 2u  /* 2: PCIE query (RgpuNvmlLive grew) */
+#define RGPU_NVML_BRIDGE_ABI 3u  /* 2: PCIE query (RgpuNvmlLive grew); 3: peer masks in the facts */
 #define RGPU_NVML_BRIDGE_SLOTS 5
 
 enum {
@@ -77,6 +77,14 @@ typedef struct RgpuNvmlDeviceFacts {
   int32_t mem_clock_khz;  /* peak memory clock */
   int32_t pci_domain, pci_bus, pci_device;
   int32_t cuda_driver_version; /* e.g. 13000 */
+  int32_t reserved0;
+  /* Bit j (j = the j-th GPU of the session, as `index` counts): what the GPU
+   * host's driver said at cuInit about this device and device j
+   * (proto::DeviceFacts::peers): cuDeviceCanAccessPeer, and
+   * CU_DEVICE_P2P_ATTRIBUTE_NATIVE_ATOMIC_SUPPORTED. Never set for the device
+   * itself; 0 when the worker sent no peer facts. */
+  uint64_t peer_access_mask;
+  uint64_t peer_atomics_mask;
 } RgpuNvmlDeviceFacts;
 
 /* What a Query asks for (the wire's NvmlQuery `what`, proto/nvml_query.h). */

@@ -1,7 +1,8 @@
 // NVML: device handles and device queries, about the session's remote GPUs.
 //
 // Static facts (name, UUID, PCI address, compute capability, total memory,
-// MIG mode, NVLink absence) are answered locally; live data (memory in use,
+// MIG mode, NVLink absence, P2P status between the session's GPUs) are
+// answered locally; live data (memory in use,
 // utilization, temperature, power, clocks, processes, PCI ids, the PCIe link
 // and its counters) costs one round trip to the worker.
 // Argument checks come first and follow the real library: no init ->
@@ -348,6 +349,76 @@ RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo(nvmlDevice_t device,
   RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
   if (pci == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
   return NoNvLink("nvmlDeviceGetNvLinkRemotePciInfo");
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link,
+                                                    nvmlEnableState_t* is_active) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (is_active == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  return NoNvLink("nvmlDeviceGetNvLinkState");
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkCapability(nvmlDevice_t device, unsigned int link,
+                                                         nvmlNvLinkCapability_t capability,
+                                                         unsigned int* cap_result) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (cap_result == nullptr || static_cast<unsigned>(capability) >= NVML_NVLINK_CAP_COUNT)
+    return NVML_ERROR_INVALID_ARGUMENT;
+  return NoNvLink("nvmlDeviceGetNvLinkCapability");
+}
+
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetNvLinkVersion(nvmlDevice_t device, unsigned int link,
+                                                      unsigned int* version) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (version == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  return NoNvLink("nvmlDeviceGetNvLinkVersion");
+}
+
+// P2P between two of the session's GPUs, from what the GPU host's driver said
+// at cuInit (no round trip): READ, WRITE and PCI are OK where
+// cuDeviceCanAccessPeer is 1, ATOMICS where native atomics over the link are
+// supported too; NVLINK never (no NVLink is reachable through rgpu, as the
+// NVLink calls say). A device with itself: OK for every index (NCCL asks
+// READ and WRITE for every pair, a device with itself included, and fails
+// its init on any error). What CUDA refuses is NVML_P2P_STATUS_NOT_SUPPORTED:
+// the reason (chipset, topology, regkey) is not known here.
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetP2PStatus(nvmlDevice_t device1, nvmlDevice_t device2,
+                                                  nvmlGpuP2PCapsIndex_t p2p_index,
+                                                  nvmlGpuP2PStatus_t* p2p_status) {
+  NvmlState* s = NvmlState::Get();
+  if (s == nullptr) return NVML_ERROR_UNINITIALIZED;
+  uint32_t a = 0, b = 0;
+  const unsigned what = static_cast<unsigned>(p2p_index);
+  if (!s->IndexOf(device1, &a) || !s->IndexOf(device2, &b) || p2p_status == nullptr ||
+      what >= NVML_P2P_CAPS_INDEX_UNKNOWN)
+    return NVML_ERROR_INVALID_ARGUMENT;
+  if (a == b) {
+    *p2p_status = NVML_P2P_STATUS_OK;
+    return NVML_SUCCESS;
+  }
+  const RgpuNvmlDeviceFacts& f = s->facts(a);
+  const uint64_t bit = uint64_t{1} << b;
+  bool ok = false;
+  switch (what) {
+    case NVML_P2P_CAPS_INDEX_READ:
+    case NVML_P2P_CAPS_INDEX_WRITE:
+    case NVML_P2P_CAPS_INDEX_PCI: ok = (f.peer_access_mask & bit) != 0; break;
+    case NVML_P2P_CAPS_INDEX_ATOMICS:
+      ok = (f.peer_access_mask & bit) != 0 && (f.peer_atomics_mask & bit) != 0;
+      break;
+    case NVML_P2P_CAPS_INDEX_NVLINK: ok = false; break;
+  }
+  *p2p_status = ok ? NVML_P2P_STATUS_OK : NVML_P2P_STATUS_NOT_SUPPORTED;
+  return NVML_SUCCESS;
+}
+
+// Rack and tray of a multi-node NVLink system: Blackwell and newer only;
+// NVIDIA's NVML answers NOT_SUPPORTED on Hopper, and there is no fabric
+// through rgpu (NCCL asks only when fabric info says there is one).
+RGPU_NVML_API nvmlReturn_t nvmlDeviceGetPlatformInfo(nvmlDevice_t device, void* info) {
+  RGPU_NVML_DEVICE_OR_RETURN(s, device, index);
+  if (info == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  return NoNvLink("nvmlDeviceGetPlatformInfo");
 }
 
 // No GPU fabric (multi-node NVLink) is reachable through rgpu; callers

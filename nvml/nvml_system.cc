@@ -91,3 +91,47 @@ RGPU_NVML_API nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int* cuda_driver_ve
 RGPU_NVML_API nvmlReturn_t nvmlSystemGetCudaDriverVersion(int* cuda_driver_version) {
   return nvmlSystemGetCudaDriverVersion_v2(cuda_driver_version);
 }
+
+// Confidential computing: rgpu never runs in CC mode (its worker's data
+// crosses a network in the clear), so CC is reported off, as NVIDIA's NVML
+// reports it on an H100 whose CC mode is off: environment unavailable,
+// feature disabled, dev tools off, no multi-GPU protection. NCCL reads the
+// settings (else the state) at communicator init; vLLM, SGLang and
+// TensorRT-LLM do the same to pick their CC code paths.
+RGPU_NVML_API nvmlReturn_t nvmlSystemGetConfComputeState(nvmlConfComputeSystemState_t* state) {
+  if (NvmlState::Get() == nullptr) return NVML_ERROR_UNINITIALIZED;
+  if (state == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  *state = nvmlConfComputeSystemState_t{NVML_CC_SYSTEM_ENVIRONMENT_UNAVAILABLE,
+                                        NVML_CC_SYSTEM_FEATURE_DISABLED,
+                                        NVML_CC_SYSTEM_DEVTOOLS_MODE_OFF};
+  return NVML_SUCCESS;
+}
+
+// The versioned form: version must be nvmlSystemConfComputeSettings_v1 (the
+// only one 580 knows), else NVML_ERROR_ARGUMENT_VERSION_MISMATCH and nothing
+// is written.
+RGPU_NVML_API nvmlReturn_t nvmlSystemGetConfComputeSettings(
+    nvmlSystemConfComputeSettings_t* settings) {
+  if (NvmlState::Get() == nullptr) return NVML_ERROR_UNINITIALIZED;
+  if (settings == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  if (settings->version != nvmlSystemConfComputeSettings_v1)
+    return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+  *settings = nvmlSystemConfComputeSettings_v1_t{
+      nvmlSystemConfComputeSettings_v1, NVML_CC_SYSTEM_ENVIRONMENT_UNAVAILABLE,
+      NVML_CC_SYSTEM_FEATURE_DISABLED, NVML_CC_SYSTEM_DEVTOOLS_MODE_OFF,
+      NVML_CC_SYSTEM_MULTIGPU_NONE};
+  return NVML_SUCCESS;
+}
+
+// What rgpu offers, not what the GPU host's hardware could: CC can't be used
+// through rgpu (attestation and the protected CPU-GPU channel would end at
+// the worker, not in this process), so neither the CPU side nor the GPUs are
+// reported CC capable.
+RGPU_NVML_API nvmlReturn_t nvmlSystemGetConfComputeCapabilities(
+    nvmlConfComputeSystemCaps_t* capabilities) {
+  if (NvmlState::Get() == nullptr) return NVML_ERROR_UNINITIALIZED;
+  if (capabilities == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
+  *capabilities =
+      nvmlConfComputeSystemCaps_t{NVML_CC_SYSTEM_CPU_CAPS_NONE, NVML_CC_SYSTEM_GPUS_CC_NOT_CAPABLE};
+  return NVML_SUCCESS;
+}

@@ -7,7 +7,9 @@
 // bus, device, pciDeviceId, pciSubSystemId, busId[32]: 68 bytes),
 // nvmlMemory_t, nvmlMemory_v2_t, nvmlUtilization_t, nvmlProcessInfo_v1_t,
 // nvmlProcessInfo_t (= _v2), nvmlClockType_t, nvmlTemperatureSensors_t,
-// nvmlIntNvLinkDeviceType_t, nvmlFieldValue_t (with nvmlValue_t,
+// nvmlIntNvLinkDeviceType_t, nvmlEnableState_t, nvmlNvLinkCapability_t,
+// nvmlGpuP2PCapsIndex_t, nvmlGpuP2PStatus_t, the confidential-computing
+// structs and NVML_CC_* values, nvmlFieldValue_t (with nvmlValue_t,
 // nvmlValueType_t and the NVML_FI_* ids rgpu answers), the MIG modes, the
 // buffer sizes and NVML_STRUCT_VERSION. The
 // static_asserts below pin the sizes on x86-64; a layout that drifts from the
@@ -155,7 +157,81 @@ typedef enum nvmlIntNvLinkDeviceType_enum {
 
 // nvmlDeviceGetGpuFabricInfoV takes a versioned struct whose first word is
 // its version; rgpu only reads that word (the answer is "not supported").
+// nvmlDeviceGetPlatformInfo likewise (not supported before Blackwell).
 #define NVML_VALUE_NOT_AVAILABLE (-1)
+
+typedef enum nvmlEnableState_enum {
+  NVML_FEATURE_DISABLED = 0,
+  NVML_FEATURE_ENABLED = 1
+} nvmlEnableState_t;
+
+typedef enum nvmlNvLinkCapability_enum {
+  NVML_NVLINK_CAP_P2P_SUPPORTED = 0,
+  NVML_NVLINK_CAP_SYSMEM_ACCESS = 1,
+  NVML_NVLINK_CAP_P2P_ATOMICS = 2,
+  NVML_NVLINK_CAP_SYSMEM_ATOMICS = 3,
+  NVML_NVLINK_CAP_SLI_BRIDGE = 4,
+  NVML_NVLINK_CAP_VALID = 5,
+  NVML_NVLINK_CAP_COUNT
+} nvmlNvLinkCapability_t;
+
+// nvmlDeviceGetP2PStatus: what is asked (PROP is the deprecated name of PCI)
+// and the answer.
+typedef enum nvmlGpuP2PCapsIndex_enum {
+  NVML_P2P_CAPS_INDEX_READ = 0,
+  NVML_P2P_CAPS_INDEX_WRITE = 1,
+  NVML_P2P_CAPS_INDEX_NVLINK = 2,
+  NVML_P2P_CAPS_INDEX_ATOMICS = 3,
+  NVML_P2P_CAPS_INDEX_PCI = 4,
+  NVML_P2P_CAPS_INDEX_PROP = NVML_P2P_CAPS_INDEX_PCI,
+  NVML_P2P_CAPS_INDEX_UNKNOWN = 5
+} nvmlGpuP2PCapsIndex_t;
+
+typedef enum nvmlGpuP2PStatus_enum {
+  NVML_P2P_STATUS_OK = 0,
+  NVML_P2P_STATUS_CHIPSET_NOT_SUPPORED = 1,  // sic, nvml.h's spelling
+  NVML_P2P_STATUS_CHIPSET_NOT_SUPPORTED = 1,
+  NVML_P2P_STATUS_GPU_NOT_SUPPORTED = 2,
+  NVML_P2P_STATUS_IOH_TOPOLOGY_NOT_SUPPORTED = 3,
+  NVML_P2P_STATUS_DISABLED_BY_REGKEY = 4,
+  NVML_P2P_STATUS_NOT_SUPPORTED = 5,
+  NVML_P2P_STATUS_UNKNOWN = 6
+} nvmlGpuP2PStatus_t;
+
+// Confidential computing (nvmlSystemGetConfCompute*): the values rgpu
+// reports (it never runs in CC mode), the others callers compare with, and
+// the structs they are reported in.
+#define NVML_CC_SYSTEM_CPU_CAPS_NONE 0
+#define NVML_CC_SYSTEM_GPUS_CC_NOT_CAPABLE 0
+#define NVML_CC_SYSTEM_GPUS_CC_CAPABLE 1
+#define NVML_CC_SYSTEM_DEVTOOLS_MODE_OFF 0
+#define NVML_CC_SYSTEM_ENVIRONMENT_UNAVAILABLE 0
+#define NVML_CC_SYSTEM_FEATURE_DISABLED 0
+#define NVML_CC_SYSTEM_FEATURE_ENABLED 1
+#define NVML_CC_SYSTEM_MULTIGPU_NONE 0
+#define NVML_CC_SYSTEM_MULTIGPU_PROTECTED_PCIE 1
+#define NVML_CC_SYSTEM_MULTIGPU_NVLE 2
+
+typedef struct nvmlConfComputeSystemCaps_st {
+  unsigned int cpuCaps;
+  unsigned int gpusCaps;
+} nvmlConfComputeSystemCaps_t;
+
+typedef struct nvmlConfComputeSystemState_st {
+  unsigned int environment;
+  unsigned int ccFeature;
+  unsigned int devToolsMode;
+} nvmlConfComputeSystemState_t;
+
+typedef struct {
+  unsigned int version;  // must be nvmlSystemConfComputeSettings_v1
+  unsigned int environment;
+  unsigned int ccFeature;
+  unsigned int devToolsMode;
+  unsigned int multiGpuMode;
+} nvmlSystemConfComputeSettings_v1_t;
+typedef nvmlSystemConfComputeSettings_v1_t nvmlSystemConfComputeSettings_t;
+#define nvmlSystemConfComputeSettings_v1 NVML_STRUCT_VERSION(SystemConfComputeSettings, 1)
 
 // nvmlDeviceGetMigMode
 #define NVML_DEVICE_MIG_DISABLE 0x0
@@ -247,6 +323,13 @@ static_assert(sizeof(nvmlProcessInfo_v1_t) == 16, "nvmlProcessInfo_v1_t layout (
 static_assert(sizeof(nvmlProcessInfo_t) == 24, "nvmlProcessInfo_t layout (nvml.h)");
 static_assert(sizeof(nvmlReturn_t) == 4, "nvmlReturn_t is an int-sized enum");
 static_assert(sizeof(nvmlValue_t) == 8, "nvmlValue_t layout (nvml.h)");
+static_assert(sizeof(nvmlGpuP2PStatus_t) == 4, "nvmlGpuP2PStatus_t is an int-sized enum");
+static_assert(sizeof(nvmlConfComputeSystemCaps_t) == 8, "nvmlConfComputeSystemCaps_t (nvml.h)");
+static_assert(sizeof(nvmlConfComputeSystemState_t) == 12, "nvmlConfComputeSystemState_t (nvml.h)");
+static_assert(sizeof(nvmlSystemConfComputeSettings_v1_t) == 20,
+              "nvmlSystemConfComputeSettings_v1_t layout (nvml.h)");
+static_assert(nvmlSystemConfComputeSettings_v1 == 0x01000014,
+              "nvmlSystemConfComputeSettings_v1 version word");
 static_assert(sizeof(nvmlFieldValue_t) == 40, "nvmlFieldValue_t layout (nvml.h)");
 static_assert(offsetof(nvmlFieldValue_t, valueType) == 24, "nvmlFieldValue_t layout (nvml.h)");
 static_assert(offsetof(nvmlFieldValue_t, value) == 32, "nvmlFieldValue_t layout (nvml.h)");

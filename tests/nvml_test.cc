@@ -20,6 +20,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "nvml/nvml_types.h"
 #include "tests/support/process.h"
@@ -81,6 +82,18 @@ nvmlReturn_t nvmlDeviceGetPcieSpeed(nvmlDevice_t, unsigned*);
 nvmlReturn_t nvmlDeviceGetPcieLinkMaxSpeed(nvmlDevice_t, unsigned*);
 nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t, unsigned*, unsigned*);
 nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t, int, nvmlFieldValue_t*);
+nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t, unsigned*);
+nvmlReturn_t nvmlDeviceGetP2PStatus(nvmlDevice_t, nvmlDevice_t, nvmlGpuP2PCapsIndex_t,
+                                    nvmlGpuP2PStatus_t*);
+nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t, unsigned, nvmlEnableState_t*);
+nvmlReturn_t nvmlDeviceGetNvLinkCapability(nvmlDevice_t, unsigned, nvmlNvLinkCapability_t,
+                                           unsigned*);
+nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo(nvmlDevice_t, unsigned, nvmlPciInfoV1_t*);
+nvmlReturn_t nvmlDeviceGetGpuFabricInfoV(nvmlDevice_t, void*);
+nvmlReturn_t nvmlDeviceGetPlatformInfo(nvmlDevice_t, void*);
+nvmlReturn_t nvmlSystemGetConfComputeState(nvmlConfComputeSystemState_t*);
+nvmlReturn_t nvmlSystemGetConfComputeSettings(nvmlSystemConfComputeSettings_t*);
+nvmlReturn_t nvmlSystemGetConfComputeCapabilities(nvmlConfComputeSystemCaps_t*);
 }
 
 double NowMs() {
@@ -155,6 +168,38 @@ void PrintDevice(void* nvml, unsigned i) {
   printf("nvlink_type%u %d\n", i, rc);
   rc = NVML(nvmlDeviceGetNvLinkRemotePciInfo_v2)(d, 0, &pci);
   printf("nvlink_pci%u %d\n", i, rc);
+  unsigned minor_number = 99;
+  rc = NVML(nvmlDeviceGetMinorNumber)(d, &minor_number);
+  printf("minor%u %d %u\n", i, rc, minor_number);
+  // NCCL's NVLink discovery (graph/xml.cc): for each link, capability
+  // P2P_SUPPORTED, then the state, then the remote PCI info; any failure
+  // means "no NVLink on this link". NVIDIA's NVML says NOT_SUPPORTED on a
+  // GPU without NVLink, and so does rgpu (none is reachable through it).
+  unsigned can_p2p = 7;
+  rc = NVML(nvmlDeviceGetNvLinkCapability)(d, 0, NVML_NVLINK_CAP_P2P_SUPPORTED, &can_p2p);
+  printf("nvlink_cap%u %d\n", i, rc);
+  rc = NVML(nvmlDeviceGetNvLinkCapability)(d, 0, NVML_NVLINK_CAP_COUNT, &can_p2p);
+  printf("nvlink_cap_bad%u %d\n", i, rc);
+  nvmlEnableState_t active = NVML_FEATURE_ENABLED;
+  rc = NVML(nvmlDeviceGetNvLinkState)(d, 17, &active);
+  printf("nvlink_state%u %d\n", i, rc);
+  nvmlPciInfoV1_t remote_v1{};
+  rc = NVML(nvmlDeviceGetNvLinkRemotePciInfo)(d, 0, &remote_v1);
+  printf("nvlink_pci_v1%u %d\n", i, rc);
+  // MNNVL (NCCL's init.cc): fabric info v2 with the state preset to
+  // NOT_SUPPORTED; platform info is asked only when there is a fabric.
+  unsigned fabric[128];
+  memset(fabric, 0, sizeof fabric);
+  fabric[0] = (2u << 24) | 0x1c4;  // a version word; rgpu only reads it
+  rc = NVML(nvmlDeviceGetGpuFabricInfoV)(d, fabric);
+  printf("fabric%u %d\n", i, rc);
+  unsigned platform[128];
+  memset(platform, 0, sizeof platform);
+  platform[0] = (2u << 24) | 0x118;
+  rc = NVML(nvmlDeviceGetPlatformInfo)(d, platform);
+  printf("platform%u %d\n", i, rc);
+  rc = NVML(nvmlDeviceGetPlatformInfo)(d, nullptr);
+  printf("platform_null%u %d\n", i, rc);
   char serial[64];
   rc = NVML(nvmlDeviceGetSerial)(d, serial, sizeof serial);
   printf("serial%u %d\n", i, rc);
@@ -199,6 +244,79 @@ void PrintDevice(void* nvml, unsigned i) {
   printf("fields_null%u %d\n", i, rc);
 }
 
+// nvmlDeviceGetP2PStatus for every ordered pair (a device with itself
+// included) and every caps index: "p2p_A_B RC:STATUS x5" (READ, WRITE,
+// NVLINK, ATOMICS, PCI). Then NCCL's own loop (misc/nvmlwrap.cc,
+// ncclNvmlEnsureInitialized), which fails NCCL's init on the first error:
+// "nccl_p2p_init 0", or "nccl_p2p_init RC A B INDEX" where it stopped.
+void PrintP2P(void* nvml, unsigned count) {
+  auto p2p = NVML(nvmlDeviceGetP2PStatus);
+  std::vector<nvmlDevice_t> devs(count);
+  for (unsigned i = 0; i < count; ++i) NVML(nvmlDeviceGetHandleByIndex_v2)(i, &devs[i]);
+  for (unsigned a = 0; a < count; ++a) {
+    for (unsigned b = 0; b < count; ++b) {
+      std::string line = "p2p_" + std::to_string(a) + "_" + std::to_string(b);
+      for (int index = NVML_P2P_CAPS_INDEX_READ; index <= NVML_P2P_CAPS_INDEX_PCI; ++index) {
+        nvmlGpuP2PStatus_t st = NVML_P2P_STATUS_UNKNOWN;
+        const int rc = p2p(devs[a], devs[b], static_cast<nvmlGpuP2PCapsIndex_t>(index), &st);
+        line += " " + std::to_string(rc) + ":" + std::to_string(st);
+      }
+      printf("%s\n", line.c_str());
+    }
+  }
+  std::string nccl = "0";
+  for (unsigned a = 0; a < count && nccl == "0"; ++a) {
+    for (unsigned b = 0; b < count && nccl == "0"; ++b) {
+      for (nvmlGpuP2PCapsIndex_t index : {NVML_P2P_CAPS_INDEX_READ, NVML_P2P_CAPS_INDEX_WRITE}) {
+        nvmlGpuP2PStatus_t st;
+        const int rc = p2p(devs[a], devs[b], index, &st);
+        if (rc != NVML_SUCCESS) {
+          nccl = std::to_string(rc) + " " + std::to_string(a) + " " + std::to_string(b) + " " +
+                 std::to_string(index);
+          break;
+        }
+      }
+    }
+  }
+  printf("nccl_p2p_init %s\n", nccl.c_str());
+  nvmlGpuP2PStatus_t st = NVML_P2P_STATUS_UNKNOWN;
+  int rc = p2p(devs[0], devs[0], NVML_P2P_CAPS_INDEX_UNKNOWN, &st);
+  printf("p2p_bad_index %d\n", rc);
+  rc = p2p(devs[0], devs[0], NVML_P2P_CAPS_INDEX_READ, nullptr);
+  printf("p2p_null %d\n", rc);
+  rc = p2p(devs[0], nullptr, NVML_P2P_CAPS_INDEX_READ, &st);
+  printf("p2p_null_device %d\n", rc);
+  rc = p2p(devs[0], reinterpret_cast<nvmlDevice_t>(&st), NVML_P2P_CAPS_INDEX_READ, &st);
+  printf("p2p_bogus_device %d\n", rc);
+}
+
+// Confidential computing, as NCCL (misc/nvmlwrap.cc ncclNvmlGetCCStatus),
+// vLLM and TensorRT-LLM ask: "cc_* RC FIELDS...".
+void PrintConfCompute(void* nvml) {
+  nvmlConfComputeSystemState_t state{7, 7, 7};
+  int rc = NVML(nvmlSystemGetConfComputeState)(&state);
+  printf("cc_state %d %u %u %u\n", rc, state.environment, state.ccFeature, state.devToolsMode);
+  rc = NVML(nvmlSystemGetConfComputeState)(nullptr);
+  printf("cc_state_null %d\n", rc);
+  nvmlSystemConfComputeSettings_t settings{nvmlSystemConfComputeSettings_v1, 7, 7, 7, 7};
+  rc = NVML(nvmlSystemGetConfComputeSettings)(&settings);
+  printf("cc_settings %d 0x%x %u %u %u %u\n", rc, settings.version, settings.environment,
+         settings.ccFeature, settings.devToolsMode, settings.multiGpuMode);
+  // Without a version, and with a version this NVML does not know (a v2
+  // struct of 24 bytes): refused, nothing written.
+  for (unsigned version : {0u, (2u << 24) | 24u}) {
+    nvmlSystemConfComputeSettings_t bad{version, 7, 7, 7, 7};
+    rc = NVML(nvmlSystemGetConfComputeSettings)(&bad);
+    printf("cc_settings_version_0x%x %d %u %u %u %u\n", version, rc, bad.environment,
+           bad.ccFeature, bad.devToolsMode, bad.multiGpuMode);
+  }
+  rc = NVML(nvmlSystemGetConfComputeSettings)(nullptr);
+  printf("cc_settings_null %d\n", rc);
+  nvmlConfComputeSystemCaps_t caps{7, 7};
+  rc = NVML(nvmlSystemGetConfComputeCapabilities)(&caps);
+  printf("cc_caps %d %u %u\n", rc, caps.cpuCaps, caps.gpusCaps);
+}
+
 // Processes on device 0: "KEY RET COUNT [PID USED GPU_INSTANCE]...".
 void PrintProcesses(void* nvml, const char* key) {
   nvmlDevice_t d = nullptr;
@@ -229,6 +347,12 @@ int Probe() {
   unsigned count = 0;
   rc = NVML(nvmlDeviceGetCount_v2)(&count);
   printf("count_before_init %d\n", rc);
+  nvmlGpuP2PStatus_t p2p_status;
+  rc = NVML(nvmlDeviceGetP2PStatus)(nullptr, nullptr, NVML_P2P_CAPS_INDEX_READ, &p2p_status);
+  printf("p2p_before_init %d\n", rc);
+  nvmlSystemConfComputeSettings_t cc{nvmlSystemConfComputeSettings_v1, 0, 0, 0, 0};
+  rc = NVML(nvmlSystemGetConfComputeSettings)(&cc);
+  printf("cc_settings_before_init %d\n", rc);
   const double t0 = NowMs();
   rc = NVML(nvmlInit_v2)();
   printf("init %d %.0f\n", rc, NowMs() - t0);
@@ -253,6 +377,8 @@ int Probe() {
   rc = NVML(nvmlDeviceGetHandleByUUID)("GPU-00000000-0000-0000-0000-000000000000", &none);
   printf("by_uuid_unknown %d\n", rc);
   for (unsigned i = 0; i < count; ++i) PrintDevice(nvml, i);
+  PrintP2P(nvml, count);
+  PrintConfCompute(nvml);
   char version[96] = {};
   rc = NVML(nvmlSystemGetDriverVersion)(version, sizeof version);
   printf("driver_version %d %s\n", rc, version);
@@ -356,6 +482,19 @@ RunResult RunProbe(const std::map<std::string, std::string>& env) {
   return RunProgram({self, "--probe"}, env, 60);
 }
 
+// CC off, as NVIDIA's NVML reports it on an H100 in normal mode; the
+// settings' version word is checked.
+void ExpectConfComputeOff(Facts& f) {
+  EXPECT_EQ(f["cc_settings_before_init"], "1");
+  EXPECT_EQ(f["cc_state"], "0 0 0 0") << "environment unavailable, feature disabled, devtools off";
+  EXPECT_EQ(f["cc_state_null"], "2");
+  EXPECT_EQ(f["cc_settings"], "0 0x1000014 0 0 0 0") << "version kept, multi-GPU mode none";
+  EXPECT_EQ(f["cc_settings_version_0x0"], "25 7 7 7 7") << "NVML_ERROR_ARGUMENT_VERSION_MISMATCH";
+  EXPECT_EQ(f["cc_settings_version_0x2000018"], "25 7 7 7 7");
+  EXPECT_EQ(f["cc_settings_null"], "2");
+  EXPECT_EQ(f["cc_caps"], "0 0 0") << "no CC CPU, GPUs not CC capable through rgpu";
+}
+
 TEST(Nvml, AnswersAboutTheSessionsGpus) {
   // Two GPUs in the pool; a session leases one of them.
   TestServer server({"--sim-gpus", "2"});
@@ -411,6 +550,14 @@ TEST(Nvml, AnswersAboutTheSessionsGpus) {
     EXPECT_EQ(f[key("max_clock_mem")], "0 3201");
     EXPECT_EQ(f[key("nvlink_type")], "3");
     EXPECT_EQ(f[key("nvlink_pci")], "3");
+    EXPECT_EQ(f[key("minor")], std::string("0 ") + i);
+    EXPECT_EQ(f[key("nvlink_cap")], "3") << "no NVLink, as on a GPU without one";
+    EXPECT_EQ(f[key("nvlink_cap_bad")], "2");
+    EXPECT_EQ(f[key("nvlink_state")], "3");
+    EXPECT_EQ(f[key("nvlink_pci_v1")], "3");
+    EXPECT_EQ(f[key("fabric")], "3") << "no fabric: NCCL keeps its preset NOT_SUPPORTED state";
+    EXPECT_EQ(f[key("platform")], "3") << "NVIDIA's NVML before Blackwell";
+    EXPECT_EQ(f[key("platform_null")], "2");
     EXPECT_EQ(f[key("serial")], "3") << "an unimplemented NVML function";
     // The sim's H200 is on a PCIe Gen5 x16 link.
     EXPECT_EQ(f[key("pcie_gen")], "0 5");
@@ -434,6 +581,18 @@ TEST(Nvml, AnswersAboutTheSessionsGpus) {
   const std::regex pci_re(
       "0 ([0-9A-F]{8}):([0-9A-F]{2}):([0-9A-F]{2})\\.0 ([0-9A-F]{4}):\\2:\\3\\.0 .* 0x233510de");
   EXPECT_TRUE(std::regex_match(f["pci0"], pci_re)) << f["pci0"];
+
+  // P2P: a device with itself is OK for every index, so NCCL's init loop
+  // (which failed with "nvmlDeviceGetP2PStatus(0,0,NVML_P2P_CAPS_INDEX_READ)
+  // failed: Not Supported") passes.
+  EXPECT_EQ(f["p2p_before_init"], "1");
+  EXPECT_EQ(f["p2p_0_0"], "0:0 0:0 0:0 0:0 0:0");
+  EXPECT_EQ(f["nccl_p2p_init"], "0") << all;
+  EXPECT_EQ(f["p2p_bad_index"], "2");
+  EXPECT_EQ(f["p2p_null"], "2");
+  EXPECT_EQ(f["p2p_null_device"], "2");
+  EXPECT_EQ(f["p2p_bogus_device"], "2");
+  ExpectConfComputeOff(f);
 
   EXPECT_EQ(f["driver_version"], "0 580.159");
   EXPECT_EQ(f["nvml_version"], "0 13.580.159");
@@ -464,14 +623,51 @@ TEST(Nvml, AnswersAboutTheSessionsGpus) {
   EXPECT_EQ(f["shutdown_again"], "1");
   EXPECT_EQ(f["reinit"], "0");
   EXPECT_EQ(f["count_after_reinit"], "0");
-  for (const char* name : {"nvmlDeviceGetFieldValues", "nvmlDeviceGetMigMode",
-                           "nvmlDeviceGetCurrPcieLinkGeneration", "nvmlDeviceGetCurrPcieLinkWidth"})
+  for (const char* name :
+       {"nvmlDeviceGetFieldValues", "nvmlDeviceGetMigMode", "nvmlDeviceGetCurrPcieLinkGeneration",
+        "nvmlDeviceGetCurrPcieLinkWidth", "nvmlDeviceGetP2PStatus", "nvmlDeviceGetNvLinkCapability",
+        "nvmlDeviceGetNvLinkState", "nvmlDeviceGetPlatformInfo", "nvmlSystemGetConfComputeState",
+        "nvmlSystemGetConfComputeSettings", "nvmlSystemGetConfComputeCapabilities"})
     EXPECT_EQ(r.err.find(std::string(name) + " is not supported"), std::string::npos) << r.err;
   const std::string unsupported = "nvmlDeviceGetSerial is not supported by rgpu";
   EXPECT_NE(r.err.find(unsupported), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find(unsupported), r.err.rfind(unsupported)) << "logged once, by name:\n"
                                                                << r.err;
   EXPECT_TRUE(server.alive());
+}
+
+// A two-GPU session (RGPU_GPUS=2) asked what NCCL asks at communicator init:
+// every pair's P2P status, from what the GPU host's driver says about peer
+// access (the sim's GPUs can all reach each other, native atomics included).
+TEST(Nvml, TwoGpuSessionAnswersP2PAsCudaPeers) {
+  TestServer server({"--sim-gpus", "2"});
+  auto env = server.ClientEnv();
+  env["RGPU_GPUS"] = "2";
+  const RunResult r = RunProbe(env);
+  const std::string all =
+      "stdout:\n" + r.out + "\nstderr:\n" + r.err + "\nserver:\n" + server.Log();
+  ASSERT_EQ(r.exit_code, 0) << all;
+  Facts f = Parse(r.out);
+  ASSERT_TRUE(f.count("done")) << all;
+  EXPECT_EQ(f["count"], "0 2") << all;
+  for (const char* i : {"0", "1"}) {
+    auto key = [i](const char* k) { return std::string(k) + i; };
+    EXPECT_EQ(f[key("index")], std::string("0 ") + i);
+    EXPECT_EQ(f[key("minor")], std::string("0 ") + i);
+    EXPECT_EQ(f[key("by_pci")], "0 1") << f[key("pci")];
+    EXPECT_EQ(f[key("by_uuid")], "0 1");
+    EXPECT_EQ(f[key("nvlink_cap")], "3");
+  }
+  EXPECT_NE(f["pci0"], f["pci1"]);
+  // READ, WRITE, NVLINK, ATOMICS, PCI: peers over PCIe as far as NVML says
+  // (no NVLink through rgpu), OK with themselves.
+  EXPECT_EQ(f["p2p_0_0"], "0:0 0:0 0:0 0:0 0:0");
+  EXPECT_EQ(f["p2p_1_1"], "0:0 0:0 0:0 0:0 0:0");
+  EXPECT_EQ(f["p2p_0_1"], "0:0 0:0 0:5 0:0 0:0") << "NVLINK: NVML_P2P_STATUS_NOT_SUPPORTED";
+  EXPECT_EQ(f["p2p_1_0"], "0:0 0:0 0:5 0:0 0:0");
+  EXPECT_EQ(f["nccl_p2p_init"], "0") << all;
+  ExpectConfComputeOff(f);
+  EXPECT_EQ(r.err.find("nvmlDeviceGetP2PStatus is not supported"), std::string::npos) << r.err;
 }
 
 TEST(Nvml, NoServerFailsInitWithDriverNotLoaded) {
