@@ -82,10 +82,18 @@ inline CtxObj* CurrentCtx(ClientState* s) { return s->Current(); }
 
 }  // namespace rgpu::client
 
-// Gets the state or returns the driver's answer before cuInit.
-#define RGPU_STATE_OR_RETURN(s)                                    \
-  ::rgpu::client::ClientState* s = ::rgpu::client::ClientState::Get(); \
-  if (s == nullptr || s->forked()) return CUDA_ERROR_NOT_INITIALIZED
+// Gets the state or returns the driver's answer before cuInit, in a forked
+// child, or at exit once the driver deinitialised itself (client_state.h).
+#define RGPU_STATE_OR_RETURN(s)                                                \
+  ::rgpu::client::ClientState* s = ::rgpu::client::ClientState::Get();         \
+  if (s == nullptr) return CUDA_ERROR_NOT_INITIALIZED;                         \
+  if (const CUresult rgpu_refusal_ = s->refusal(); rgpu_refusal_ != CUDA_SUCCESS) \
+  [[unlikely]] return rgpu_refusal_
+
+// For the calls answered without the state: returns CUDA_ERROR_DEINITIALIZED
+// at exit, as every call needing the driver does.
+#define RGPU_RETURN_IF_DEINITIALIZED() \
+  if (::rgpu::client::ClientState::Deinitialized()) [[unlikely]] return CUDA_ERROR_DEINITIALIZED
 
 // Gets the current context or returns CUDA_ERROR_INVALID_CONTEXT.
 #define RGPU_CTX_OR_RETURN(s, ctx)                                 \

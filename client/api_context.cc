@@ -285,12 +285,14 @@ CUresult cuCtxGetCacheConfig(CUfunc_cache* config) {
 }
 
 CUresult cuCtxGetSharedMemConfig(CUsharedconfig* config) {
+  RGPU_RETURN_IF_DEINITIALIZED();
   if (config == nullptr) return CUDA_ERROR_INVALID_VALUE;
   *config = CU_SHARED_MEM_CONFIG_FOUR_BYTE_BANK_SIZE;
   return CUDA_SUCCESS;
 }
 
 CUresult cuCtxSetSharedMemConfig(CUsharedconfig config) {
+  RGPU_RETURN_IF_DEINITIALIZED();
   // Hopper has a fixed bank size; the driver accepts and ignores this.
   return config <= CU_SHARED_MEM_CONFIG_EIGHT_BYTE_BANK_SIZE ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
@@ -323,6 +325,7 @@ namespace rgpu::client {
 CUresult PrimaryContextHandle(CUdevice dev, CUcontext* ctx) {
   ClientState* s = ClientState::Get();
   if (s == nullptr) return CUDA_ERROR_NOT_INITIALIZED;
+  RGPU_RETURN_IF_DEINITIALIZED();
   if (dev < 0 || dev >= s->device_count()) return CUDA_ERROR_INVALID_DEVICE;
   *ctx = reinterpret_cast<CUcontext>(s->Primary(dev));
   return CUDA_SUCCESS;

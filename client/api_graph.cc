@@ -237,6 +237,7 @@ CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream h, CUstreamCaptureStatus* st, c
 }
 
 CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode* mode) {
+  RGPU_RETURN_IF_DEINITIALIZED();
   if (mode == nullptr || *mode > CU_STREAM_CAPTURE_MODE_RELAXED) return CUDA_ERROR_INVALID_VALUE;
   CUstreamCaptureMode old = ThreadMode();
   ThreadMode() = *mode;

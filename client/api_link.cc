@@ -177,6 +177,7 @@ CUresult cuLinkCreate_v2(unsigned int numOptions, CUjit_option* options, void** 
 CUresult cuLinkAddData_v2(CUlinkState state, CUjitInputType type, void* data, size_t size, const char* name,
                           unsigned int numOptions, CUjit_option*, void**) {
   RGPU_LOG_DEBUG("cuLinkAddData_v2");
+  RGPU_RETURN_IF_DEINITIALIZED();
   LinkObj* l = FindLink(state);
   if (l == nullptr) return CUDA_ERROR_INVALID_HANDLE;
   return AddBytes(l, type, data, size, name, numOptions);
@@ -185,6 +186,7 @@ CUresult cuLinkAddData_v2(CUlinkState state, CUjitInputType type, void* data, si
 CUresult cuLinkAddFile_v2(CUlinkState state, CUjitInputType type, const char* path, unsigned int numOptions,
                           CUjit_option*, void**) {
   RGPU_LOG_DEBUG("cuLinkAddFile_v2");
+  RGPU_RETURN_IF_DEINITIALIZED();
   LinkObj* l = FindLink(state);
   if (l == nullptr) return CUDA_ERROR_INVALID_HANDLE;
   if (path == nullptr) return CUDA_ERROR_INVALID_VALUE;
@@ -222,6 +224,7 @@ CUresult cuLinkComplete(CUlinkState state, void** cubinOut, size_t* sizeOut) {
 
 CUresult cuLinkDestroy(CUlinkState state) {
   RGPU_LOG_DEBUG("cuLinkDestroy");
+  RGPU_RETURN_IF_DEINITIALIZED();
   LinkObj* l = nullptr;
   {
     LinkRegistry& reg = Registry();

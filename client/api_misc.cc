@@ -214,6 +214,7 @@ CUresult cuTensorMapEncodeTiled(CUtensorMap* tensorMap, CUtensorMapDataType tens
                                 CUtensorMapInterleave interleave, CUtensorMapSwizzle swizzle,
                                 CUtensorMapL2promotion l2Promotion, CUtensorMapFloatOOBfill oobFill) {
   RGPU_LOG_DEBUG("cuTensorMapEncodeTiled");
+  RGPU_RETURN_IF_DEINITIALIZED();
   if (boxDim == nullptr) return CUDA_ERROR_INVALID_VALUE;
   TensorArgs a = Common(0, tensorDataType, tensorRank, globalAddress, globalDim, globalStrides, elementStrides,
                         interleave, swizzle, l2Promotion, oobFill);
@@ -229,6 +230,7 @@ CUresult cuTensorMapEncodeIm2col(CUtensorMap* tensorMap, CUtensorMapDataType ten
                                  CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2Promotion,
                                  CUtensorMapFloatOOBfill oobFill) {
   RGPU_LOG_DEBUG("cuTensorMapEncodeIm2col");
+  RGPU_RETURN_IF_DEINITIALIZED();
   // Im2col maps are 3- to 5-dimensional (one corner offset per spatial dim).
   if (tensorRank < 3 || tensorRank > kMaxTensorRank || pixelBoxLowerCorner == nullptr ||
       pixelBoxUpperCorner == nullptr)
@@ -251,6 +253,7 @@ CUresult cuTensorMapEncodeIm2colWide(CUtensorMap* tensorMap, CUtensorMapDataType
                                      CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2Promotion,
                                      CUtensorMapFloatOOBfill oobFill) {
   RGPU_LOG_DEBUG("cuTensorMapEncodeIm2colWide");
+  RGPU_RETURN_IF_DEINITIALIZED();
   TensorArgs a = Common(2, tensorDataType, tensorRank, globalAddress, globalDim, globalStrides, elementStrides,
                         interleave, swizzle, l2Promotion, oobFill);
   a.lower = PackArray(&pixelBoxLowerCornerWidth, 1);

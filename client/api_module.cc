@@ -277,6 +277,7 @@ CUresult cuLibraryEnumerateKernels(CUkernel* kernels, unsigned int numKernels, C
 }
 
 CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode* mode) {
+  RGPU_RETURN_IF_DEINITIALIZED();
   if (mode == nullptr) return CUDA_ERROR_INVALID_VALUE;
   const char* env = getenv("CUDA_MODULE_LOADING");
   *mode = env && strcmp(env, "EAGER") == 0 ? CU_MODULE_EAGER_LOADING : CU_MODULE_LAZY_LOADING;

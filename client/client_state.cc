@@ -143,14 +143,31 @@ void AtForkChild() {
   if (ClientState* s = g_state.load()) s->OnForkChild();
 }
 
+// Registered by the first successful cuInit: see client_state.h.
+void OnExit() {
+  if (ClientState* s = g_state.load(std::memory_order_acquire)) s->MarkDeinitialized();
+}
+
 }  // namespace
 
 ClientState* ClientState::Get() {
   return g_state.load(std::memory_order_acquire);
 }
 
+bool ClientState::Deinitialized() {
+  ClientState* s = Get();
+  return s != nullptr && s->refusal() == CUDA_ERROR_DEINITIALIZED;
+}
+
+void ClientState::MarkDeinitialized() {
+  // A forked child keeps its own answer.
+  int usable = CUDA_SUCCESS;
+  refusal_.compare_exchange_strong(usable, CUDA_ERROR_DEINITIALIZED, std::memory_order_relaxed);
+}
+
 CUresult ClientState::Init(unsigned flags) {
   std::lock_guard<std::mutex> lock(g_init_mu);
+  if (Deinitialized()) return CUDA_ERROR_DEINITIALIZED;
   if (g_init_done) return g_init_result;
   if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
   auto* s = new ClientState();
@@ -159,6 +176,7 @@ CUresult ClientState::Init(unsigned flags) {
   if (g_init_result == CUDA_SUCCESS) {
     g_state.store(s, std::memory_order_release);
     pthread_atfork(nullptr, nullptr, AtForkChild);
+    std::atexit(OnExit);
   } else {
     delete s;
   }
@@ -517,6 +535,7 @@ CUresult ClientState::TakeAsyncError() {
 
 void ClientState::OnForkChild() {
   forked_ = true;
+  refusal_.store(CUDA_ERROR_NOT_INITIALIZED, std::memory_order_relaxed);
   if (conn_) conn_->AbandonAfterFork();
 }
 

@@ -16,6 +16,17 @@
 // freed by a pthread key destructor (at the exit of a thread other than the
 // main one, after its thread_local destructors), never by a thread_local
 // destructor.
+//
+// Like the real driver, the client deinitialises itself in an exit handler
+// that the first successful cuInit registers (std::atexit): handlers
+// registered later (and static objects constructed after cuInit) still call
+// the driver normally; from then on, on every thread, driver calls return
+// CUDA_ERROR_DEINITIALIZED (the real driver's answer in the destructor of a
+// static object constructed before main, measured on an H100 with driver
+// 580), except the few the real driver answers without its state
+// (cuGetErrorName/String, cuDriverGetVersion, cuGetProcAddress,
+// cuGetExportTable). The handler frees and closes nothing: other threads may
+// be inside a call, and the process is ending anyway.
 #pragma once
 
 #include <cuda.h>
@@ -263,6 +274,17 @@ class ClientState {
   void OnForkChild();
   bool forked() const { return forked_; }
 
+  // What every driver call answers instead of running (RGPU_STATE_OR_RETURN),
+  // or CUDA_SUCCESS while calls run: CUDA_ERROR_NOT_INITIALIZED in a forked
+  // child, CUDA_ERROR_DEINITIALIZED once the process is exiting. One relaxed
+  // load: it is on the path of every launch and query.
+  CUresult refusal() const { return static_cast<CUresult>(refusal_.load(std::memory_order_relaxed)); }
+  // True once the exit handler registered by the first successful cuInit
+  // ran (see OnExit in client_state.cc), for the few calls answered without
+  // the state.
+  static bool Deinitialized();
+  void MarkDeinitialized();
+
  private:
   ClientState() = default;
   CUresult Start(unsigned flags);
@@ -279,6 +301,7 @@ class ClientState {
   std::vector<int> visible_;
   std::atomic<uint64_t> next_id_{0x1000};
   bool forked_ = false;
+  std::atomic<int> refusal_{CUDA_SUCCESS};
 
   std::mutex mu_;
   std::vector<std::unique_ptr<CtxObj>> primaries_;

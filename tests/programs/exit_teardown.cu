@@ -1,20 +1,38 @@
-// Driver calls made while a process or thread ends, after thread_local
-// objects were destroyed. Libraries do that: cuFFT's cufftDestroy, called
-// from a plan cache's static destructor at exit, pushes and pops contexts;
-// cuSPARSE/cuSOLVER handle pools and cudart free memory from theirs. glibc
-// destroys the main thread's thread_local objects in exit() before any exit
-// handler or static destructor runs, and a thread's own thread_local objects
-// in reverse order of construction, so the client's per-thread state (the
-// context stack, the reply buffers of synchronous calls) must still work then.
-// (It didn't: a push into the freed stack and a reply moved into a freed
-// buffer corrupted the heap, and a PyTorch job aborted at exit with
-// "corrupted double-linked list".)
+// Driver calls made while a process or thread ends. Libraries do that:
+// cuFFT's cufftDestroy, called from a plan cache's static destructor at exit,
+// pushes and pops contexts; cuSPARSE/cuSOLVER handle pools and cudart free
+// memory from theirs.
 //
-// Checked here: the exit handler and the destructor of a thread_local object
-// made before a thread's first driver call see the current context they had
-// set, push and pop contexts, and make synchronous calls with replies
-// (allocations, memory info, device-to-host copies). Prints "OK
-// exit_teardown" from the last exit handler.
+// At exit() glibc first destroys the main thread's thread_local objects, then
+// runs exit handlers and the destructors of static objects together, in
+// reverse order of registration (a static object's destructor is registered
+// when it is constructed). A thread's own thread_local objects are destroyed
+// at its end, in reverse order of construction. The driver registers an exit
+// handler of its own at cuInit that deinitialises it (measured on an H100,
+// driver 580: the destructor of a static object constructed before main got
+// CUDA_ERROR_DEINITIALIZED from cuCtxGetCurrent, while an exit handler
+// registered after cuInit still worked). rgpu does the same.
+//
+// Checked here, in the order they run:
+//  - the destructor of a thread_local object made before a thread's first
+//    driver call ("thread teardown ok");
+//  - an exit handler registered after cuInit ("exit handler ok") and the
+//    destructor of a static object constructed after cuInit ("late static
+//    destructor ok"): both run after the main thread's thread_local objects
+//    were destroyed and before the driver's handler, and see the current
+//    context they had set, push and pop contexts, and make synchronous calls
+//    with replies (allocations, memory info, device-to-host copies). The
+//    client's per-thread state must still work then: it didn't once (a push
+//    into a freed stack and a reply moved into a freed buffer corrupted the
+//    heap, and a PyTorch job aborted at exit with "corrupted double-linked
+//    list"; the e2e test sets MALLOC_PERTURB_ so a use after free shows);
+//  - the destructor of a static object constructed before main, after the
+//    driver's handler: calls needing the driver return
+//    CUDA_ERROR_DEINITIALIZED, also on a thread still running then, while
+//    cuGetErrorName and cuDriverGetVersion still answer. Every code is
+//    printed; a mismatch is reported and the program exits 1 at the end.
+//    Measured on the real driver so far: cuCtxGetCurrent only.
+// Prints "OK exit_teardown" last, from that destructor.
 #include <cuda.h>
 
 #include <unistd.h>
@@ -30,6 +48,7 @@ namespace {
 CUcontext g_primary = nullptr;
 CUcontext g_other = nullptr;
 CUdeviceptr g_buf = 0;
+CUdeviceptr g_cached = 0;  // freed (or not) by the static destructor, as a cache would
 constexpr int kValue = 0x5eed;
 
 // From an exit handler: no exit() again.
@@ -44,6 +63,17 @@ void Fail(const char* where, const char* what, int r) {
     CUresult r_ = (x);                     \
     if (r_ != CUDA_SUCCESS) Fail(where, #x, r_); \
   } while (0)
+
+// After the driver's exit handler: checks a call's code, goes on after a
+// mismatch (the program exits 1 at the end).
+bool g_late_mismatch = false;
+void Expect(const char* where, const char* what, int got, int want) {
+  printf("%s: %s -> %d\n", where, what, got);
+  if (got != want) {
+    printf("FAIL %s: %s -> %d, expected %d\n", where, what, got, want);
+    g_late_mismatch = true;
+  }
+}
 
 // The calls a library makes in its teardown, with `expected` current.
 void TeardownCalls(const char* where, CUcontext expected) {
@@ -84,23 +114,73 @@ struct ThreadTeardown {
 };
 thread_local ThreadTeardown t_teardown;
 
+// A thread still running while the process exits: it sets its context in
+// main, then waits until the static destructor below (after the driver's exit
+// handler) lets it make its last calls.
+std::atomic<int> g_exit_stage{0};  // 1: the thread is ready; 2: call now; 3: done
+std::thread* g_exit_thread = nullptr;  // leaked: joined in that destructor
+
+void ThreadDuringExit() {
+  LATE_CK("thread during exit", cuCtxSetCurrent(g_primary));
+  CUcontext cur = nullptr;
+  LATE_CK("thread during exit", cuCtxGetCurrent(&cur));
+  g_exit_stage.store(1);
+  while (g_exit_stage.load() != 2) usleep(1000);
+  cur = nullptr;
+  Expect("thread during exit", "cuCtxGetCurrent", cuCtxGetCurrent(&cur), CUDA_ERROR_DEINITIALIZED);
+  size_t free_b = 0, total_b = 0;
+  Expect("thread during exit", "cuMemGetInfo", cuMemGetInfo(&free_b, &total_b), CUDA_ERROR_DEINITIALIZED);
+  g_exit_stage.store(3);
+}
+
+// Registered after cuInit: runs first at exit, the driver still up.
 void ExitHandler() {
   TeardownCalls("exit handler", g_primary);
-  LATE_CK("exit handler", cuMemFree(g_buf));
-  printf("OK exit_teardown\n");
+  printf("exit handler ok\n");
   fflush(stdout);
 }
 
-// A static object's destructor, as a library's cache: runs after
-// ExitHandler (registered later), the last driver user.
+// Constructed in main after cuInit (and before ExitHandler is registered):
+// destroyed after ExitHandler, still before the driver's exit handler.
+struct LateCache {
+  ~LateCache() {
+    TeardownCalls("late static destructor", g_primary);
+    LATE_CK("late static destructor", cuMemFree(g_buf));
+    printf("late static destructor ok\n");
+    fflush(stdout);
+  }
+};
+
+// A static object constructed before main, so before cuInit: destroyed after
+// the driver's exit handler, the last driver user.
 struct StaticCache {
   ~StaticCache() {
-    if (g_primary != nullptr) {
-      CUcontext cur = nullptr;
-      LATE_CK("static destructor", cuCtxGetCurrent(&cur));
-      if (cur != g_primary) Fail("static destructor", "current context", 0);
-      LATE_CK("static destructor", cuCtxSynchronize());
-    }
+    if (g_primary == nullptr) return;  // main did not get that far
+    const char* where = "static destructor";
+    CUcontext cur = nullptr;
+    Expect(where, "cuCtxGetCurrent", cuCtxGetCurrent(&cur), CUDA_ERROR_DEINITIALIZED);
+    Expect(where, "cuCtxSynchronize", cuCtxSynchronize(), CUDA_ERROR_DEINITIALIZED);
+    Expect(where, "cuCtxPushCurrent", cuCtxPushCurrent(g_other), CUDA_ERROR_DEINITIALIZED);
+    CUdeviceptr p = 0;
+    Expect(where, "cuMemAlloc", cuMemAlloc(&p, 4096), CUDA_ERROR_DEINITIALIZED);
+    Expect(where, "cuMemFree", cuMemFree(g_cached), CUDA_ERROR_DEINITIALIZED);
+    int count = 0;
+    Expect(where, "cuDeviceGetCount", cuDeviceGetCount(&count), CUDA_ERROR_DEINITIALIZED);
+    Expect(where, "cuInit", cuInit(0), CUDA_ERROR_DEINITIALIZED);
+    int version = 0;
+    Expect(where, "cuDriverGetVersion", cuDriverGetVersion(&version), CUDA_SUCCESS);
+    const char* name = nullptr;
+    Expect(where, "cuGetErrorName", cuGetErrorName(CUDA_ERROR_DEINITIALIZED, &name), CUDA_SUCCESS);
+    printf("%s: CUresult 4 is %s\n", where, name ? name : "(null)");
+    if (name == nullptr || strcmp(name, "CUDA_ERROR_DEINITIALIZED") != 0) g_late_mismatch = true;
+    fflush(stdout);
+    g_exit_stage.store(2);
+    g_exit_thread->join();
+    if (g_exit_stage.load() != 3) Fail(where, "the thread during exit did not finish", 0);
+    fflush(stdout);
+    if (g_late_mismatch) _exit(1);
+    printf("OK exit_teardown\n");
+    fflush(stdout);
   }
 } g_cache;
 
@@ -116,6 +196,7 @@ int main() {
   LATE_CK("main", cuCtxPopCurrent(&popped));
   LATE_CK("main", cuCtxSetCurrent(g_primary));
   LATE_CK("main", cuMemAlloc(&g_buf, 4096));
+  LATE_CK("main", cuMemAlloc(&g_cached, 4096));
   int v = kValue;
   LATE_CK("main", cuMemcpyHtoD(g_buf, &v, sizeof v));
   // The main thread's first use of every call of TeardownCalls, before exit.
@@ -131,6 +212,12 @@ int main() {
   t.join();
   if (thread_done.load() != 1) Fail("main", "the thread's teardown did not run", 0);
   printf("thread teardown ok\n");
+  fflush(stdout);
+
+  g_exit_thread = new std::thread(ThreadDuringExit);
+  while (g_exit_stage.load() != 1) usleep(1000);
+  static LateCache late;  // its destructor is registered now, after cuInit
+  (void)late;
   atexit(ExitHandler);
   return 0;
 }
