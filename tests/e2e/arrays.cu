@@ -37,16 +37,6 @@ __global__ void surfRead2D(cudaSurfaceObject_t s, float* out, int w, int h) {
   if (x < w && y < h) out[y * w + x] = 2 * surf2Dread<float>(s, x * 4, y);
 }
 
-// A failed check is printed and counted; the program goes on and exits 1.
-static int g_failures = 0;
-#define SOFT_EXPECT(cond, ...)                                 \
-  do {                                                         \
-    if (!(cond)) {                                             \
-      fprintf(stderr, E2E_PROGRAM ": FAILED: " __VA_ARGS__);   \
-      fprintf(stderr, "\n");                                   \
-      ++g_failures;                                            \
-    }                                                          \
-  } while (0)
 
 // Prints the code a request answered (no pointers: the line must read the
 // same on a GPU and through rgpu).

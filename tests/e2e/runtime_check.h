@@ -24,3 +24,15 @@
       exit(1);                                              \
     }                                                       \
   } while (0)
+
+// EXPECT that counts instead of exiting: the program goes on and ends with
+// exit status 1 when g_failures is not zero.
+inline int g_failures = 0;
+#define SOFT_EXPECT(cond, ...)                                 \
+  do {                                                         \
+    if (!(cond)) {                                             \
+      fprintf(stderr, E2E_PROGRAM ": FAILED: " __VA_ARGS__);   \
+      fprintf(stderr, "\n");                                   \
+      ++g_failures;                                            \
+    }                                                          \
+  } while (0)
