@@ -19,6 +19,7 @@
 
 #include "client/api_common.h"
 #include "client/unsupported.h"
+#include "common/array_format.h"
 
 using namespace rgpu::client;
 namespace proto = rgpu::proto;
@@ -32,14 +33,7 @@ bool FindArray(ClientState* s, CUarray a, ArrayObj* out) {
   return true;
 }
 
-uint64_t FormatBytes(int format) {
-  switch (format) {
-    case CU_AD_FORMAT_UNSIGNED_INT8: case CU_AD_FORMAT_SIGNED_INT8: return 1;
-    case CU_AD_FORMAT_UNSIGNED_INT16: case CU_AD_FORMAT_SIGNED_INT16: case CU_AD_FORMAT_HALF: return 2;
-    case CU_AD_FORMAT_UNSIGNED_INT32: case CU_AD_FORMAT_SIGNED_INT32: case CU_AD_FORMAT_FLOAT: return 4;
-    default: return 0;
-  }
-}
+uint64_t FormatBytes(int format) { return rgpu::ArrayFormatBytes(static_cast<uint32_t>(format)); }
 }  // namespace rgpu::client
 
 namespace {

@@ -11,6 +11,7 @@
 
 #include "backend/sim/sim_arrays.h"
 #include "backend/sim/sim_state.h"
+#include "common/array_format.h"
 
 namespace rgpu::backend::sim {
 namespace {
@@ -26,14 +27,7 @@ ArrayState& State() {
 }
 
 // Bytes of one channel, 0 for a format the sim does not model.
-uint64_t FormatBytes(int format) {
-  switch (format) {
-    case CU_AD_FORMAT_UNSIGNED_INT8: case CU_AD_FORMAT_SIGNED_INT8: return 1;
-    case CU_AD_FORMAT_UNSIGNED_INT16: case CU_AD_FORMAT_SIGNED_INT16: case CU_AD_FORMAT_HALF: return 2;
-    case CU_AD_FORMAT_UNSIGNED_INT32: case CU_AD_FORMAT_SIGNED_INT32: case CU_AD_FORMAT_FLOAT: return 4;
-    default: return 0;
-  }
-}
+uint64_t FormatBytes(int format) { return rgpu::ArrayFormatBytes(static_cast<uint32_t>(format)); }
 
 constexpr unsigned kKnownFlags = CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_SURFACE_LDST |
                                  CUDA_ARRAY3D_CUBEMAP | CUDA_ARRAY3D_TEXTURE_GATHER;

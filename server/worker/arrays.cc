@@ -56,15 +56,6 @@ Status WipeArray(const backend::DriverTable& d, const ArrayEntry& e, uint64_t* b
 
 }  // namespace
 
-uint64_t ArrayFormatBytes(uint32_t format) {
-  switch (format) {
-    case CU_AD_FORMAT_UNSIGNED_INT8: case CU_AD_FORMAT_SIGNED_INT8: return 1;
-    case CU_AD_FORMAT_UNSIGNED_INT16: case CU_AD_FORMAT_SIGNED_INT16: case CU_AD_FORMAT_HALF: return 2;
-    case CU_AD_FORMAT_UNSIGNED_INT32: case CU_AD_FORMAT_SIGNED_INT32: case CU_AD_FORMAT_FLOAT: return 4;
-    default: return 0;
-  }
-}
-
 Status ArrayTable::Add(uint64_t id, const ArrayEntry& e) {
   if (id == 0 || !arrays_.emplace(id, e).second)
     return Status::Protocol("array id " + std::to_string(id) + " is 0 or already in use");

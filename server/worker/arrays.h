@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "backend/driver_table.h"
+#include "common/array_format.h"
 #include "common/status.h"
 
 namespace rgpu::worker {
@@ -59,8 +60,7 @@ class ArrayTable {
   std::unordered_map<uint64_t, uint64_t> surfaces_;
 };
 
-// Bytes of one channel of a CUarray_format, 0 for formats rgpu does not
-// carry (block-compressed, YUV, packed normalized formats).
-uint64_t ArrayFormatBytes(uint32_t format);
+// ArrayFormatBytes: common/array_format.h.
+using rgpu::ArrayFormatBytes;
 
 }  // namespace rgpu::worker
