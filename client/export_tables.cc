@@ -469,6 +469,17 @@ uint32_t ContextCheck3() {
   return 0;
 }
 
+// CUDART_F8CFF951[1](a, b, c, va_list*): cudart's log sink. libcudart.so.13
+// +0x24c50 is a variadic function that hands its three named arguments and
+// its va_list to this slot and returns what it returns; cudart calls it with
+// a message (seen with CUDA_MODULE_LOADING=EAGER). The driver keeps such
+// messages for its logs API (cuLogs*, refused by rgpu); they are dropped here.
+CUresult CudartLogMessage(void* a, void* b, void* c, void* args) {
+  (void)a, (void)b, (void)c, (void)args;
+  RGPU_LOG_DEBUG("export table CUDART_F8CFF951[1]: a runtime log message, dropped");
+  return CUDA_SUCCESS;
+}
+
 // ---------------------------------------------------------------------------
 // CLUSTER (1734dc26). Measured on 580.159 (H200) with a tracing shim and by
 // disassembling the slots; only [4], [13] and [14] are served, the rest refuse:
@@ -594,6 +605,7 @@ struct Tables {
     slots[kIntegrityCheck][1] = Fn(&IntegrityCheck);
     slots[kContextChecks][2] = Fn(&ContextCheck);
     slots[kContextChecks][3] = Fn(&ContextCheck3);
+    slots[kCudartF8cff951][1] = Fn(&CudartLogMessage);
     auto& cluster = slots[kCluster];
     cluster[4] = Fn(&ClusterTpcLayout);
     cluster[13] = Fn(&ClusterFreeTpcLayout);
