@@ -92,7 +92,9 @@ CUresult StreamGetCtxV2(CUstream h, CUcontext* c, CUgreenCtx* green, bool pt) {
 CUresult StreamGetId(CUstream h, unsigned long long* out, bool pt) {
   if (out == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STREAM(s, h, pt, c, id);
-  *out = id;
+  // Stream 0 outside the per-thread entry points is the legacy stream: one
+  // stream, one id (the wire keeps the two handles apart; the driver does not).
+  *out = id == kWireStreamLegacyDefault ? kWireStreamLegacy : id;
   return CUDA_SUCCESS;
 }
 CUresult StreamGetDevice(CUstream h, CUdevice* dev, bool pt) {

@@ -98,6 +98,12 @@ static void TensorMaps(CUdeviceptr buf, size_t size) {
 }
 
 static void StreamAttributes(CUdeviceptr buf) {
+  // Stream 0 is the legacy stream: the same id either way it is named.
+  unsigned long long id_null = 0, id_legacy = 0, id_per_thread = 0;
+  CK(cuStreamGetId(nullptr, &id_null));
+  CK(cuStreamGetId(CU_STREAM_LEGACY, &id_legacy));
+  CK(cuStreamGetId(CU_STREAM_PER_THREAD, &id_per_thread));
+  EXPECT(id_null == id_legacy && id_null != id_per_thread);
   CUstream a = nullptr, b = nullptr;
   CK(cuStreamCreate(&a, CU_STREAM_NON_BLOCKING));
   CK(cuStreamCreate(&b, CU_STREAM_NON_BLOCKING));
