@@ -11,6 +11,7 @@
 
 #include "client/api_common.h"
 #include "client/managed_memory.h"
+#include "client/pinned_memory.h"
 #include "client/unsupported.h"
 
 using namespace rgpu::client;
@@ -119,6 +120,9 @@ CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned b
   r = EncodeLaunchAttrs(s, attrs, nattrs, &attr_bytes);
   if (r != CUDA_SUCCESS) return r;
   proto::LaunchKernelReq req{c->id, f->id, gx, gy, gz, bx, by, bz, shmem, stream, packed, attr_bytes};
+  // Pinned host buffers the kernel is given become reachable (and their
+  // content is sent by ManagedBeforeDeviceWork).
+  PromotePinnedArgs(s, packed.data(), packed.size());
   if ((r = ManagedBeforeDeviceWork(s)) != CUDA_SUCCESS) return r;
   r = Post(s, proto::CallId::kLaunchKernel, req);
   ManagedAfterDeviceWork();

@@ -9,6 +9,7 @@
 #include "client/graph_model.h"
 #include "client/managed_memory.h"
 #include "client/mem_pools.h"
+#include "client/pinned_memory.h"
 #include "client/unsupported.h"
 
 using namespace rgpu::client;
@@ -223,13 +224,14 @@ CUmemoryPool PoolOf(ClientState* s, CUdeviceptr base) {
 
 }  // namespace
 
-// True for memory from cuMemHostAlloc with CU_MEMHOSTALLOC_DEVICEMAP.
+// True for memory from cuMemHostAlloc with CU_MEMHOSTALLOC_DEVICEMAP, and
+// for plain pinned memory promoted for kernels (client/pinned_memory.h).
 static bool IsMappedHost(ClientState* s, const void* p) {
   // IsManaged first: one atomic load when the process has no managed memory
   // (cuMemFree and cuPointerGetAttribute ask every time).
   unsigned flags = 0;
   return IsManaged(reinterpret_cast<CUdeviceptr>(p)) && s->IsHostRange(p, nullptr, &flags) &&
-         (flags & CU_MEMHOSTALLOC_DEVICEMAP);
+         ((flags & CU_MEMHOSTALLOC_DEVICEMAP) || IsPromotedPinned(p));
 }
 
 CUresult cuMemFree_v2(CUdeviceptr dptr);
@@ -319,8 +321,11 @@ CUresult cuMemHostAlloc(void** pp, size_t bytesize, unsigned int flags) {
     *pp = reinterpret_cast<void*>(d);
     return CUDA_SUCCESS;
   }
-  void* p = nullptr;
-  if (posix_memalign(&p, 4096, bytesize ? bytesize : 1) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+  // Plain pinned memory: promotable (client/pinned_memory.h) where a device
+  // address range can be reserved and mirrored here, else ordinary memory
+  // that kernels cannot reach.
+  void* p = AllocPromotablePinned(s, c, bytesize);
+  if (p == nullptr && posix_memalign(&p, 4096, bytesize ? bytesize : 1) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
   s->AddHostRange(p, bytesize, flags, /*owned=*/true);
   *pp = p;
   return CUDA_SUCCESS;
@@ -333,7 +338,15 @@ CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* pdptr, void* p, unsigned int 
     *pdptr = reinterpret_cast<CUdeviceptr>(p);
     return CUDA_SUCCESS;
   }
-  if (s->IsHostRange(p))  // pinned or registered without DEVICEMAP: not reachable from the GPU host
+  // Plain pinned memory from cuMemHostAlloc: promoted, its host pointer is
+  // its device pointer (unified addressing).
+  if (s->IsHostRange(p)) {
+    bool promotable = false;
+    CUresult r = PromotePinned(s, p, &promotable);
+    if (promotable && r == CUDA_SUCCESS) *pdptr = reinterpret_cast<CUdeviceptr>(p);
+    if (promotable) return r;
+  }
+  if (s->IsHostRange(p))  // registered, or pinned that could not be promotable: not reachable from the GPU host
     return ReportUnsupported("cuMemHostGetDevicePointer on host memory allocated or registered without CU_MEMHOSTALLOC_DEVICEMAP");
   return CUDA_ERROR_INVALID_VALUE;
 }
@@ -343,6 +356,10 @@ CUresult cuMemAllocHost_v2(void** pp, size_t bytesize) { return cuMemHostAlloc(p
 CUresult cuMemFreeHost(void* p) {
   RGPU_STATE_OR_RETURN(s);
   bool owned = false;
+  if (CUresult r; FreePromotablePinned(s, p, &r)) {
+    s->RemoveHostRange(p, &owned);
+    return r;
+  }
   if (IsMappedHost(s, p)) {
     CUresult r = CUDA_ERROR_INVALID_VALUE;
     if (!s->RemoveHostRange(p, &owned) || !FreeManaged(s, reinterpret_cast<CUdeviceptr>(p), &r))

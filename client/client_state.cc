@@ -526,6 +526,11 @@ void ClientState::RecordAsyncError(int cu, const std::string& msg) {
   }
 }
 
+bool ClientState::HasAsyncError() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return async_error_ != 0;
+}
+
 CUresult ClientState::TakeAsyncError() {
   std::lock_guard<std::mutex> lock(mu_);
   int e = async_error_;

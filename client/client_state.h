@@ -269,6 +269,9 @@ class ClientState {
   // Async failures reported by the worker; surfaced at the next sync call.
   void RecordAsyncError(int cu, const std::string& msg);
   CUresult TakeAsyncError();
+  // True while an error waits for the next Sync() (calls made on the
+  // program's behalf check it so as not to take the program's error).
+  bool HasAsyncError();
 
   // Marks the state unusable in a forked child (its link is the parent's).
   void OnForkChild();

@@ -10,6 +10,7 @@
 
 #include "client/api_common.h"
 #include "client/managed_memory.h"
+#include "client/pinned_memory.h"
 #include "client/unsupported.h"
 
 namespace proto = rgpu::proto;
@@ -51,6 +52,9 @@ CUresult SetKernel(ClientState* s, GraphNode* n, CUfunction func, CUkernel kern,
     if (grid[i] == 0 || block[i] == 0) return CUDA_ERROR_INVALID_VALUE;
   std::vector<uint8_t> packed;
   if (CUresult r = PackKernelParams(f, kp, extra, &packed); r != CUDA_SUCCESS) return r;
+  // Pinned host buffers the kernel is given are promoted now: the graph's
+  // launches send no parameters (client/pinned_memory.h).
+  PromotePinnedArgs(s, packed.data(), packed.size());
   n->func = h;
   n->given_func = func;
   n->given_kern = kern;

@@ -39,6 +39,9 @@ struct Range {
   // cover only `spans`. Allocations (AllocManaged) transfer whole pages.
   bool globals = false;
   std::vector<Span> spans;
+  // Adopted (AdoptManagedRange): the mapping and the device memory belong to
+  // the caller; FreeManaged leaves the range alone.
+  bool adopted = false;
 };
 
 // The byte runs of [lo, hi) that Range r may transfer: all of it for an
@@ -227,7 +230,7 @@ bool FreeManaged(ClientState* s, CUdeviceptr p, CUresult* result) {
   {
     std::lock_guard<std::mutex> lock(g_mu);
     auto it = g_ranges->find(p);
-    if (it == g_ranges->end() || it->second.globals) return false;
+    if (it == g_ranges->end() || it->second.globals || it->second.adopted) return false;
     r = std::move(it->second);
     g_ranges->erase(it);
   }
@@ -235,6 +238,36 @@ bool FreeManaged(ClientState* s, CUdeviceptr p, CUresult* result) {
   munmap(reinterpret_cast<void*>(r.base), r.map_size);
   s->RemoveAllocation(p);
   *result = Post(s, proto::CallId::kMemFree, proto::MemFreeReq{r.ctx->id, r.alloc_base});
+  return true;
+}
+
+void AdoptManagedRange(CtxObj* ctx, CUdeviceptr p, size_t size) {
+  std::call_once(g_handler_once, InstallHandler);
+  Range r;
+  r.base = p;
+  r.alloc_base = p;
+  r.map_size = r.user_size = size;
+  r.ctx = ctx;
+  r.pages.assign(size / PageSize(), kDirty);
+  r.dirty = r.pages.size();
+  r.adopted = true;
+  mprotect(reinterpret_cast<void*>(p), size, PROT_READ | PROT_WRITE);
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    (*g_ranges)[p] = std::move(r);
+  }
+  g_count.fetch_add(1);
+}
+
+bool ForgetManagedRange(CUdeviceptr p) {
+  if (g_count.load() == 0) return false;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    auto it = g_ranges->find(p);
+    if (it == g_ranges->end() || !it->second.adopted) return false;
+    g_ranges->erase(it);
+  }
+  g_count.fetch_sub(1);
   return true;
 }
 

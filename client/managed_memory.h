@@ -31,6 +31,16 @@ CUresult AllocManaged(ClientState* s, CtxObj* ctx, size_t size, CUdeviceptr* out
 bool FreeManaged(ClientState* s, CUdeviceptr p, CUresult* result);
 bool IsManaged(CUdeviceptr p);
 
+// Pinned host memory promoted for kernels (client/pinned_memory.h): the host
+// mapping [p, p + size) and device memory at the same address exist already;
+// from now on they are kept coherent like a managed allocation. Every page
+// starts dirty (read-write), so the next ManagedBeforeDeviceWork sends the
+// host's content to the device. `size` is page-rounded.
+void AdoptManagedRange(CtxObj* ctx, CUdeviceptr p, size_t size);
+// Stops keeping an adopted range coherent; unmaps and frees nothing (the
+// caller owns the mapping and the device memory). True if it was one.
+bool ForgetManagedRange(CUdeviceptr p);
+
 // __managed__ variables of modules (cuLibraryGetManaged): the variable
 // [p, p + size) of library `module` lives in the worker's process; its page
 // is mirrored here at the same address and kept coherent like managed

@@ -4,8 +4,7 @@
 // the kernel's results are read by the host after a synchronisation, twice
 // (the second round checks that host writes after GPU work reach the GPU
 // again). Also: pointer attributes say host memory, plain pinned memory has
-// no device pointer across the network (an error, never a wrong pointer),
-// and cudaFreeHost frees mapped memory. Prints "OK zero_copy".
+// a device pointer (its host pointer), and cudaFreeHost frees mapped memory. Prints "OK zero_copy".
 #include "check.h"
 
 #include <cuda_runtime.h>
@@ -82,7 +81,7 @@ int main() {
     return 1;
   }
   // Plain pinned memory: on a local GPU it is mapped too (unified
-  // addressing); across the network it cannot be, and says so.
+  // addressing); through rgpu it is promoted (pinned_kernel_access.cu).
   float* plain = nullptr;
   CK_RT(cudaMallocHost(&plain, 4096));
   float* dplain = nullptr;
