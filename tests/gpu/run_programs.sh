@@ -37,6 +37,7 @@ PY
 export LD_LIBRARY_PATH="$(IFS=:; echo "${lib_dirs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # Also rgpu's own stderr lines ("[rgpu] warn: ..." naming a refused call): no local counterpart.
 normalize() { grep -viE 'ms|µs|us\b|GB/s|time|elapsed|^\[rgpu(-nvml)?\] ' ; }
+limit=${RGPU_PROGRAM_TIMEOUT:-45}  # seconds per run of a program
 pass=0; fail=0
 printf '%-28s | %-6s | %-6s | %s\n' program local rgpu "output equal"
 for p in "$build"/tests/e2e/* "$build"/tests/programs/* "$build"/tests/libs/*; do
@@ -54,8 +55,9 @@ for p in "$build"/tests/e2e/* "$build"/tests/programs/* "$build"/tests/libs/*; d
     link_loss) args=(0.5) ;;
     *) args=() ;;
   esac
-  lo=$(timeout 120 "$p" "${args[@]}" 2>&1); lrc=$?
-  ro=$(RGPU_SERVER=127.0.0.1:$port timeout 120 "$bin/rgpu" run -- "$p" "${args[@]}" 2>&1); rrc=$?
+  # Each program takes seconds; a hung one must not eat a device call.
+  lo=$(timeout "$limit" "$p" "${args[@]}" 2>&1); lrc=$?
+  ro=$(RGPU_SERVER=127.0.0.1:$port timeout "$limit" "$bin/rgpu" run -- "$p" "${args[@]}" 2>&1); rrc=$?
   if [ "$(printf '%s\n' "$lo" | normalize)" = "$(printf '%s\n' "$ro" | normalize)" ]; then eq=yes; else eq=no; fi
   if [ $lrc -eq $rrc ] && [ $rrc -eq 0 ] && [ $eq = yes ]; then pass=$((pass+1)); v=""; else fail=$((fail+1)); v="  <-- FAIL"; fi
   printf '%-28s | %-6s | %-6s | %s%s\n' "$name" "$lrc" "$rrc" "$eq" "$v"

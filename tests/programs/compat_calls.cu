@@ -83,14 +83,24 @@ static void StreamMemOps(CUdeviceptr buf, CUstream st) {
   EXPECT(v32 == 0xdeadbeefu && v64 == 0x1122334455667788ull);
   EXPECT(b32 == 7 && b64 == 0xabcdef0123456789ull);
 
-  // What the driver refuses at the call, and memory that is not the session's.
-  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamWriteValue32(st, buf + 2, 1, 0));
-  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamWriteValue64(st, buf + 4, 1, 0));
-  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamWriteValue32(st, buf, 1, 0x40));
-  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamWaitValue32(st, buf, 1, 7));
-  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamWriteValue32(st, 0x1000, 1, 0));
-  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamBatchMemOp(st, 4, ops, 1));
-  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamBatchMemOp(st, 0, ops, 0));
+  // What the driver refuses at the call. On a stream of their own: should a
+  // driver take one of them after all, what it queued can neither stall `st`
+  // nor wait for ever (buf is then set to 1, which satisfies the wait below
+  // whichever way its flags are read), and the run goes on to report it.
+  CUstream probe = nullptr, unblock = nullptr;
+  CK(cuStreamCreate(&probe, CU_STREAM_NON_BLOCKING));
+  CK(cuStreamCreate(&unblock, CU_STREAM_NON_BLOCKING));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamWriteValue32(probe, buf + 2, 1, 0));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamWriteValue64(probe, buf + 4, 1, 0));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamWriteValue32(probe, buf, 1, 0x40));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamWaitValue32(probe, buf, 1, 7));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamBatchMemOp(probe, 4, ops, 1));
+  EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuStreamBatchMemOp(probe, 0, ops, 0));
+  CK(cuMemsetD32Async(buf, 1, 1, unblock));
+  CK(cuStreamSynchronize(unblock));
+  CK(cuStreamSynchronize(probe));
+  CK(cuStreamDestroy(probe));
+  CK(cuStreamDestroy(unblock));
 
   // Captured: every launch of the graph writes again.
   CUstream cs = nullptr;
