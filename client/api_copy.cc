@@ -197,9 +197,8 @@ bool IsPinnedHost(ClientState* s, CUdeviceptr p, uint64_t n) {
 // stream reaches it, as a host function would. The synchronous forms are
 // synchronous with respect to the host for pinned memory (cuda.h), so they
 // wait for it.
-CUresult HostMemset(ClientState* s, CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem,
-                    size_t width, size_t height, CUstream h, bool async, bool per_thread) {
-  (void)s;
+CUresult HostMemset(CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem, size_t width, size_t height,
+                    CUstream h, bool async, bool per_thread) {
   auto fill = [dst, pitch, value, elem, width, height] {
     for (size_t row = 0; row < height; ++row) {
       auto* p = reinterpret_cast<uint8_t*>(dst + row * pitch);
@@ -221,11 +220,14 @@ CUresult Memset(CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem, siz
   if (width == 0 || height == 0) return CUDA_SUCCESS;
   uint64_t extent = height > 1 ? pitch * (height - 1) + width * elem : width * elem;
   if (height > 1 && pitch < width * elem) return CUDA_ERROR_INVALID_VALUE;
-  if (!IsDevice(s, dst, extent) && IsPinnedHost(s, dst, extent)) {
+  if (!IsDevice(s, dst, extent)) {
+    if (!IsPinnedHost(s, dst, extent)) {
+      ReportOutside(s, api, "", dst, extent);
+      return CUDA_ERROR_INVALID_VALUE;
+    }
     if (dst % elem != 0) return CUDA_ERROR_INVALID_VALUE;
-    return HostMemset(s, dst, pitch, value, elem, width, height, h, async, per_thread);
+    return HostMemset(dst, pitch, value, elem, width, height, h, async, per_thread);
   }
-  if (!CheckDevice(s, api, "", dst, extent)) return CUDA_ERROR_INVALID_VALUE;
   if (dst % elem != 0) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult mr = ManagedBeforeDeviceWork(s); mr != CUDA_SUCCESS) return mr;
   r = Post(s, proto::CallId::kMemset,

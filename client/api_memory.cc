@@ -338,17 +338,19 @@ CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* pdptr, void* p, unsigned int 
     *pdptr = reinterpret_cast<CUdeviceptr>(p);
     return CUDA_SUCCESS;
   }
+  if (!s->IsHostRange(p)) return CUDA_ERROR_INVALID_VALUE;
   // Plain pinned memory from cuMemHostAlloc: promoted, its host pointer is
   // its device pointer (unified addressing).
-  if (s->IsHostRange(p)) {
-    bool promotable = false;
-    CUresult r = PromotePinned(s, p, &promotable);
-    if (promotable && r == CUDA_SUCCESS) *pdptr = reinterpret_cast<CUdeviceptr>(p);
-    if (promotable) return r;
+  bool promotable = false;
+  CUresult r = PromotePinned(s, p, &promotable);
+  if (promotable) {
+    if (r == CUDA_SUCCESS) *pdptr = reinterpret_cast<CUdeviceptr>(p);
+    return r;
   }
-  if (s->IsHostRange(p))  // registered, or pinned that could not be promotable: not reachable from the GPU host
-    return ReportUnsupported("cuMemHostGetDevicePointer on host memory allocated or registered without CU_MEMHOSTALLOC_DEVICEMAP");
-  return CUDA_ERROR_INVALID_VALUE;
+  // Registered, or pinned that could not be made promotable: not reachable
+  // from the GPU host.
+  return ReportUnsupported(
+      "cuMemHostGetDevicePointer on host memory allocated or registered without CU_MEMHOSTALLOC_DEVICEMAP");
 }
 
 CUresult cuMemAllocHost_v2(void** pp, size_t bytesize) { return cuMemHostAlloc(pp, bytesize, 0); }

@@ -15,6 +15,12 @@
 #include "proto/frame.h"
 
 namespace rgpu::client {
+
+size_t PageSize() {
+  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return p;
+}
+
 namespace {
 
 enum PageState : uint8_t { kDeviceValid = 0, kClean = 1, kDirty = 2 };
@@ -65,11 +71,6 @@ std::map<uintptr_t, Range>* g_ranges = new std::map<uintptr_t, Range>;  // leake
 std::atomic<int> g_count{0};
 struct sigaction g_previous;
 std::once_flag g_handler_once;
-
-size_t PageSize() {
-  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return p;
-}
 
 Range* FindLocked(uintptr_t a) {
   auto it = g_ranges->upper_bound(a);

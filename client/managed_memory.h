@@ -31,6 +31,9 @@ CUresult AllocManaged(ClientState* s, CtxObj* ctx, size_t size, CUdeviceptr* out
 bool FreeManaged(ClientState* s, CUdeviceptr p, CUresult* result);
 bool IsManaged(CUdeviceptr p);
 
+// The host page size (the unit of the emulation's mappings).
+size_t PageSize();
+
 // Pinned host memory promoted for kernels (client/pinned_memory.h): the host
 // mapping [p, p + size) and device memory at the same address exist already;
 // from now on they are kept coherent like a managed allocation. Every page

@@ -46,11 +46,6 @@ std::atomic<int> g_readers{0};  // launches reading a snapshot
 std::atomic<uintptr_t> g_lo{0}, g_hi{0};
 std::vector<const Snapshot*>* g_retired = new std::vector<const Snapshot*>;
 
-size_t PageSize() {
-  static const size_t p = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return p;
-}
-
 // Publishes the unpromoted buffers (g_mu held).
 void PublishLocked() {
   Snapshot* next = nullptr;
@@ -216,45 +211,34 @@ bool IsPromotedPinned(const void* p) {
 }
 
 void PromotePinnedArgsSlow(ClientState* s, const uint8_t* params, size_t n) {
-  const uintptr_t lo = g_lo.load(std::memory_order_relaxed), hi = g_hi.load(std::memory_order_relaxed);
-  bool candidate = false;
-  for (size_t off = 0; off + 8 <= n && !candidate; off += 8) {
+  auto word = [params](size_t off) {
     uint64_t v;
     memcpy(&v, params + off, 8);
-    candidate = v >= lo && v < hi;
-  }
+    return v;
+  };
+  const uintptr_t lo = g_lo.load(std::memory_order_relaxed), hi = g_hi.load(std::memory_order_relaxed);
+  bool candidate = false;
+  for (size_t off = 0; off + 8 <= n && !candidate; off += 8) candidate = word(off) >= lo && word(off) < hi;
   if (!candidate) return;
-  uintptr_t hits[4];
-  size_t nhits = 0;
-  bool more = false;
+  // Does any word point into an unpromoted buffer? Looked up in the
+  // snapshot, without the lock: most words in bounds are device pointers.
+  bool hit = false;
   g_readers.fetch_add(1);
   if (const Snapshot* snap = g_snapshot.load()) {
-    for (size_t off = 0; off + 8 <= n; off += 8) {
-      uint64_t v;
-      memcpy(&v, params + off, 8);
+    for (size_t off = 0; off + 8 <= n && !hit; off += 8) {
+      uint64_t v = word(off);
       if (v < snap->lo || v >= snap->hi) continue;
       auto it = std::upper_bound(snap->ranges.begin(), snap->ranges.end(), std::make_pair(uintptr_t{v}, UINTPTR_MAX));
-      if (it == snap->ranges.begin() || v >= (--it)->second) continue;
-      if (std::find(hits, hits + nhits, it->first) != hits + nhits) continue;
-      if (nhits == 4) {
-        more = true;
-        break;
-      }
-      hits[nhits++] = it->first;
+      hit = it != snap->ranges.begin() && v < (--it)->second;
     }
   }
   g_readers.fetch_sub(1);
-  if (nhits == 0) return;
+  if (!hit) return;
+  // A promotion happens once per buffer: every word again, under the lock
+  // (PromoteLocked does nothing for a buffer already promoted).
   std::lock_guard<std::mutex> lock(g_mu);
-  for (size_t i = 0; i < nhits; ++i)
-    if (auto it = g_buffers->find(hits[i]); it != g_buffers->end()) (void)PromoteLocked(s, it->first, it->second);
-  if (!more) return;
-  // More than four buffers in one launch: every word again, under the lock.
-  for (size_t off = 0; off + 8 <= n; off += 8) {
-    uint64_t v;
-    memcpy(&v, params + off, 8);
-    if (auto it = FindLocked(v); it != g_buffers->end()) (void)PromoteLocked(s, it->first, it->second);
-  }
+  for (size_t off = 0; off + 8 <= n; off += 8)
+    if (auto it = FindLocked(word(off)); it != g_buffers->end()) (void)PromoteLocked(s, it->first, it->second);
 }
 
 }  // namespace rgpu::client
