@@ -98,6 +98,8 @@ void Builder::SyncRows(const std::string& rgpu, const std::string& tcp, const st
     Add(prefix + "sync round trip " + p, From(rgpu, std::string("sync.") + p + "_us"),
         From(tcp, std::string("pingpong.") + p + "_us"), "us", true);
   }
+  Add(prefix + "cuMemGetInfo round trip p50", From(rgpu, "memgetinfo.p50_us"), From(tcp, "pingpong.p50_us"),
+      "us", true);
 }
 
 void Builder::CopyRows(const std::string& rgpu, const std::string& tcp, const std::string& prefix,
@@ -250,6 +252,7 @@ std::vector<std::pair<std::string, std::string>> ExpectedRgpuKeys(const RowsCont
   auto sync_launch_copy = [&](const std::string& label) {
     keys.emplace_back(label, "sync.p50_us");
     keys.emplace_back(label, "sync.p99_us");
+    keys.emplace_back(label, "memgetinfo.p50_us");
     if (context.have_kernel) {
       keys.emplace_back(label, "launch.per_s");
       keys.emplace_back(label, "launch.enqueue_ns");

@@ -55,6 +55,23 @@ void MeasureSync(Setup& s, const DriverBenchOptions& o, Emitter* out) {
   Latency l = LatencyOf(std::move(samples));
   out->Num("sync.p50_us", l.p50_us);
   out->Num("sync.p99_us", l.p99_us);
+
+  // A query only the GPU can answer (free memory changes under the program):
+  // one round trip through rgpu, like the synchronisation above, plus the
+  // driver's own time for it.
+  samples.clear();
+  for (int i = 0; i < o.sync_warmup + o.sync_iterations; ++i) {
+    size_t free = 0, total = 0;
+    BenchClock::time_point t0 = BenchClock::now();
+    CUresult r = s.api.cuMemGetInfo(&free, &total);
+    double dt = SecondsSince(t0);
+    if (r != CUDA_SUCCESS) {
+      ErrorAll(out, {"memgetinfo.p50_us"}, Failure(s.api, "cuMemGetInfo", r));
+      return;
+    }
+    if (i >= o.sync_warmup) samples.push_back(dt);
+  }
+  out->Num("memgetinfo.p50_us", LatencyOf(std::move(samples)).p50_us);
 }
 
 // A timed loop over one query: seconds taken and the last failure, if any.

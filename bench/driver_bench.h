@@ -7,6 +7,7 @@
 // selected measures and emits one result line per value (report.h):
 //   info.device, info.driver_version
 //   sync.p50_us, sync.p99_us                 empty cuCtxSynchronize, one at a time
+//   memgetinfo.p50_us                        cuMemGetInfo, one at a time (answered by the GPU)
 //   query.<cuName>.ns                        average over query_calls calls
 //   query.bytes_up, query.bytes_down         (with `counter`) bytes the proxy saw
 //                                            during all timed query loops
