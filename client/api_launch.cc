@@ -4,6 +4,7 @@
 // the function was resolved) and sent without waiting (DESIGN.md rule 2).
 // With CUDA_LAUNCH_BLOCKING=1 every launch waits for its stream and reports
 // its error at the launch, as the local driver does.
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -77,6 +78,40 @@ CUresult EncodeLaunchAttrs(ClientState* s, const CUlaunchAttribute* attrs, unsig
   return CUDA_SUCCESS;
 }
 
+CUresult MaxActiveBlocks(int* blocks, CUfunction fn, int block_size, size_t smem, unsigned flags);
+
+// The launch attributes whose errors the driver reports at the launch: a
+// cluster shape the grid is not a multiple of, or larger than 8 blocks
+// (16 with the non-portable opt-in), gets CUDA_ERROR_INVALID_CLUSTER_SIZE;
+// a cooperative grid larger than what can be resident at once (occupancy
+// times the SM count) gets CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE.
+CUresult CheckLaunchAttrs(CUfunction fn, const FuncObj* f, const CUlaunchAttribute* attrs, unsigned nattrs,
+                          unsigned gx, unsigned gy, unsigned gz, uint64_t threads, unsigned shmem, int sms) {
+  if (attrs == nullptr) return CUDA_SUCCESS;
+  bool cooperative = false, cluster = false;
+  for (unsigned i = 0; i < nattrs; ++i) {
+    const CUlaunchAttributeValue& v = attrs[i].value;
+    if (attrs[i].id == CU_LAUNCH_ATTRIBUTE_COOPERATIVE) cooperative = v.cooperative != 0;
+    if (attrs[i].id != CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION) continue;
+    cluster = true;
+    const auto& c = v.clusterDim;
+    if (c.x == 0 || c.y == 0 || c.z == 0 || gx % c.x || gy % c.y || gz % c.z) return CUDA_ERROR_INVALID_CLUSTER_SIZE;
+    bool non_portable = f->attrs.size() > CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED &&
+                        f->attrs[CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED] != 0;
+    if (static_cast<uint64_t>(c.x) * c.y * c.z > (non_portable ? 16u : 8u)) return CUDA_ERROR_INVALID_CLUSTER_SIZE;
+  }
+  // Cooperative clusters are sized by cluster occupancy, which the server
+  // checks; a plain cooperative grid is checked here (one occupancy question
+  // per shape, cached).
+  if (!cooperative || cluster || sms <= 0) return CUDA_SUCCESS;
+  int per_sm = 0;
+  CUresult r = MaxActiveBlocks(&per_sm, fn, static_cast<int>(threads), shmem, 0);
+  if (r != CUDA_SUCCESS) return r;
+  uint64_t grid = static_cast<uint64_t>(gx) * gy * gz;
+  return grid > static_cast<uint64_t>(per_sm) * static_cast<uint64_t>(sms) ? CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE
+                                                                          : CUDA_SUCCESS;
+}
+
 CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                 unsigned bz, unsigned shmem, CUstream h, void** params, void** extra,
                 const CUlaunchAttribute* attrs, unsigned nattrs, bool per_thread) {
@@ -112,9 +147,17 @@ CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned b
       (attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y) > 0 && gy > static_cast<unsigned>(attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y))) ||
       (attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z) > 0 && gz > static_cast<unsigned>(attr(CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z))))
     return CUDA_ERROR_INVALID_VALUE;
+  // More dynamic shared memory than the function allows (48 KiB unless
+  // cuFuncSetAttribute raised it): the driver refuses the launch itself.
+  if (f->attrs.size() > CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES &&
+      shmem > static_cast<uint64_t>(std::max(0, f->attrs[CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES])))
+    return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = CheckLaunchAttrs(fn, f, attrs, nattrs, gx, gy, gz, threads, shmem,
+                                attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT));
+  if (r != CUDA_SUCCESS) return r;
 
   std::vector<uint8_t> packed;
-  CUresult r = PackParams(f, params, extra, &packed);
+  r = PackParams(f, params, extra, &packed);
   if (r != CUDA_SUCCESS) return r;
   std::vector<uint8_t> attr_bytes;
   r = EncodeLaunchAttrs(s, attrs, nattrs, &attr_bytes);

@@ -195,6 +195,26 @@ int main() {
   for (int b = 0; b < blocks; ++b) EXPECT(ranks[b] == b % 2, "cluster rank of block %d = %d", b, ranks[b]);
   printf("driver_api: cuLaunchKernelEx with clusters correct\n");
 
+  // --- launches the driver refuses at the call, not at the next sync ---
+  // More dynamic shared memory than the function allows without opting in.
+  EXPECT(cuLaunchKernel(scale_offset, 1, 1, 1, 32, 1, 1, 64 << 10, nullptr, params, nullptr) ==
+             CUDA_ERROR_INVALID_VALUE, "64 KiB of dynamic shared memory accepted without the opt-in");
+  // A grid that is not a whole number of clusters.
+  cfg.gridDimX = 7;
+  EXPECT(cuLaunchKernelEx(&cfg, cluster_rank, rparams, nullptr) == CUDA_ERROR_INVALID_CLUSTER_SIZE,
+         "7 blocks in clusters of 2 accepted");
+  cfg.gridDimX = blocks;
+  // A cooperative grid that can't be resident at once.
+  int sms = 0, per_sm = 0;
+  CHECK(cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
+  CHECK(cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, scale_offset, 128, 0));
+  EXPECT(per_sm > 0, "occupancy %d", per_sm);
+  EXPECT(cuLaunchCooperativeKernel(scale_offset, sms * per_sm + 1, 1, 1, 128, 1, 1, 0, nullptr, params) ==
+             CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE, "a cooperative grid of %d blocks accepted", sms * per_sm + 1);
+  // None of them left an error behind for the next synchronisation.
+  CHECK(cuCtxSynchronize());
+  printf("driver_api: refused launches reported at the call\n");
+
   // --- pitched memory: cuMemAllocPitch, cuMemsetD2D32, cuMemcpy2D, kernel, cuMemcpy3D ---
   const int w = 50, h = 9;
   CUdeviceptr pm;
