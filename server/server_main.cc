@@ -112,6 +112,12 @@ int ServerMain(int argc, char** argv) {
   app.add_option("--gpus", opt.gpus, "GPUs to serve: all, or host indices like 0,1")->capture_default_str();
   app.add_flag("--paranoid-wipe", opt.paranoid_wipe,
                "after a session, read back every wiped byte (default: sampled pages)");
+  app.add_option("--teardown-grace", opt.teardown_grace_s,
+                 "seconds a session's GPU work may go on after its client left (a stream waiting for ever, "
+                 "a kernel that never ends) before its worker is ended and the card scrubbed for the next "
+                 "session")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
   app.add_option("--idle-timeout", opt.idle_timeout_s,
                  "seconds a session may send nothing (its streams idle) before it may be detached")
       ->capture_default_str()
@@ -162,6 +168,7 @@ int ServerMain(int argc, char** argv) {
     w.control_fd = control_fd;
     w.session_id = session_id;
     w.paranoid_wipe = opt.paranoid_wipe;
+    w.teardown_grace_s = opt.teardown_grace_s;
     w.tls_cert = opt.tls_cert;
     w.tls_key = opt.tls_key;
     w.max_mem = opt.max_mem;

@@ -191,5 +191,27 @@ TEST(Faults, RestartedSupervisorFailsOldClientsClearlyAndServesNewOnes) {
   EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
 }
 
+TEST(Faults, SessionStuckOnTheGpuAfterItsClientLeftIsEndedAndTheCardScrubbed) {
+  // A kernel that runs two minutes, its program killed while it waits: the
+  // worker cannot tear the session down, so after --teardown-grace it ends
+  // itself, and the card is scrubbed and goes to the next session.
+  TestServer server({"--teardown-grace", "1"});
+  std::map<std::string, std::string> env = server.ClientEnv();
+  Child stuck({Program("stuck_kernel"), "120000"}, env);
+  ASSERT_TRUE(stuck.WaitForOutput("LAUNCHED", 30));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the launch reaches the worker
+  kill(stuck.pid(), SIGKILL);
+  stuck.Wait(5);
+  RunResult next = RunProgram({Program("stuck_kernel"), "10"}, env, 40);
+  EXPECT_EQ(next.exit_code, 0) << next.out << next.err;
+  EXPECT_NE(next.out.find("DONE"), std::string::npos) << next.out;
+  printf("[ figures  ] the next session ran %.1f s after the stuck one's client was killed\n", next.seconds);
+  EXPECT_LT(next.seconds, 20.0) << "the GPU stayed with the stuck session";
+  std::string log = server.Log();
+  EXPECT_NE(log.find("ending this worker without its wipe"), std::string::npos) << log;
+  EXPECT_NE(log.find("scrubbed"), std::string::npos) << log;
+  EXPECT_TRUE(server.alive());
+}
+
 }  // namespace
 }  // namespace rgpu::testing

@@ -9,6 +9,8 @@
 // array side (sim_arrays.h) is addressed like pitched memory with pitch =
 // the array's row bytes, and must lie inside the array.
 #include <cstring>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend/sim/sim_arrays.h"
 #include "backend/sim/sim_state.h"
@@ -147,6 +149,23 @@ CUresult Linear(SimDevice* s, bool src_device, uint64_t src, bool dst_device, ui
   return CUDA_SUCCESS;
 }
 
+// Zeroes [dst, dst + n) of arena memory. Whole pages are dropped
+// (MADV_DONTNEED: they read as zero and hold no host memory until written)
+// rather than written: a wipe or scrub of the whole simulated card (tens of
+// GiB) must not commit that much of the host.
+void ZeroRange(CUdeviceptr dst, uint64_t n) {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t first = (dst + page - 1) / page * page, last = (dst + n) / page * page;
+  if (n < 4 * page || first >= last) {
+    std::memset(reinterpret_cast<void*>(dst), 0, n);
+    return;
+  }
+  std::memset(reinterpret_cast<void*>(dst), 0, first - dst);
+  if (madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) != 0)
+    std::memset(reinterpret_cast<void*>(first), 0, last - first);
+  std::memset(reinterpret_cast<void*>(last), 0, dst + n - last);
+}
+
 // Memset of `height` rows of `width` elements of `elem` bytes, rows `pitch`
 // apart (pitch ignored for one row).
 CUresult Memset2D(SimDevice* s, CUdeviceptr dst, size_t pitch, uint32_t value, uint32_t elem,
@@ -162,6 +181,10 @@ CUresult Memset2D(SimDevice* s, CUdeviceptr dst, size_t pitch, uint32_t value, u
     span = row;
   }
   if (!s->IsDeviceRange(dst, span)) return CUDA_ERROR_INVALID_VALUE;
+  if (value == 0 && height == 1) {
+    ZeroRange(dst, span);
+    return CUDA_SUCCESS;
+  }
   for (size_t y = 0; y < height; ++y) {
     auto* p = reinterpret_cast<unsigned char*>(dst + y * pitch);
     switch (elem) {

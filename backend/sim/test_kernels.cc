@@ -10,6 +10,8 @@
 // programs use values that are exact in float either way).
 #include <cstdio>
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstdint>
 #include <cstring>
 
@@ -213,6 +215,23 @@ namespace {
 // measures only what the driver and the link cost.
 void BenchEmpty(const SimLaunch&) {}
 RGPU_SIM_KERNEL("rgpu_bench_empty", BenchEmpty);
+
+}  // namespace
+}  // namespace rgpu::backend
+
+// ---- tests/programs/stuck_kernel.cu -------------------------------------------
+
+namespace rgpu::backend {
+namespace {
+
+// extern "C" __global__ void rgpu_sleep_ms(unsigned ms): spins for `ms`
+// milliseconds on the GPU's clock; here it sleeps (at most 10 minutes), so
+// the worker's executor is held inside a launch as by a kernel that runs long.
+void SleepMs(const SimLaunch& l) {
+  uint32_t ms = std::min<uint32_t>(l.Arg<uint32_t>(0), 600000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+RGPU_SIM_KERNEL("rgpu_sleep_ms", SleepMs);
 
 }  // namespace
 }  // namespace rgpu::backend

@@ -80,7 +80,7 @@ Status ReceiveControl(int sock, ControlMessage* m) {
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return fail("truncated");
   proto::Reader r(buf, static_cast<size_t>(n));
   uint8_t kind = 0;
-  if (!r.U8(&kind).ok() || kind < 1 || kind > static_cast<uint8_t>(ControlKind::kResume)) return fail("unknown kind");
+  if (!r.U8(&kind).ok() || kind < 1 || kind > static_cast<uint8_t>(ControlKind::kScrub)) return fail("unknown kind");
   m->kind = static_cast<ControlKind>(kind);
   uint32_t ngpus = 0;
   if (!r.U64(&m->session_id).ok() || !r.Str(1024, &m->identity).ok() || !r.U64(&m->value).ok() ||

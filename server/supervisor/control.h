@@ -22,6 +22,11 @@
 //                                   client order}  its own, or another of the same
 //                                   type (the worker then moves the session there)
 //
+// After a session ended without its wipe (its worker died or was ended
+// while its GPU was still busy), before the GPU serves anyone else:
+//   supervisor -> worker  kScrub    {}  a warm worker zeroes all the free memory
+//                                   of its GPU, then says kReady again
+//
 // Both ends check the message kind and length; a malformed message ends the
 // worker (it never serves a client it cannot identify).
 #pragma once
@@ -43,6 +48,7 @@ enum class ControlKind : uint8_t {
   kDetached = 6,
   kReattach = 7,
   kResume = 8,
+  kScrub = 9,
 };
 
 struct ControlMessage {

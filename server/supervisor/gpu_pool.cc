@@ -120,6 +120,7 @@ void GpuPool::SpawnWarm(Gpu& g) {
   if (!options_.driver_path.empty()) args.insert(args.end(), {"--driver", options_.driver_path});
   if (!options_.profile_path.empty()) args.insert(args.end(), {"--profile", options_.profile_path});
   if (options_.paranoid_wipe) args.push_back("--paranoid-wipe");
+  args.insert(args.end(), {"--teardown-grace", std::to_string(options_.teardown_grace_s)});
   if (!options_.tls_cert.empty()) args.insert(args.end(), {"--tls-cert", options_.tls_cert, "--tls-key", options_.tls_key});
   args.insert(args.end(), {"--detach-idle", options_.detach_idle, "--idle-timeout", std::to_string(options_.idle_timeout_s)});
   // Per-session limits are the worker's to enforce.
@@ -286,7 +287,22 @@ void GpuPool::Dispatch() {
   }
 }
 
-bool GpuPool::EndLease(pid_t worker_pid, const char* how) {
+void GpuPool::MaybeScrub(Gpu& g) {
+  if (!g.needs_scrub || !g.holders.empty() || !g.warm_ready || g.warm_ctl < 0) return;
+  g.needs_scrub = false;
+  g.warm_ready = false;  // not free until the scrub is done (its next kReady)
+  if (Status st = SendControl(g.warm_ctl, {ControlKind::kScrub}); !st.ok()) {
+    // Its replacement scrubs instead (OnChildExit).
+    RGPU_LOG_WARN("gpu %d: cannot ask warm worker %d to scrub: %s", g.index, g.warm_pid, st.message().c_str());
+    g.needs_scrub = true;
+    if (g.warm_pid > 0) kill(g.warm_pid, SIGKILL);
+    return;
+  }
+  g.scrubbing = true;
+  RGPU_LOG_INFO("gpu %d: scrubbing its free memory before the next session", g.index);
+}
+
+bool GpuPool::EndLease(pid_t worker_pid, const char* how, bool clean) {
   std::string list;
   const Holder* first = nullptr;
   Holder ended;
@@ -300,8 +316,10 @@ bool GpuPool::EndLease(pid_t worker_pid, const char* how) {
       if (h->ctl >= 0) close(h->ctl);
       g.holders.erase(h);
       list += (list.empty() ? "" : ",") + std::to_string(g.index);
+      if (!clean) g.needs_scrub = true;
       if (g.holders.empty()) g.free_since = Clock::now();
       if (g.warm_pid < 0 && !g.out) SpawnWarm(g);
+      MaybeScrub(g);
       break;
     }
   }
@@ -378,7 +396,7 @@ void GpuPool::OnPoll(const std::vector<pollfd>& fds) {
         if (st.ok() && m.kind == ControlKind::kReleased) released = h->worker_pid;
         break;
       }
-      if (released > 0) changed |= EndLease(released, "released");
+      if (released > 0) changed |= EndLease(released, "released", /*clean=*/true);
       if (from > 0) changed |= OnHolderMessage(from, msg);
       if (p.fd != g.warm_ctl) continue;
       ControlMessage m;
@@ -388,8 +406,14 @@ void GpuPool::OnPoll(const std::vector<pollfd>& fds) {
         g.fast_failures = 0;
         if (!m.identity.empty()) g.name = m.identity;  // the worker's device name and memory
         if (m.value != 0) g.total_mem = m.value;
-        RGPU_LOG_INFO("gpu %d: warm worker %d ready in %.1f ms", g.index, g.warm_pid,
-                      Seconds(Clock::now() - g.warm_started) * 1e3);
+        if (g.scrubbing) {
+          g.scrubbing = false;
+          RGPU_LOG_INFO("gpu %d: scrubbed; free again", g.index);
+        } else {
+          RGPU_LOG_INFO("gpu %d: warm worker %d ready in %.1f ms", g.index, g.warm_pid,
+                        Seconds(Clock::now() - g.warm_started) * 1e3);
+        }
+        MaybeScrub(g);
         changed = true;
       } else {
         // It died or spoke nonsense: its exit is reaped in OnChildExit.
@@ -420,13 +444,16 @@ void GpuPool::OnPoll(const std::vector<pollfd>& fds) {
 bool GpuPool::OnChildExit(pid_t pid, int status) {
   std::string how = "ended (worker status " + std::to_string(status) + ")";
   const bool released = DrainDetachedControl(pid);
-  if (released || EndLease(pid, how.c_str()) || ForgetDetached(pid, how.c_str())) {
+  // A holder reaped before it said kReleased left its memory unwiped.
+  if (released || EndLease(pid, how.c_str(), /*clean=*/false) || ForgetDetached(pid, how.c_str())) {
     Dispatch();
     TellPositions();
     return true;
   }
   for (Gpu& g : gpus_) {
     if (pid == g.warm_pid) {
+      if (g.scrubbing) g.needs_scrub = true;  // its replacement scrubs
+      g.scrubbing = false;
       if (g.warm_ctl >= 0) close(g.warm_ctl);
       g.warm_ctl = -1;
       g.warm_pid = -1;

@@ -117,6 +117,11 @@ class GpuPool {
     Clock::time_point warm_started;
     Clock::time_point retry_at;
     bool out = false;  // taken out of the pool (warm workers keep failing)
+    // A session of this GPU ended without its wipe (its worker died or was
+    // ended): its warm worker scrubs the card (control.h kScrub) before the
+    // GPU is free again. scrubbing: the warm worker is at it now.
+    bool needs_scrub = false;
+    bool scrubbing = false;
     // Reported by its warm worker (kReady): the supervisor loads no CUDA.
     std::string name;
     uint64_t total_mem = 0;
@@ -149,7 +154,10 @@ class GpuPool {
   void Attach(const std::vector<int>& positions, Waiting w);
   // Ends the lease of the session served by `worker_pid` on every GPU it
   // holds. Returns false if it held none.
-  bool EndLease(pid_t worker_pid, const char* how);
+  // `clean`: the worker said kReleased (the session's memory is wiped).
+  bool EndLease(pid_t worker_pid, const char* how, bool clean);
+  // Has the warm worker scrub the GPU if it needs it and nobody holds it.
+  void MaybeScrub(Gpu& g);
   // GPUs that can serve sessions (not taken out of the pool).
   int Usable() const;
   // Up to `n` free GPUs with a ready warm worker (positions, pool order).

@@ -51,6 +51,10 @@ struct SupervisorOptions {
   std::string log_level;
   std::string gpus = "all";     // "all" or a comma-separated list of host GPU indices
   bool paranoid_wipe = false;   // workers read back every wiped byte
+  // A session's teardown (its GPU work draining, the wipe) may take this
+  // long after it ends; then its worker ends itself and the card is
+  // scrubbed before the next session (server/worker/teardown_guard.h).
+  double teardown_grace_s = 20.0;
   // Idle detach (docs/time-slicing.md): a session idle this long is
   // detached when someone waits (waiting), whenever idle (always), or never.
   double idle_timeout_s = 2.0;

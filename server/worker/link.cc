@@ -52,7 +52,12 @@ Link::~Link() {
   if (reader_.joinable()) reader_.join();
 }
 
-void Link::Start() { reader_ = std::thread([this] { ReadLoop(); }); }
+void Link::Start(std::function<void()> on_end) {
+  reader_ = std::thread([this, on_end = std::move(on_end)] {
+    ReadLoop();
+    if (on_end) on_end();
+  });
+}
 
 void Link::Close() {
   std::lock_guard<std::mutex> lock(mu_);

@@ -72,7 +72,9 @@ class Link {
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
 
-  void Start();
+  // Starts the reader. `on_end` (optional) runs on the reader thread once the
+  // link has ended (the client left or broke the protocol).
+  void Start(std::function<void()> on_end = {});
   // The next request, in arrival order. Returns false once the client has
   // gone (*why is kTransport) or broke the protocol (*why says how).
   // Executor thread only (it takes queued requests in batches).

@@ -400,7 +400,8 @@ std::vector<std::pair<CUcontext, CUstream>> Session::AllStreams() const {
   return out;
 }
 
-void Session::ReleaseAll(bool paranoid_wipe) {
+bool Session::ReleaseAll(bool paranoid_wipe) {
+  bool all_wiped = true;
   // Work may still run: wait for it before freeing what it uses.
   for (auto& [id, c] : contexts_) {
     if (driver_.cuCtxSetCurrent && driver_.cuCtxSynchronize) {
@@ -410,8 +411,8 @@ void Session::ReleaseAll(bool paranoid_wipe) {
   }
   // Every byte this session could have written is zeroed before anything is
   // freed (a sticky error in the context can make this fail: then the
-  // context's memory goes back to the driver, which scrubs it for the next
-  // process, and the failure is logged).
+  // context's memory goes back to the driver when the worker exits, the
+  // failure is logged, and the card is scrubbed before the next session).
   if (!allocations_.empty() || (heap_ && heap_->chunk_bytes() > 0)) {
     Result<uint64_t> wiped = WipeAll(paranoid_wipe);
     if (wiped.ok())
@@ -419,6 +420,7 @@ void Session::ReleaseAll(bool paranoid_wipe) {
                     (unsigned long long)*wiped, paranoid_wipe ? " (full read-back)" : "");
     else
       RGPU_LOG_ERROR("session %llu: %s", (unsigned long long)session_id_, wiped.status().message().c_str());
+    all_wiped &= wiped.ok();
   }
   // Arrays are device memory too: wiped (by a copy from zeros) and freed,
   // with the texture and surface objects over them (arrays.h).
@@ -429,6 +431,7 @@ void Session::ReleaseAll(bool paranoid_wipe) {
                     (unsigned long long)session_id_, (unsigned long long)*wiped);
     else
       RGPU_LOG_ERROR("session %llu: %s", (unsigned long long)session_id_, wiped.status().message().c_str());
+    all_wiped &= wiped.ok();
   }
   for (auto& [id, e] : execs_)
     if (driver_.cuGraphExecDestroy) driver_.cuGraphExecDestroy(e);
@@ -484,6 +487,7 @@ void Session::ReleaseAll(bool paranoid_wipe) {
   contexts_.clear();
   current_ctx_id_ = 0;
   current_ctx_ = nullptr;
+  return all_wiped;
 }
 
 }  // namespace rgpu::worker

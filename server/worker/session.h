@@ -210,8 +210,9 @@ class Session {
   Result<uint64_t> WipeByContext(const std::map<CUdeviceptr, uint64_t>& ranges, bool paranoid);
   // Frees everything the session still holds (modules, streams, events,
   // memory, contexts), in dependency order, after wiping it. Called at
-  // session end.
-  void ReleaseAll(bool paranoid_wipe = false);
+  // session end. False when some memory could not be wiped (a sticky error
+  // in its context): the worker then leaves the card to be scrubbed.
+  bool ReleaseAll(bool paranoid_wipe = false);
 
  private:
   struct ContextEntry {

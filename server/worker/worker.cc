@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -16,7 +17,9 @@
 #include "server/worker/link.h"
 #include "server/worker/output_capture.h"
 #include "server/worker/session.h"
+#include "server/worker/teardown_guard.h"
 #include "server/worker/tls_session.h"
+#include "server/worker/card_scrub.h"
 #include "server/worker/d2h_staging.h"
 #include "server/worker/device_heap.h"
 #include "server/worker/swap.h"
@@ -187,6 +190,20 @@ int RunWorker(const WorkerOptions& given) {
     if (!server::SendControl(options.control_fd, ready).ok()) return 1;
     server::ControlMessage m;
     Status st = server::ReceiveControl(options.control_fd, &m);
+    // The GPU's last session ended without its wipe: scrub, then be ready again.
+    while (st.ok() && m.kind == server::ControlKind::kScrub) {
+      auto t0 = std::chrono::steady_clock::now();
+      Result<uint64_t> scrubbed = ScrubFreeMemory(driver, options.paranoid_wipe);
+      if (!scrubbed.ok()) {
+        RGPU_LOG_ERROR("warm worker: %s", scrubbed.status().ToString().c_str());
+        return 1;  // the supervisor starts another, which scrubs again
+      }
+      RGPU_LOG_INFO("gpu %d: scrubbed %.1f GiB of free memory in %.0f ms (its last session ended without its wipe)",
+                    options.device, *scrubbed / double(1ull << 30),
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      if (!server::SendControl(options.control_fd, ready).ok()) return 1;
+      st = server::ReceiveControl(options.control_fd, &m);
+    }
     if (!st.ok() || m.kind != server::ControlKind::kAttach) return st.ok() ? 2 : 0;  // supervisor gone
     options.fd = m.fd;
     options.session_id = m.session_id;
@@ -236,7 +253,12 @@ int RunWorker(const WorkerOptions& given) {
     capture.reset();
   }
   int rc = 0;
+  bool wiped = true;
   {
+    // A session whose GPU work never ends must not keep the card leased.
+    // Declared before the link: the link's reader arms it until it stops.
+    TeardownGuard guard(options.session_id,
+                        std::chrono::milliseconds(static_cast<int64_t>(options.teardown_grace_s * 1e3)));
     Link link(options.fd, tls.get(), options.max_pending_bytes, codec);
     // Idle detach needs the supervisor (warm mode) and VMM in the backend.
     // The heap outlives the session's ReleaseAll (declared first).
@@ -262,7 +284,7 @@ int RunWorker(const WorkerOptions& given) {
       detacher = std::make_unique<IdleDetacher>(session, heap, options.control_fd, detach_options);
       detacher->set_client_gone([&link] { return link.ended(); });
     }
-    link.Start();
+    link.Start([&guard] { guard.Arm("the client left"); });
     std::vector<uint8_t> reply, out;
     WorkerStats stats;
     for (;;) {
@@ -305,14 +327,17 @@ int RunWorker(const WorkerOptions& given) {
       }
     }
     stats.Log(options.session_id, "at session end");
+    guard.Arm("the session ended");
     // Host functions still waiting must not hold the streams forever.
     link.Close();
-    session.ReleaseAll(options.paranoid_wipe);
+    wiped = session.ReleaseAll(options.paranoid_wipe);
     session.set_link(nullptr);
+    guard.Finished();
   }
   // Wiped and freed: the GPU can serve the next session while this process
-  // destroys its context and exits.
-  if (options.control_fd >= 0) {
+  // destroys its context and exits. Not wiped: no kReleased, so the
+  // supervisor has the card scrubbed once this process is gone.
+  if (options.control_fd >= 0 && wiped) {
     (void)server::SendControl(options.control_fd, {server::ControlKind::kReleased, options.session_id});
     close(options.control_fd);
   }

@@ -21,6 +21,9 @@ struct WorkerOptions {
   bool paranoid_wipe = false;
   uint64_t max_mem = 0;                       // device bytes the session may hold; 0: no limit
   uint64_t max_pending_bytes = 512ull << 20;  // request bytes queued ahead of the executor
+  // After the session ends, how long its teardown (the GPU's work draining,
+  // the wipe) may take before the worker ends itself (teardown_guard.h).
+  double teardown_grace_s = 20;
   // TLS (warm mode): the server's certificate and key, loaded before the
   // sandbox; the client then runs its second TLS session with this worker
   // (server/worker/tls_session.h).

@@ -36,7 +36,8 @@ def main():
     model = Net().cuda().to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     scaler = torch.amp.GradScaler("cuda", init_scale=2.0 ** 16)
-    x = torch.randn(34, 32, 3, 32, 32, device="cuda", generator=g).to(memory_format=torch.channels_last)
+    x = [t.contiguous(memory_format=torch.channels_last)
+         for t in torch.randn(34, 32, 3, 32, 32, device="cuda", generator=g)]
     y = torch.randint(0, 10, (34, 32), device="cuda", generator=g)
     losses, scales, norms = [], [], []
 

@@ -16,7 +16,9 @@ def child(rank, q):
     g = torch.Generator(device="cuda").manual_seed(100 + rank)
     a = torch.randn(256, 256, device="cuda", generator=g)
     b = (a @ a.T).relu().sum(dim=1)
-    q.put((rank, torch.cuda.device_count(), b.cpu()))
+    # Plain numbers: a CPU tensor would travel as a shared-memory fd that
+    # the parent must fetch from this process before it exits.
+    q.put((rank, torch.cuda.device_count(), b.cpu().tolist()))
 
 
 def cpu_worker(q):
@@ -54,6 +56,7 @@ def main():
     r["child_exit"] = [p.exitcode for p in procs]
     for rank in range(2):
         count, b = got[rank]
+        b = torch.tensor(b)
         g = torch.Generator(device="cuda").manual_seed(100 + rank)
         a = torch.randn(256, 256, device="cuda", generator=g)
         mine = (a @ a.T).relu().sum(dim=1).cpu()
