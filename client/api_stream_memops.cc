@@ -38,6 +38,21 @@ struct Op {
 bool IsWait(uint32_t t) { return t == CU_STREAM_MEM_OP_WAIT_VALUE_32 || t == CU_STREAM_MEM_OP_WAIT_VALUE_64; }
 bool IsWrite(uint32_t t) { return t == CU_STREAM_MEM_OP_WRITE_VALUE_32 || t == CU_STREAM_MEM_OP_WRITE_VALUE_64; }
 
+// What the device cannot do, the driver refuses at the call with
+// CUDA_ERROR_NOT_SUPPORTED (Hopper: no remote-write flush).
+CUresult CheckCapability(const std::vector<int32_t>& attrs, const Op& op) {
+  auto attr = [&](CUdevice_attribute a) { return static_cast<size_t>(a) < attrs.size() ? attrs[a] : 1; };
+  bool flush = op.type == CU_STREAM_MEM_OP_FLUSH_REMOTE_WRITES ||
+               (IsWait(op.type) && (op.flags & CU_STREAM_WAIT_VALUE_FLUSH));
+  if (flush && attr(CU_DEVICE_ATTRIBUTE_CAN_FLUSH_REMOTE_WRITES) == 0) return CUDA_ERROR_NOT_SUPPORTED;
+  bool wide = op.type == CU_STREAM_MEM_OP_WAIT_VALUE_64 || op.type == CU_STREAM_MEM_OP_WRITE_VALUE_64;
+  if (wide && attr(CU_DEVICE_ATTRIBUTE_CAN_USE_64_BIT_STREAM_MEM_OPS) == 0) return CUDA_ERROR_NOT_SUPPORTED;
+  bool nor = IsWait(op.type) &&
+             (op.flags & ~static_cast<uint32_t>(CU_STREAM_WAIT_VALUE_FLUSH)) == CU_STREAM_WAIT_VALUE_NOR;
+  if (nor && attr(CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR) == 0) return CUDA_ERROR_NOT_SUPPORTED;
+  return CUDA_SUCCESS;
+}
+
 CUresult CheckOp(ClientState* s, const Op& op, const char* name) {
   if (IsWait(op.type)) {
     if ((op.flags & ~static_cast<uint32_t>(CU_STREAM_WAIT_VALUE_FLUSH)) > CU_STREAM_WAIT_VALUE_NOR)
@@ -66,8 +81,11 @@ CUresult Queue(CUstream h, bool pt, bool batch, unsigned flags, const std::vecto
   StreamObj* so = s->FindStream(h);
   CtxObj* c = so ? so->ctx : s->Current();
   if (c == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
-  for (const Op& op : ops)
+  const std::vector<int32_t>& attrs = s->device(c->device).attributes;
+  for (const Op& op : ops) {
     if (CUresult r = CheckOp(s, op, host_name); r != CUDA_SUCCESS) return r;
+    if (CUresult r = CheckCapability(attrs, op); r != CUDA_SUCCESS) return r;
+  }
   std::vector<uint8_t> bytes;
   proto::Writer w(&bytes);
   w.U32(static_cast<uint32_t>(ops.size()));
