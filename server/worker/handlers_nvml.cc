@@ -2,7 +2,8 @@
 // libnvidia-ml.so.1 on the client (client/nvml_bridge.h, proto/nvml_query.h).
 //
 // `cuda` backend: the answer comes from the GPU host's real NVML, loaded
-// lazily on the first query and kept for the worker's life. The session's
+// by the warm worker before its session (nvml_preload.h), else on the first
+// query, and kept for the worker's life. The session's
 // ordinal is mapped to the NVML device by the PCI bus id the worker's own
 // driver reports (cuDeviceGetPCIBusId), else by UUID: NVML ignores
 // CUDA_VISIBLE_DEVICES, so NVML's index is not the session's ordinal.
@@ -46,6 +47,7 @@
 #include "common/log.h"
 #include "nvml/nvml_types.h"
 #include "proto/nvml_query.h"
+#include "server/worker/nvml_preload.h"
 #include "server/worker/handlers.gen.h"
 #include "server/worker/session.h"
 
@@ -135,11 +137,10 @@ std::string LoadedFile(void* handle, const std::string& requested) {
   return real.empty() ? name : real;
 }
 
-std::vector<std::string> Candidates(const Session& s) {
+std::vector<std::string> Candidates(const backend::DriverTable& d) {
   std::vector<std::string> out;
   Dl_info info{};
-  if (s.driver().cuInit != nullptr &&
-      dladdr(reinterpret_cast<void*>(s.driver().cuInit), &info) != 0 && info.dli_fname != nullptr &&
+  if (d.cuInit != nullptr && dladdr(reinterpret_cast<void*>(d.cuInit), &info) != 0 && info.dli_fname != nullptr &&
       info.dli_fname[0] == '/') {
     out.push_back(DirName(info.dli_fname) + "/libnvidia-ml.so.1");
   }
@@ -200,10 +201,10 @@ Status LoadOne(const std::string& path, RealNvml* n) {
   return {};
 }
 
-RealNvml& Nvml(const Session& s) {
-  static RealNvml* nvml = [&s] {
+RealNvml& Nvml(const backend::DriverTable& d) {
+  static RealNvml* nvml = [&d] {
     auto* n = new RealNvml;  // leaked: NVML is never shut down in a worker
-    for (const std::string& path : Candidates(s)) {
+    for (const std::string& path : Candidates(d)) {
       Status st = LoadOne(path, n);
       if (st.ok()) {
         n->ok = true;
@@ -325,7 +326,7 @@ void RealPcie(RealNvml& n, nvmlDevice_t d, NvmlAnswer* a) {
 }
 
 void RealAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
-  RealNvml& n = Nvml(s);
+  RealNvml& n = Nvml(s.driver());
   if (!n.ok) {
     a->nvml_return = NVML_ERROR_NOT_SUPPORTED;
     return;
@@ -473,6 +474,10 @@ Status SimAnswer(const Session& s, int dev, NvmlWhat what, NvmlAnswer* a) {
 }
 
 }  // namespace
+
+void PreloadNvml(const backend::DriverTable& d, const std::string& backend_kind) {
+  if (backend_kind == "cuda") (void)Nvml(d);
+}
 
 Status HandleNvmlQuery(Session& s, const proto::NvmlQueryReq& req, proto::NvmlQueryRep* rep) {
   // The reply's span points here until the dispatcher has encoded it.

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "common/log.h"
@@ -15,6 +16,7 @@
 #include "server/supervisor/control.h"
 #include "server/worker/handlers.gen.h"
 #include "server/worker/link.h"
+#include "server/worker/nvml_preload.h"
 #include "server/worker/output_capture.h"
 #include "server/worker/session.h"
 #include "server/worker/teardown_guard.h"
@@ -144,6 +146,13 @@ int RunWorker(const WorkerOptions& given) {
   WorkerOptions options = given;
   SetLogTag("rgpu-worker[" + std::to_string(getpid()) + "]");
   backend::DriverTable driver;
+  // Joined before the worker returns: exit must not run while it loads NVML.
+  struct Joined {
+    std::thread thread;
+    ~Joined() {
+      if (thread.joinable()) thread.join();
+    }
+  } nvml_preload;
   Status loaded = backend::LoadBackend(options.backend, &driver);
   // TLS: the key is read now, before the sandbox closes the file system,
   // and the random generator seeded while getrandom is certainly allowed.
@@ -188,6 +197,10 @@ int RunWorker(const WorkerOptions& given) {
       ready.identity = name;
     if (driver.cuDeviceTotalMem_v2 && driver.cuDeviceTotalMem_v2(&total, dev) == CUDA_SUCCESS) ready.value = total;
     if (!server::SendControl(options.control_fd, ready).ok()) return 1;
+    // While the session has not come: NVML's init is slow, and its first
+    // query should not pay for it. Detached: a session may start (and query
+    // NVML, which then waits for this one load) before it ends.
+    nvml_preload.thread = std::thread([driver, kind = options.backend.kind] { PreloadNvml(driver, kind); });
     server::ControlMessage m;
     Status st = server::ReceiveControl(options.control_fd, &m);
     // The GPU's last session ended without its wipe: scrub, then be ready again.
