@@ -403,10 +403,7 @@ CUresult cuFuncSetAttribute(CUfunction hfunc, CUfunction_attribute attrib, int v
   CtxObj* c = s->Current() ? s->Current() : f->module->ctx;
   CUresult r = Sync(s, proto::CallId::kFuncSetAttribute,
                     proto::FuncSetAttributeReq{c->id, f->id, static_cast<uint32_t>(attrib), value});
-  if (r == CUDA_SUCCESS && static_cast<size_t>(attrib) < f->attrs.size()) {
-    f->attrs[attrib] = value;
-    s->BumpFuncEpoch();
-  }
+  if (r == CUDA_SUCCESS) s->SetFuncAttribute(f, attrib, value);
   return r;
 }
 

@@ -396,6 +396,14 @@ FuncObj* ClientState::FindFunc(const void* f) {
   return it == funcs_.end() ? nullptr : it->second.get();
 }
 
+void ClientState::SetFuncAttribute(const FuncObj* f, int attrib, int32_t value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [handle, g] : funcs_)
+    if (g->module == f->module && g->name == f->name && attrib >= 0 && static_cast<size_t>(attrib) < g->attrs.size())
+      g->attrs[attrib] = value;
+  BumpFuncEpoch();
+}
+
 GraphObj* ClientState::FindGraph(const void* g) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = graphs_.find(g);

@@ -232,6 +232,10 @@ class ClientState {
   void DropModule(ModuleObj* m);
   FuncObj* AddFunc(std::unique_ptr<FuncObj> f);
   FuncObj* FindFunc(const void* f);
+  // Records a function attribute the driver accepted: on `f` and on every
+  // other handle of the same function (the same name in the same module:
+  // one function to the driver, however many times it was looked up).
+  void SetFuncAttribute(const FuncObj* f, int attrib, int32_t value);
   // Changes whenever a function's attributes change or functions go away
   // (module unload): answers cached per thread under a handle and this value
   // stay valid while it holds, without a FindFunc.

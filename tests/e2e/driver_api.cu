@@ -199,6 +199,16 @@ int main() {
   // More dynamic shared memory than the function allows without opting in.
   EXPECT(cuLaunchKernel(scale_offset, 1, 1, 1, 32, 1, 1, 64 << 10, nullptr, params, nullptr) ==
              CUDA_ERROR_INVALID_VALUE, "64 KiB of dynamic shared memory accepted without the opt-in");
+  // Allowed once raised, through any handle of the function: the driver has
+  // one function per module and name, however often it is looked up.
+  CUfunction again;
+  CHECK(cuModuleGetFunction(&again, mod, kScaleOffset));
+  CHECK(cuFuncSetAttribute(scale_offset, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 64 << 10));
+  int raised = 0;
+  CHECK(cuFuncGetAttribute(&raised, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, again));
+  EXPECT(raised == 64 << 10, "the raised limit reads %d through another handle", raised);
+  CHECK(cuLaunchKernel(again, 1, 1, 1, 32, 1, 1, 64 << 10, nullptr, params, nullptr));
+  CHECK(cuCtxSynchronize());
   // A grid that is not a whole number of clusters.
   cfg.gridDimX = 7;
   EXPECT(cuLaunchKernelEx(&cfg, cluster_rank, rparams, nullptr) == CUDA_ERROR_INVALID_CLUSTER_SIZE,
