@@ -13,7 +13,9 @@ bin="$build/bin"
 if [ -f "$build/tests.tar.xz" ] && [ ! -d "$build/tests" ]; then tar xJf "$build/tests.tar.xz" -C "$build"; fi
 port=${RGPU_PROGRAMS_PORT:-7391}
 log=${OUT:-/tmp}/rgpu-programs-server.log
-"$bin/rgpu-server" --listen 127.0.0.1:$port --backend cuda ${RGPU_SERVER_ARGS:-} >"$log" 2>&1 &
+# A program killed while its GPU work cannot end frees the GPU for the next
+# one after 5 s (the default, 20 s, would eat the run's time).
+"$bin/rgpu-server" --listen 127.0.0.1:$port --backend cuda --teardown-grace 5 ${RGPU_SERVER_ARGS:-} >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
