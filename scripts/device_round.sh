@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One device call's worth of GPU checks, in the order that gets the most out
+# of a 600 s call, everything written under $OUT (the device tool brings it
+# back). Build here, pack with scripts/devrun_pack.sh BUILD build-dev, carry
+# build-dev, then on the GPU host:
+#   scripts/device_round.sh build-dev/build [programs] [probe] [bench] [suite]
+# (no stage named: all four). Stages:
+#   programs  tests/gpu/run_programs.sh (every nvcc-built program, local vs
+#             rgpu), at most 200 s            -> $OUT/programs.txt
+#   probe     scripts/query_latency_probe.py natively and through rgpu with
+#             the server's per-call stats     -> $OUT/probe.txt, srv_probe.log
+#   bench     rgpu bench --torch-first, at most 250 s -> $OUT/bench.{txt,json}
+#   suite     starts the GPU suite detached (tests/gpu/run_detached.sh): collect
+#             it with `tests/gpu/run_detached.sh wait 570` in the next calls,
+#             each within the machine's 30 s idle release
+set -u
+build=${1:?build dir (e.g. build-dev/build)}
+shift
+stages=${*:-programs probe bench suite}
+out=${OUT:-/tmp/device-round}
+mkdir -p "$out"
+if [ -f "$build/tests.tar.xz" ] && [ ! -d "$build/tests" ]; then tar xJf "$build/tests.tar.xz" -C "$build"; fi
+nvidia-smi -L 2>&1 | tee "$out/gpu.txt"
+has() { [[ " $stages " == *" $1 "* ]]; }
+if has programs; then
+  timeout 200 tests/gpu/run_programs.sh "$build" >"$out/programs.txt" 2>&1
+  echo "programs exit $?" >>"$out/programs.txt"
+  grep -E "FAIL|passed|exit" "$out/programs.txt" | cut -c1-200
+fi
+if has probe; then
+  {
+    echo "== native"
+    python3 scripts/query_latency_probe.py 2000
+    RGPU_STATS=1 RGPU_LOG=info "$build/bin/rgpu-server" --listen 127.0.0.1:7499 --backend cuda \
+      >"$out/srv_probe.log" 2>&1 &
+    srv=$!
+    sleep 1.5
+    echo "== through rgpu (sandboxed workers, server stats in srv_probe.log)"
+    RGPU_SERVER=127.0.0.1:7499 timeout 60 "$build/bin/rgpu" run -- python3 scripts/query_latency_probe.py 2000
+    sleep 1
+    kill $srv
+    wait $srv 2>/dev/null
+  } >"$out/probe.txt" 2>&1
+  cat "$out/probe.txt"
+fi
+if has bench; then
+  timeout 270 "$build/bin/rgpu" bench --torch-first --deadline 250 --json "$out/bench.json" >"$out/bench.txt" 2>&1
+  echo "bench exit $?"
+  cat "$out/bench.txt"
+fi
+if has suite; then
+  tests/gpu/run_detached.sh start "$build"
+fi
