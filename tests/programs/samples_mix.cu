@@ -493,6 +493,14 @@ static void DeviceIdentity() {
   CK_RT(cudaGetDeviceProperties(&prop, 0));
   EXPECT(prop.totalGlobalMem == total);
   EXPECT(prop.cooperativeLaunch == 1 && prop.major >= 9);
+  // The flags as the driver reports them (compared with a local run: does
+  // it add cudaDeviceMapHost?), before and after choosing blocking sync.
+  unsigned flags = 0;
+  CK_RT(cudaGetDeviceFlags(&flags));
+  printf("device flags %#x\n", flags);
+  CK_RT(cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync));
+  CK_RT(cudaGetDeviceFlags(&flags));
+  printf("device flags after blocking sync %#x\n", flags);
   printf("OK device identity (%s, cc %d.%d)\n", prop.name, prop.major, prop.minor);
 }
 
