@@ -39,18 +39,27 @@ void ErrorAll(Emitter* out, std::initializer_list<const char*> keys, const std::
 // are read: the proxy counts what it has received.
 void Settle() { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }
 
-void MeasureSync(Setup& s, const DriverBenchOptions& o, Emitter* out) {
-  std::vector<double> samples;
-  samples.reserve(o.sync_iterations);
+// Times `call` one at a time: o.sync_warmup untimed calls, then
+// o.sync_iterations timed ones. Stops at the first failure, which it returns.
+template <class F>
+CUresult TimeEach(const DriverBenchOptions& o, F call, std::vector<double>* samples) {
+  samples->clear();
+  samples->reserve(o.sync_iterations);
   for (int i = 0; i < o.sync_warmup + o.sync_iterations; ++i) {
     BenchClock::time_point t0 = BenchClock::now();
-    CUresult r = s.api.cuCtxSynchronize();
+    CUresult r = call();
     double dt = SecondsSince(t0);
-    if (r != CUDA_SUCCESS) {
-      ErrorAll(out, {"sync.p50_us", "sync.p99_us"}, Failure(s.api, "cuCtxSynchronize", r));
-      return;
-    }
-    if (i >= o.sync_warmup) samples.push_back(dt);
+    if (r != CUDA_SUCCESS) return r;
+    if (i >= o.sync_warmup) samples->push_back(dt);
+  }
+  return CUDA_SUCCESS;
+}
+
+void MeasureSync(Setup& s, const DriverBenchOptions& o, Emitter* out) {
+  std::vector<double> samples;
+  if (CUresult r = TimeEach(o, [&] { return s.api.cuCtxSynchronize(); }, &samples); r != CUDA_SUCCESS) {
+    ErrorAll(out, {"sync.p50_us", "sync.p99_us"}, Failure(s.api, "cuCtxSynchronize", r));
+    return;
   }
   Latency l = LatencyOf(std::move(samples));
   out->Num("sync.p50_us", l.p50_us);
@@ -59,17 +68,10 @@ void MeasureSync(Setup& s, const DriverBenchOptions& o, Emitter* out) {
   // A query only the GPU can answer (free memory changes under the program):
   // one round trip through rgpu, like the synchronisation above, plus the
   // driver's own time for it.
-  samples.clear();
-  for (int i = 0; i < o.sync_warmup + o.sync_iterations; ++i) {
-    size_t free = 0, total = 0;
-    BenchClock::time_point t0 = BenchClock::now();
-    CUresult r = s.api.cuMemGetInfo(&free, &total);
-    double dt = SecondsSince(t0);
-    if (r != CUDA_SUCCESS) {
-      ErrorAll(out, {"memgetinfo.p50_us"}, Failure(s.api, "cuMemGetInfo", r));
-      return;
-    }
-    if (i >= o.sync_warmup) samples.push_back(dt);
+  size_t free = 0, total = 0;
+  if (CUresult r = TimeEach(o, [&] { return s.api.cuMemGetInfo(&free, &total); }, &samples); r != CUDA_SUCCESS) {
+    ErrorAll(out, {"memgetinfo.p50_us"}, Failure(s.api, "cuMemGetInfo", r));
+    return;
   }
   out->Num("memgetinfo.p50_us", LatencyOf(std::move(samples)).p50_us);
 }
