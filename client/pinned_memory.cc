@@ -13,6 +13,7 @@
 
 #include "client/api_common.h"
 #include "client/managed_memory.h"
+#include "common/device_memory_prop.h"
 
 namespace rgpu::client {
 
@@ -73,14 +74,6 @@ void PublishLocked() {
   }
 }
 
-CUmemAllocationProp PinnedProp(int device) {
-  CUmemAllocationProp prop{};
-  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  prop.location.id = device;
-  return prop;
-}
-
 // Waits for the context's work, so that copies and host functions still
 // writing into a buffer have landed (not while a stream captures). An error
 // it reports is the program's: kept for the program's next call.
@@ -101,7 +94,7 @@ CUresult PromoteLocked(ClientState* s, uintptr_t base, Buffer& b) {
   if (c == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
   if (s->HasAsyncError()) return CUDA_ERROR_UNKNOWN;
   if (CUresult r = Quiesce(s, c); r != CUDA_SUCCESS) return r;
-  CUmemAllocationProp prop = PinnedProp(c->device);
+  CUmemAllocationProp prop = DeviceMemoryProp(c->device);
   CUmemGenericAllocationHandle h = 0;
   CUresult r = cuMemCreate(&h, b.size, &prop, 0);
   bool mapped = false;
@@ -147,7 +140,7 @@ std::map<uintptr_t, Buffer>::iterator FindLocked(uintptr_t a) {
 
 void* AllocPromotablePinned(ClientState* s, CtxObj* ctx, size_t size) {
   if (s->HasAsyncError()) return nullptr;  // the calls below would take the program's error
-  CUmemAllocationProp prop = PinnedProp(ctx->device);
+  CUmemAllocationProp prop = DeviceMemoryProp(ctx->device);
   size_t gran = 0;
   if (cuMemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM) != CUDA_SUCCESS || gran == 0)
     return nullptr;

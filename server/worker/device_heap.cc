@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/device_memory_prop.h"
 #include "common/log.h"
 #include "server/worker/session.h"
 
@@ -14,13 +15,6 @@ constexpr uint64_t kSmallAlign = 512;
 
 uint64_t RoundUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-CUmemAllocationProp DeviceProp(int dev) {
-  CUmemAllocationProp p{};
-  p.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-  p.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  p.location.id = dev;
-  return p;
-}
 }  // namespace
 
 bool DeviceHeap::Usable() const {
@@ -33,7 +27,7 @@ bool DeviceHeap::Usable() const {
 Result<uint64_t> DeviceHeap::Granularity(int dev) {
   auto it = granularity_.find(dev);
   if (it != granularity_.end()) return it->second;
-  CUmemAllocationProp p = DeviceProp(dev);
+  CUmemAllocationProp p = DeviceMemoryProp(dev);
   size_t g = 0;
   RGPU_RETURN_IF_ERROR(CuStatus(d_.cuMemGetAllocationGranularity(&g, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM),
                                 "cuMemGetAllocationGranularity"));
@@ -43,7 +37,7 @@ Result<uint64_t> DeviceHeap::Granularity(int dev) {
 }
 
 Status DeviceHeap::Map(CUdeviceptr base, Chunk& c) {
-  CUmemAllocationProp p = DeviceProp(c.dev);
+  CUmemAllocationProp p = DeviceMemoryProp(c.dev);
   CUmemGenericAllocationHandle h = 0;
   RGPU_RETURN_IF_ERROR(CuStatus(d_.cuMemCreate(&h, c.size, &p, 0), "cuMemCreate"));
   Status st = CuStatus(d_.cuMemMap(base, c.size, 0, h, 0), "cuMemMap");
