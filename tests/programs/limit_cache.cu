@@ -8,12 +8,8 @@
 #include <cstdio>
 
 int main() {
-  CK(cuInit(0));
   CUdevice dev;
-  CK(cuDeviceGet(&dev, 0));
-  CUcontext ctx;
-  CK(cuDevicePrimaryCtxRetain(&ctx, dev));
-  CK(cuCtxSetCurrent(ctx));
+  UsePrimaryContext(&dev);
   size_t a = 0, b = 0, c = 0, heap1 = 0, heap2 = 0;
   CK(cuCtxGetLimit(&a, CU_LIMIT_STACK_SIZE));  // asks the worker
   CK(cuCtxGetLimit(&b, CU_LIMIT_STACK_SIZE));  // cached

@@ -35,12 +35,8 @@ static const char kPtx[] =
 
 int main(int argc, char** argv) {
   unsigned ms = argc > 1 ? static_cast<unsigned>(atoi(argv[1])) : 1000;
-  CK(cuInit(0));
   CUdevice dev;
-  CK(cuDeviceGet(&dev, 0));
-  CUcontext ctx;
-  CK(cuDevicePrimaryCtxRetain(&ctx, dev));
-  CK(cuCtxSetCurrent(ctx));
+  UsePrimaryContext(&dev);
   CUmodule mod;
   CK(cuModuleLoadData(&mod, kPtx));
   CUfunction f;

@@ -24,12 +24,8 @@ int main(int argc, char** argv) {
   size_t mib = argc > 1 ? strtoull(argv[1], nullptr, 10) : 64;
   int rounds = argc > 2 ? atoi(argv[2]) : 1;
   double idle = argc > 3 ? atof(argv[3]) : 0.1;
-  CK(cuInit(0));
   CUdevice dev;
-  CK(cuDeviceGet(&dev, 0));
-  CUcontext ctx;
-  CK(cuDevicePrimaryCtxRetain(&ctx, dev));
-  CK(cuCtxSetCurrent(ctx));
+  UsePrimaryContext(&dev);
   const size_t piece = size_t{1} << 30;
   std::vector<CUdeviceptr> ptrs;
   std::vector<size_t> sizes;
