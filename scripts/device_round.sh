@@ -28,18 +28,27 @@ if has programs; then
   grep -E "FAIL|passed|exit" "$out/programs.txt" | cut -c1-200
 fi
 if has probe; then
-  {
-    echo "== native"
-    python3 scripts/query_latency_probe.py 2000
-    RGPU_STATS=1 RGPU_LOG=info "$build/bin/rgpu-server" --listen 127.0.0.1:7499 --backend cuda \
-      >"$out/srv_probe.log" 2>&1 &
-    srv=$!
-    sleep 1.5
-    echo "== through rgpu (sandboxed workers, server stats in srv_probe.log)"
-    RGPU_SERVER=127.0.0.1:7499 timeout 60 "$build/bin/rgpu" run -- python3 scripts/query_latency_probe.py 2000
+  # Through rgpu twice, each with a fresh server (the session's lease starts
+  # the next warm worker at once, or 3 s later): does that context creation
+  # slow the new session's first queries?
+  probe_rgpu() {  # PORT LABEL SERVER-ARGS...
+    local port=$1 label=$2
+    shift 2
+    RGPU_STATS=1 RGPU_LOG=info "$build/bin/rgpu-server" --listen 127.0.0.1:$port --backend cuda "$@" \
+      >"$out/srv_probe_$label.log" 2>&1 &
+    local srv=$!
+    sleep 2
+    echo "== through rgpu, $label (server stats in srv_probe_$label.log)"
+    RGPU_SERVER=127.0.0.1:$port timeout 60 "$build/bin/rgpu" run -- python3 scripts/query_latency_probe.py 2000
     sleep 1
     kill $srv
     wait $srv 2>/dev/null
+  }
+  {
+    echo "== native"
+    python3 scripts/query_latency_probe.py 2000
+    probe_rgpu 7499 warm-now
+    probe_rgpu 7498 warm-delay-3s --warm-spawn-delay 3
   } >"$out/probe.txt" 2>&1
   cat "$out/probe.txt"
 fi

@@ -118,6 +118,11 @@ int ServerMain(int argc, char** argv) {
                  "session")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--warm-spawn-delay", opt.warm_spawn_delay_s,
+                 "seconds after a GPU is leased before the next session's warm worker (its CUDA context) is "
+                 "started; sooner when the lease ends or another session waits")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--idle-timeout", opt.idle_timeout_s,
                  "seconds a session may send nothing (its streams idle) before it may be detached")
       ->capture_default_str()

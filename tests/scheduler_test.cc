@@ -123,6 +123,51 @@ TEST(Scheduler, HelperProcessesShareTheirParentsLease) {
   EXPECT_EQ(other.Wait(30).exit_code, 0);
 }
 
+// Polls the status JSON for `what` for up to `seconds`.
+bool StatusShows(TestServer& server, const std::string& what, double seconds) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  do {
+    if (server.StatusJson().find(what) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < end);
+  return false;
+}
+
+TEST(Scheduler, DeferredWarmWorkerStartsAfterTheDelay) {
+  TestServer server({"--sim-gpus", "1", "--warm-spawn-delay", "1.5"});
+  Child holder({Program("link_loss"), "6"}, server.ClientEnv());
+  ASSERT_TRUE(holder.WaitForOutput("READY", 20));
+  // Leased, with the next warm worker not started yet but due.
+  std::string js = server.StatusJson();
+  EXPECT_NE(js.find("\"warm_worker_due_s\""), std::string::npos) << js;
+  EXPECT_NE(js.find("\"warm_worker\":false"), std::string::npos) << js;
+  // Then it starts and becomes ready while the holder still runs.
+  EXPECT_TRUE(StatusShows(server, "\"warm_worker\":true", 15)) << server.StatusJson();
+  EXPECT_EQ(server.StatusJson().find("warm_worker_due_s"), std::string::npos) << server.StatusJson();
+  EXPECT_NE(server.StatusJson().find("\"state\":\"leased\""), std::string::npos) << server.StatusJson();
+  EXPECT_EQ(holder.Wait(30).exit_code, 0);
+}
+
+TEST(Scheduler, DeferredWarmWorkerStartsAtOnceWhenASessionWaitsOrTheLeaseEnds) {
+  TestServer server({"--sim-gpus", "1", "--warm-spawn-delay", "600"});
+  {
+    Child holder({Program("link_loss"), "4"}, server.ClientEnv());
+    ASSERT_TRUE(holder.WaitForOutput("READY", 20));
+    EXPECT_NE(server.StatusJson().find("warm_worker_due_s"), std::string::npos) << server.StatusJson();
+    // A waiting session: its warm worker is made now, not in ten minutes.
+    Child next({Program("link_loss"), "0.1"}, server.ClientEnv());
+    EXPECT_TRUE(StatusShows(server, "\"warm_worker\":true", 15)) << server.StatusJson();
+    EXPECT_EQ(holder.Wait(30).exit_code, 0);
+    RunResult r = next.Wait(30);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  // A lease that ends before the delay: the GPU is made free again at once.
+  RunResult quick = RunProgram({Program("link_loss"), "0.1"}, server.ClientEnv(), 30);
+  EXPECT_EQ(quick.exit_code, 0) << quick.err;
+  EXPECT_TRUE(StatusShows(server, "\"state\":\"free\"", 15)) << server.StatusJson();
+  EXPECT_EQ(server.StatusJson().find("warm_worker_due_s"), std::string::npos) << server.StatusJson();
+}
+
 TEST(Scheduler, StatusNamesGpusHoldersAndQueue) {
   TestServer server({"--sim-gpus", "2"});
   Child a({Program("link_loss"), "1"}, server.ClientEnv());

@@ -151,6 +151,7 @@ void GpuPool::SpawnWarm(Gpu& g) {
     _exit(127);
   }
   close(ctl[1]);
+  g.spawn_at.reset();
   g.warm_pid = pid;
   g.warm_ctl = ctl[0];
   g.warm_ready = false;
@@ -243,7 +244,20 @@ void GpuPool::Attach(const std::vector<int>& positions, Waiting w) {
                 (unsigned long long)w.session_id, w.identity.c_str(), w.peer.c_str(),
                 Seconds(Clock::now() - w.since) * 1e3, g.holders.size() > 1 ? ", sharing its parent's lease" : "");
   // The next session's context is created while this one runs.
-  SpawnWarm(g);
+  if (options_.warm_spawn_delay_s > 0) {
+    g.spawn_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(options_.warm_spawn_delay_s));
+  } else {
+    SpawnWarm(g);
+  }
+}
+
+void GpuPool::SpawnDueWarm() {
+  Clock::time_point now = Clock::now();
+  for (Gpu& g : gpus_) {
+    if (!g.spawn_at || g.warm_pid >= 0 || g.out) continue;
+    if (now >= *g.spawn_at || !queue_.empty()) SpawnWarm(g);
+  }
 }
 
 void GpuPool::Dispatch() {

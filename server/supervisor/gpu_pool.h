@@ -7,8 +7,11 @@
 // GPU wait in FIFO order and are told their position. When a session's
 // worker exits (the session ended; the worker wiped what it wrote), the GPU
 // goes to the next waiting session. A worker serves one session and exits;
-// the next warm worker for its GPU is started as soon as the previous one
-// takes a session, so hand-over never waits for context creation.
+// the next warm worker for its GPU is started when the previous one takes a
+// session, so hand-over never waits for context creation; with
+// --warm-spawn-delay it is started that much later (or as soon as the lease
+// ends or another session waits), so that its context creation, which holds
+// the driver's locks, does not slow the new session's first queries.
 //
 // Multi-GPU sessions (RGPU_GPUS=N): a session may lease N GPUs at once. It
 // is served by one worker, the warm worker of the first of its GPUs; every
@@ -37,6 +40,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,6 +84,9 @@ class GpuPool {
   bool OnChildExit(pid_t pid, int status);
   // Ends every worker (supervisor shutdown).
   void StopAll();
+  // Starts the deferred warm workers (--warm-spawn-delay) that are due, or
+  // all of them while a session waits. Called on every turn of the loop.
+  void SpawnDueWarm();
 
   std::string StatusJson() const;
   size_t sessions() const;
@@ -116,6 +123,8 @@ class GpuPool {
     int fast_failures = 0;  // warm workers that died before becoming ready
     Clock::time_point warm_started;
     Clock::time_point retry_at;
+    // The next warm worker is due (SpawnDueWarm); unset: none deferred.
+    std::optional<Clock::time_point> spawn_at;
     bool out = false;  // taken out of the pool (warm workers keep failing)
     // A session of this GPU ended without its wipe (its worker died or was
     // ended): its warm worker scrubs the card (control.h kScrub) before the

@@ -3,6 +3,7 @@
 //   {"backend": "sim",
 //    "gpus": [{"index": 0, "name": "NVIDIA H200", "memory_total": 150..., "state":
 //              "leased"|"free"|"starting"|"out", "warm_worker": true,
+//              "warm_worker_due_s": when a deferred warm worker starts,
 //              free:   "idle_s": seconds since its last lease ended,
 //              leased: "session", "holder" (identity), "held_s", "session_gpus"
 //                      (host indices of all the session's GPUs),
@@ -23,6 +24,8 @@
 //
 // Each attached session appears once in "sessions" (with its worker's pid),
 // whatever the number of GPUs it holds. Compact JSON on one line.
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "server/supervisor/gpu_pool.h"
@@ -49,6 +52,7 @@ std::string GpuPool::StatusJson() const {
     json j = {{"index", g.index}, {"state", state}, {"warm_worker", g.warm_ready}};
     if (!g.name.empty()) j["name"] = g.name;
     if (g.total_mem != 0) j["memory_total"] = g.total_mem;
+    if (g.spawn_at) j["warm_worker_due_s"] = std::max(0.0, Seconds(*g.spawn_at - now));
     if (g.holders.empty()) {
       j["idle_s"] = Seconds(now - g.free_since);
     } else {

@@ -198,6 +198,7 @@ int Supervisor::Run() {
     pending_ = std::move(keep);
     if (rc > 0) pool_->OnPoll(std::vector<pollfd>(fds.begin() + first_pool, fds.end()));
     if (rc > 0 && (fds[0].revents & POLLIN)) AcceptAll();
+    pool_->SpawnDueWarm();
   }
   RGPU_LOG_INFO("stopping; %zu session(s) still running are told to stop", pool_->sessions());
   pool_->StopAll();

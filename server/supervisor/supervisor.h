@@ -55,6 +55,11 @@ struct SupervisorOptions {
   // long after it ends; then its worker ends itself and the card is
   // scrubbed before the next session (server/worker/teardown_guard.h).
   double teardown_grace_s = 20.0;
+  // The next warm worker of a GPU is started this long after the GPU is
+  // leased (at once when the lease ends first or a session waits): creating
+  // a CUDA context holds the driver's locks that a new session's first
+  // queries and allocations need (gpu_pool.h).
+  double warm_spawn_delay_s = 0.0;
   // Idle detach (docs/time-slicing.md): a session idle this long is
   // detached when someone waits (waiting), whenever idle (always), or never.
   double idle_timeout_s = 2.0;
