@@ -4,12 +4,14 @@
 # back). Build here, pack with scripts/devrun_pack.sh BUILD build-dev, carry
 # build-dev, then on the GPU host:
 #   scripts/device_round.sh build-dev/build [programs] [probe] [bench] [suite]
-# (no stage named: all four). Stages:
+# (no stage named: programs probe bench suite). Stages:
 #   programs  tests/gpu/run_programs.sh (every nvcc-built program, local vs
 #             rgpu), at most 200 s            -> $OUT/programs.txt
 #   probe     scripts/query_latency_probe.py natively and through rgpu with
 #             the server's per-call stats     -> $OUT/probe.txt, srv_probe.log
 #   bench     rgpu bench --torch-first, at most 250 s -> $OUT/bench.{txt,json}
+#   jax       tests/gpu/workloads/jax_basics.py through rgpu with the
+#             client's debug trace          -> $OUT/jax_debug.log.gz
 #   suite     starts the GPU suite detached (tests/gpu/run_detached.sh): collect
 #             it with `tests/gpu/run_detached.sh wait 570` in the next calls,
 #             each within the machine's 30 s idle release
@@ -57,6 +59,20 @@ if has bench; then
   echo "bench exit $?"
   cat "$out/bench.txt"
 fi
+if has jax; then
+  # jax_basics through rgpu with the client's debug trace (the cuDNN
+  # convolution that fails remotely): the calls before the refused memset.
+  RGPU_LOG=info "$build/bin/rgpu-server" --listen 127.0.0.1:7497 --backend cuda >"$out/srv_jax.log" 2>&1 &
+  srv=$!
+  sleep 2
+  (cd tests/gpu/workloads && GPU_SUITE_SIDE=remote XLA_PYTHON_CLIENT_PREALLOCATE=false RGPU_LOG=debug \
+    RGPU_SERVER=127.0.0.1:7497 timeout 120 "$build/bin/rgpu" run -- python3 jax_basics.py) 2>&1 |
+    gzip >"$out/jax_debug.log.gz"
+  kill $srv
+  wait $srv 2>/dev/null
+  zcat "$out/jax_debug.log.gz" | grep -v "^\[rgpu.*debug" | tail -5 | cut -c1-300
+fi
 if has suite; then
-  tests/gpu/run_detached.sh start "$build"
+  # SUITE_ARGS: run.sh options, e.g. --server-arg=--warm-spawn-delay=3
+  tests/gpu/run_detached.sh start "$build" ${SUITE_ARGS:-}
 fi
