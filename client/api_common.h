@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "client/client_state.h"
+#include "client/registered_memory.h"
 #include "common/log.h"
 #include "proto/calls.gen.h"
 
@@ -66,6 +67,13 @@ CUresult Sync(ClientState* s, proto::CallId id, const Req& req) {
 template <class Req>
 CUresult Post(ClientState* s, proto::CallId id, const Req& req) {
   return ToCu(s->conn().Post(id, req));
+}
+
+// The result of a synchronising call (context, stream or event sync, a
+// query): once it succeeded, registered memory's mirrors are brought back
+// (client/registered_memory.h).
+inline CUresult AfterSync(ClientState* s, CUresult r) {
+  return r == CUDA_SUCCESS ? RegisteredAfterSync(s) : r;
 }
 
 // The wire id of a stream handle. `per_thread` is true in the _ptsz/_ptds

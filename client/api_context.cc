@@ -223,7 +223,7 @@ CUresult cuCtxGetApiVersion(CUcontext ctx, unsigned int* version) {
 CUresult cuCtxSynchronize(void) {
   RGPU_STATE_OR_RETURN(s);
   RGPU_CTX_OR_RETURN(s, c);
-  return Sync(s, proto::CallId::kCtxSynchronize, proto::CtxSynchronizeReq{c->id});
+  return AfterSync(s, Sync(s, proto::CallId::kCtxSynchronize, proto::CtxSynchronizeReq{c->id}));
 }
 
 CUresult cuCtxSynchronize_v2(CUcontext ctx) {
@@ -231,7 +231,7 @@ CUresult cuCtxSynchronize_v2(CUcontext ctx) {
   RGPU_STATE_OR_RETURN(s);
   CtxObj* c = AsCtx(s, ctx);
   if (c == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
-  return Sync(s, proto::CallId::kCtxSynchronize, proto::CtxSynchronizeReq{c->id});
+  return AfterSync(s, Sync(s, proto::CallId::kCtxSynchronize, proto::CtxSynchronizeReq{c->id}));
 }
 
 CUresult cuCtxSetLimit(CUlimit limit, size_t value) {

@@ -13,6 +13,7 @@
 
 #include "client/api_common.h"
 #include "client/managed_memory.h"
+#include "client/registered_memory.h"
 #include "client/unsupported.h"
 #include "proto/frame.h"
 
@@ -98,6 +99,7 @@ CUresult HtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdevicept
     CUresult r = ToCu(s->conn().PostBulk(proto::CallId::kMemcpyHtoD, head, req.data));
     if (r != CUDA_SUCCESS) return r;
   }
+  if (IsRegisteredMirror(dst)) ManagedAfterDeviceWork();
   return CUDA_SUCCESS;
 }
 
@@ -134,7 +136,10 @@ CUresult DtoH(ClientState* s, CtxObj* c, uint64_t stream, bool async, void* dst,
       int earlier = state->error.load();
       if (earlier != 0) return static_cast<CUresult>(earlier);
       if (cu != 0) return static_cast<CUresult>(cu);
-      return s->TakeAsyncError();
+      CUresult r = s->TakeAsyncError();
+      // A synchronous copy synchronises: registered memory's mirrors too.
+      if (r == CUDA_SUCCESS && !async) r = RegisteredAfterSync(s);
+      return r;
     }
     auto done = [s, state](int cu) {
       if (cu == 0) return;
@@ -156,7 +161,7 @@ CUresult DtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdevicept
   if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
   CUresult r = Post(s, proto::CallId::kMemcpyDtoD,
                     proto::MemcpyDtoDReq{c->id, stream, static_cast<uint8_t>(async), dst, src, n});
-  if (IsManaged(dst)) ManagedAfterDeviceWork();
+  if (IsManaged(dst) || IsRegisteredMirror(dst)) ManagedAfterDeviceWork();
   return r;
 }
 
@@ -233,7 +238,7 @@ CUresult Memset(CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem, siz
   r = Post(s, proto::CallId::kMemset,
            proto::MemsetReq{c->id, stream, static_cast<uint8_t>(async), dst, pitch, value, elem,
                             width, height});
-  if (IsManaged(dst)) ManagedAfterDeviceWork();
+  if (IsManaged(dst) || IsRegisteredMirror(dst)) ManagedAfterDeviceWork();
   return r;
 }
 
@@ -302,7 +307,7 @@ CUresult Copy3D(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread)
     return CUDA_SUCCESS;
   }
   if (CUresult mr = ManagedBeforeDeviceWork(s); mr != CUDA_SUCCESS) return mr;
-  if (dst.type == CU_MEMORYTYPE_DEVICE && IsManaged(dst.dev)) ManagedAfterDeviceWork();
+  if (dst.type == CU_MEMORYTYPE_DEVICE && (IsManaged(dst.dev) || IsRegisteredMirror(dst.dev))) ManagedAfterDeviceWork();
   size_t rows_per_chunk = std::max<size_t>(1, kChunk / width);
   if (width > kChunk) return ReportUnsupported("cuMemcpy2D/3D rows over 64 MiB");
   std::vector<uint8_t> packed;

@@ -13,6 +13,7 @@
 #include "client/api_common.h"
 #include "client/managed_memory.h"
 #include "client/pinned_memory.h"
+#include "client/registered_memory.h"
 #include "client/unsupported.h"
 
 using namespace rgpu::client;
@@ -159,6 +160,8 @@ CUresult Launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned b
   std::vector<uint8_t> packed;
   r = PackParams(f, params, extra, &packed);
   if (r != CUDA_SUCCESS) return r;
+  // Host pointers into registered memory become its mirror's addresses.
+  TranslateRegisteredArgs(s, packed.data(), packed.size());
   std::vector<uint8_t> attr_bytes;
   r = EncodeLaunchAttrs(s, attrs, nattrs, &attr_bytes);
   if (r != CUDA_SUCCESS) return r;

@@ -10,6 +10,7 @@
 #include "client/managed_memory.h"
 #include "client/mem_pools.h"
 #include "client/pinned_memory.h"
+#include "client/registered_memory.h"
 #include "client/unsupported.h"
 
 using namespace rgpu::client;
@@ -262,6 +263,8 @@ CUresult cuMemFree_v2(CUdeviceptr dptr) {
   if (dptr == 0) return CUDA_SUCCESS;
   // Mapped pinned memory is host memory to the program: cuMemFreeHost frees it.
   if (IsMappedHost(s, reinterpret_cast<void*>(dptr))) return CUDA_ERROR_INVALID_VALUE;
+  // So is registered memory's mirror: cuMemHostUnregister ends it.
+  if (IsRegisteredMirror(dptr)) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult mr; FreeManaged(s, dptr, &mr)) return mr;
   CtxObj* ctx = nullptr;
   CUdeviceptr base = 0;
@@ -347,10 +350,10 @@ CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* pdptr, void* p, unsigned int 
     if (r == CUDA_SUCCESS) *pdptr = reinterpret_cast<CUdeviceptr>(p);
     return r;
   }
-  // Registered, or pinned that could not be made promotable: not reachable
-  // from the GPU host.
-  return ReportUnsupported(
-      "cuMemHostGetDevicePointer on host memory allocated or registered without CU_MEMHOSTALLOC_DEVICEMAP");
+  // Registered: its mirror on the GPU host (client/registered_memory.h).
+  if (RegisteredDevicePointer(s, p, pdptr) == CUDA_SUCCESS) return CUDA_SUCCESS;
+  // Pinned that could not be made promotable: not reachable from the GPU host.
+  return ReportUnsupported("cuMemHostGetDevicePointer on pinned memory that could not be mapped for the GPU");
 }
 
 CUresult cuMemAllocHost_v2(void** pp, size_t bytesize) { return cuMemHostAlloc(pp, bytesize, 0); }
@@ -379,13 +382,24 @@ CUresult cuMemHostRegister_v2(void* p, size_t bytesize, unsigned int flags) {
   RGPU_CTX_OR_RETURN(s, c);
   if (s->IsHostRange(p)) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
   s->AddHostRange(p, bytesize, flags, /*owned=*/false);
+  NoteRegistered(c, p, bytesize);
   return CUDA_SUCCESS;
 }
 
 CUresult cuMemHostUnregister(void* p) {
   RGPU_STATE_OR_RETURN(s);
+  uint64_t size = 0;
+  unsigned flags = 0;
+  if (!s->IsHostRange(p, &size, &flags)) return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
   bool owned = false;
   if (!s->RemoveHostRange(p, &owned)) return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+  if (owned) {
+    // cuMemHostAlloc's memory, or not the base of a registration: only
+    // cuMemFreeHost ends it, as with the driver.
+    s->AddHostRange(p, size, flags, /*owned=*/true);
+    return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+  }
+  NoteUnregistered(s, p);
   return CUDA_SUCCESS;
 }
 

@@ -45,11 +45,11 @@ CtxObj* StreamCtx(ClientState* s, CUstream h) {
 
 CUresult StreamSynchronize(CUstream h, bool pt) {
   RGPU_STREAM(s, h, pt, c, id);
-  return Sync(s, proto::CallId::kStreamSynchronize, proto::StreamSynchronizeReq{c->id, id});
+  return AfterSync(s, Sync(s, proto::CallId::kStreamSynchronize, proto::StreamSynchronizeReq{c->id, id}));
 }
 CUresult StreamQuery(CUstream h, bool pt) {
   RGPU_STREAM(s, h, pt, c, id);
-  return Sync(s, proto::CallId::kStreamQuery, proto::StreamQueryReq{c->id, id});
+  return AfterSync(s, Sync(s, proto::CallId::kStreamQuery, proto::StreamQueryReq{c->id, id}));
 }
 CUresult StreamWaitEvent(CUstream h, CUevent e, unsigned flags, bool pt) {
   RGPU_STREAM(s, h, pt, c, id);
@@ -271,14 +271,14 @@ CUresult cuEventSynchronize(CUevent e) {
   RGPU_STATE_OR_RETURN(s);
   EventObj* ev = s->FindEvent(e);
   if (ev == nullptr) return CUDA_ERROR_INVALID_HANDLE;
-  return Sync(s, proto::CallId::kEventSynchronize, proto::EventSynchronizeReq{ev->ctx->id, ev->id});
+  return AfterSync(s, Sync(s, proto::CallId::kEventSynchronize, proto::EventSynchronizeReq{ev->ctx->id, ev->id}));
 }
 
 CUresult cuEventQuery(CUevent e) {
   RGPU_STATE_OR_RETURN(s);
   EventObj* ev = s->FindEvent(e);
   if (ev == nullptr) return CUDA_ERROR_INVALID_HANDLE;
-  return Sync(s, proto::CallId::kEventQuery, proto::EventQueryReq{ev->ctx->id, ev->id});
+  return AfterSync(s, Sync(s, proto::CallId::kEventQuery, proto::EventQueryReq{ev->ctx->id, ev->id}));
 }
 
 CUresult cuEventElapsedTime_v2(float* ms, CUevent start, CUevent end) {

@@ -11,6 +11,7 @@
 #include "client/api_common.h"
 #include "client/managed_memory.h"
 #include "client/pinned_memory.h"
+#include "client/registered_memory.h"
 #include "client/unsupported.h"
 
 namespace proto = rgpu::proto;
@@ -55,6 +56,8 @@ CUresult SetKernel(ClientState* s, GraphNode* n, CUfunction func, CUkernel kern,
   // Pinned host buffers the kernel is given are promoted now: the graph's
   // launches send no parameters (client/pinned_memory.h).
   PromotePinnedArgs(s, packed.data(), packed.size());
+  // And registered memory gets its mirror (client/registered_memory.h).
+  TranslateRegisteredArgs(s, packed.data(), packed.size());
   n->func = h;
   n->given_func = func;
   n->given_kern = kern;

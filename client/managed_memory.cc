@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "client/api_common.h"
+#include "client/registered_memory.h"
 #include "proto/frame.h"
 
 namespace rgpu::client {
@@ -340,6 +341,7 @@ bool IsManaged(CUdeviceptr p) {
 }
 
 CUresult ManagedBeforeDeviceWork(ClientState* s) {
+  if (CUresult r = RegisteredBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
   if (g_count.load(std::memory_order_relaxed) == 0) return CUDA_SUCCESS;
   std::lock_guard<std::mutex> lock(g_mu);
   for (auto& [base, r] : *g_ranges) {
@@ -367,6 +369,7 @@ CUresult ManagedBeforeDeviceWork(ClientState* s) {
 }
 
 void ManagedAfterDeviceWork() {
+  RegisteredAfterDeviceWork();
   if (g_count.load(std::memory_order_relaxed) == 0) return;
   std::lock_guard<std::mutex> lock(g_mu);
   for (auto& [base, r] : *g_ranges) {

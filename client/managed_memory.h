@@ -53,9 +53,11 @@ CUresult AdoptManagedGlobal(CtxObj* ctx, uint64_t module, CUdeviceptr p, size_t 
 // The module is unloaded: its variables stop being mirrored.
 void ForgetManagedGlobals(uint64_t module);
 
-// Call before GPU work: sends dirty host pages to the device.
+// Call before GPU work: sends dirty host pages to the device (and the
+// changes of registered memory to its mirrors, client/registered_memory.h).
 CUresult ManagedBeforeDeviceWork(ClientState* s);
-// Call after GPU work that may write device memory: invalidates host copies.
+// Call after GPU work that may write device memory: invalidates host copies
+// (and notes that registered memory's mirrors may have changed).
 void ManagedAfterDeviceWork();
 // Prefetch to the host (fetch everything now) or to the device (flush).
 CUresult ManagedPrefetch(ClientState* s, CUdeviceptr p, size_t n, bool to_host);

@@ -65,6 +65,20 @@ void AddDelta(const SimLaunch& l) {
 }
 RGPU_SIM_KERNEL("_Z8addDeltaPiii", AddDelta);
 
+// ---- host_register_mapped.cu ------------------------------------------------
+
+// __global__ void setEven(int* p, int n, int v): p[2t] = v + 2t per thread t
+void SetEven(const SimLaunch& l) {
+  int n = l.Arg<int>(1), v = l.Arg<int>(2);
+  uint64_t threads = uint64_t{l.grid.x} * l.block.x;
+  uint64_t m = n <= 0 ? 0 : std::min<uint64_t>(static_cast<uint64_t>(n), 2 * threads);
+  if (m == 0) return;
+  int* p = l.DeviceSpan(l.Arg<int*>(0), m);
+  if (l.error != CUDA_SUCCESS) return;
+  for (uint64_t i = 0; i < m; i += 2) p[i] = v + static_cast<int>(i);
+}
+RGPU_SIM_KERNEL("_Z7setEvenPiii", SetEven);
+
 // __global__ void fill2D(float* p, size_t pitch, int w, int h)
 void Fill2D(const SimLaunch& l) {
   auto* base = reinterpret_cast<char*>(l.Arg<float*>(0));
