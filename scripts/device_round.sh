@@ -12,6 +12,8 @@
 #   bench     rgpu bench --torch-first, at most 250 s -> $OUT/bench.{txt,json}
 #   jax       tests/gpu/workloads/jax_basics.py through rgpu with the
 #             client's debug trace          -> $OUT/jax_debug.log.gz
+#   some      the workloads named in SUITE_ONLY (a,b,c) of the GPU suite,
+#             in the foreground, at most 200 s  -> $OUT/some.txt
 #   suite     starts the GPU suite detached (tests/gpu/run_detached.sh): collect
 #             it with `tests/gpu/run_detached.sh wait 570` in the next calls,
 #             each within the machine's 30 s idle release
@@ -71,6 +73,14 @@ if has jax; then
   kill $srv
   wait $srv 2>/dev/null
   zcat "$out/jax_debug.log.gz" | grep -v "^\[rgpu.*debug" | tail -5 | cut -c1-300
+fi
+if has some; then
+  # Named workloads of the GPU suite in the foreground (SUITE_ONLY, comma
+  # separated), at most 200 s.
+  OUT="$out/some" timeout 200 tests/gpu/run.sh --rgpu-build "$build" --only "${SUITE_ONLY:?SUITE_ONLY}" \
+    ${SUITE_ARGS:-} >"$out/some.txt" 2>&1
+  echo "some exit $?" >>"$out/some.txt"
+  cut -c1-200 "$out/some.txt" | tail -25
 fi
 if has suite; then
   # SUITE_ARGS: run.sh options, e.g. --server-arg=--warm-spawn-delay=3
