@@ -90,9 +90,6 @@ TEST(EndToEnd, RegisteredMemoryIsReadAndWrittenByKernels) {
   RunResult r = RunProgram({Program("host_register_mapped")}, server.ClientEnv(), 120);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
   EXPECT_NE(r.out.find("OK host_register_mapped"), std::string::npos) << r.out << r.err;
-  // Not every use of the host pointer can be served (a pointer stored in
-  // device memory is not rewritten): the attribute keeps saying so.
-  EXPECT_NE(r.out.find("can use host pointer for registered memory: 0"), std::string::npos) << r.out;
 }
 
 // Plain pinned memory (cudaMallocHost) given to kernels by its host pointer
