@@ -340,12 +340,20 @@ bool IsManaged(CUdeviceptr p) {
   return FindLocked(p) != nullptr;
 }
 
+CUresult OrderAfterLegacyCopies(ClientState* s, CtxObj* ctx) {
+  // The worker runs requests in order: it starts nothing later before this
+  // synchronisation of the legacy stream (which the copies ran on) returns.
+  return Post(s, proto::CallId::kStreamSynchronize, proto::StreamSynchronizeReq{ctx->id, 0});
+}
+
 CUresult ManagedBeforeDeviceWork(ClientState* s) {
   if (CUresult r = RegisteredBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
   if (g_count.load(std::memory_order_relaxed) == 0) return CUDA_SUCCESS;
   std::lock_guard<std::mutex> lock(g_mu);
+  std::vector<CtxObj*> sent;  // contexts whose legacy stream got copies
   for (auto& [base, r] : *g_ranges) {
     if (r.dirty == 0) continue;
+    if (std::find(sent.begin(), sent.end(), r.ctx) == sent.end()) sent.push_back(r.ctx);
     for (size_t i = 0; i < r.pages.size();) {
       if (r.pages[i] != kDirty) {
         ++i;
@@ -365,6 +373,8 @@ CUresult ManagedBeforeDeviceWork(ClientState* s) {
       i = j;
     }
   }
+  for (CtxObj* c : sent)
+    if (CUresult res = OrderAfterLegacyCopies(s, c); res != CUDA_SUCCESS) return res;
   return CUDA_SUCCESS;
 }
 

@@ -53,6 +53,13 @@ CUresult AdoptManagedGlobal(CtxObj* ctx, uint64_t module, CUdeviceptr p, size_t 
 // The module is unloaded: its variables stop being mirrored.
 void ForgetManagedGlobals(uint64_t module);
 
+// The copies posted on context `ctx`'s legacy stream complete before any
+// later work of any stream starts. A synchronous copy from pageable memory
+// returns once its data is staged, and work on a non-blocking stream is not
+// ordered after the legacy stream: without this, the next launch could read
+// the device copy before the data is there.
+CUresult OrderAfterLegacyCopies(ClientState* s, CtxObj* ctx);
+
 // Call before GPU work: sends dirty host pages to the device (and the
 // changes of registered memory to its mirrors, client/registered_memory.h).
 CUresult ManagedBeforeDeviceWork(ClientState* s);

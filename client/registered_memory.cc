@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "client/api_common.h"
+#include "client/managed_memory.h"
 #include "proto/frame.h"
 
 namespace rgpu::client {
@@ -63,13 +64,15 @@ CUresult MakeMirror(ClientState* s, uintptr_t base, Buffer& b) {
   b.snapshot.assign(reinterpret_cast<const uint8_t*>(base), reinterpret_cast<const uint8_t*>(base) + b.size);
   b.device_newer = false;
   g_mirrors.fetch_add(1, std::memory_order_relaxed);
+  if (CUresult r = Send(s, b, 0, b.size); r != CUDA_SUCCESS) return r;
   RGPU_LOG_DEBUG("registered memory 0x%llx + %zu: mirrored at device 0x%llx", (unsigned long long)base, b.size,
                  (unsigned long long)b.mirror);
-  return Send(s, b, 0, b.size);
+  return OrderAfterLegacyCopies(s, b.ctx);
 }
 
-// Sends the blocks whose host bytes differ from the snapshot.
-CUresult Push(ClientState* s, uintptr_t base, Buffer& b) {
+// Sends the blocks whose host bytes differ from the snapshot; *sent is set
+// if any went.
+CUresult Push(ClientState* s, uintptr_t base, Buffer& b, bool* sent) {
   const auto* host = reinterpret_cast<const uint8_t*>(base);
   for (size_t off = 0; off < b.size;) {
     size_t len = std::min(kCompareBlock, b.size - off);
@@ -85,6 +88,7 @@ CUresult Push(ClientState* s, uintptr_t base, Buffer& b) {
       end += next;
     }
     memcpy(b.snapshot.data() + off, host + off, end - off);
+    *sent = true;
     if (CUresult r = Send(s, b, off, end - off); r != CUDA_SUCCESS) return r;
     off = end;
   }
@@ -187,7 +191,11 @@ CUresult RegisteredBeforeDeviceWork(ClientState* s) {
   std::lock_guard<std::mutex> lock(g_mu);
   for (auto& [base, b] : g_buffers) {
     if (b.mirror == 0) continue;
-    if (CUresult r = Push(s, base, b); r != CUDA_SUCCESS) return r;
+    bool sent = false;
+    if (CUresult r = Push(s, base, b, &sent); r != CUDA_SUCCESS) return r;
+    if (sent) {
+      if (CUresult r = OrderAfterLegacyCopies(s, b.ctx); r != CUDA_SUCCESS) return r;
+    }
   }
   return CUDA_SUCCESS;
 }

@@ -19,6 +19,7 @@
 #             each within the machine's 30 s idle release
 set -u
 build=${1:?build dir (e.g. build-dev/build)}
+build=$(cd "$build" && pwd)
 shift
 stages=${*:-programs probe bench suite}
 out=${OUT:-/tmp/device-round}

@@ -49,6 +49,8 @@ bool GpuPool::OnHolderMessage(pid_t worker_pid, const ControlMessage& m) {
       }
       g.holders.erase(h);
       if (g.holders.empty()) g.free_since = Clock::now();
+      // Free for the next session: its warm worker, if deferred, is due now.
+      if (g.holders.empty() && g.warm_pid < 0 && !g.out) SpawnWarm(g);
       list += (list.empty() ? "" : ",") + std::to_string(g.index);
       break;
     }
