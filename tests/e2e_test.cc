@@ -51,7 +51,7 @@ TEST(EndToEnd, EveryProgramPassesWithSandboxedWorkers) {
 
 TEST(EndToEnd, ManagedMemoryIsCoherentBothWays) {
   TestServer server;
-  RunResult r = RunProgram({Program("managed")}, server.ClientEnv(), 120);
+  RunResult r = RunProgram({Program("managed"), "rgpu"}, server.ClientEnv(), 120);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err << server.Log();
   EXPECT_NE(r.out.find("OK managed"), std::string::npos) << r.out;
 }

@@ -321,8 +321,13 @@ Status HandlePointerSetSyncMemops(Session& s, const proto::PointerSetSyncMemopsR
   if (!s.driver().cuPointerSetAttribute) return NotProvided("cuPointerSetAttribute");
   RGPU_RETURN_IF_ERROR(s.CheckRange(req.ptr, 1, "cuPointerSetAttribute"));
   unsigned int value = req.value != 0;
-  return CuStatus(s.driver().cuPointerSetAttribute(&value, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, req.ptr),
-                  "cuPointerSetAttribute");
+  CUresult r = s.driver().cuPointerSetAttribute(&value, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, req.ptr);
+  // The session's cuMemAlloc memory is the worker's cuMemCreate memory
+  // (device_heap.h), for which the driver refuses the attribute (measured on
+  // an H100, driver 580); on the cuMemAlloc memory the program asked for it
+  // succeeds. Every synchronous copy is synchronous anyway.
+  if (r == CUDA_ERROR_NOT_SUPPORTED) r = CUDA_SUCCESS;
+  return CuStatus(r, "cuPointerSetAttribute");
 }
 
 }  // namespace rgpu::worker

@@ -66,6 +66,12 @@ for p in "$build"/tests/e2e/* "$build"/tests/programs/* "$build"/tests/libs/*; d
   if [ -n "$v" ]; then
     printf '    local : %s\n' "$(printf '%s' "$lo" | tail -3 | tr '\n' ' ')"
     printf '    remote: %s\n' "$(printf '%s' "$ro" | tail -3 | tr '\n' ' ')"
+    # Whole outputs of a failure, for the diff (the device tool brings $OUT back).
+    if [ -n "${OUT:-}" ]; then
+      mkdir -p "$OUT/programs"
+      printf '%s\n' "$lo" >"$OUT/programs/$name.local.txt"
+      printf '%s\n' "$ro" >"$OUT/programs/$name.remote.txt"
+    fi
   fi
 done
 echo "$pass passed, $fail failed"

@@ -21,12 +21,19 @@
 #include <vector>
 
 // clusterRank(int* out): out[blockIdx.x] = the block's rank in its cluster
-// (backend/sim/test_kernels.cc), so a launch shows its cluster size.
+// (the sim runs its host version, backend/sim/test_kernels.cc), so a launch
+// shows its cluster size.
 static const char kPtx[] =
     ".version 8.0\n"
     ".target sm_90\n"
     ".address_size 64\n"
-    ".visible .entry clusterRank(.param .u64 out)\n{\n  ret;\n}\n";
+    ".visible .entry clusterRank(.param .u64 out)\n{\n"
+    "  .reg .u64 %rd<4>;\n  .reg .u32 %r<3>;\n  .reg .pred %p<1>;\n"
+    "  ld.param.u64 %rd0, [out];\n  cvta.to.global.u64 %rd1, %rd0;\n"
+    "  mov.u32 %r0, %tid.x;\n  setp.ne.u32 %p0, %r0, 0;\n"
+    "  mov.u32 %r1, %ctaid.x;\n  mov.u32 %r2, %cluster_ctarank;\n"
+    "  mul.wide.u32 %rd2, %r1, 4;\n  add.u64 %rd3, %rd1, %rd2;\n"
+    "  @!%p0 st.global.u32 [%rd3], %r2;\n  ret;\n}\n";
 
 static std::vector<int> ReadInts(CUdeviceptr p, size_t n) {
   std::vector<int> v(n);
