@@ -96,6 +96,10 @@ CUresult Resolve(ClientState* s, ModuleObj* m, const char* name, bool kernel, Fu
   RGPU_LOG_DEBUG("resolve %s in module %llu", name, (unsigned long long)m->id);
   CUresult r = EnsureLoaded(s, m);
   if (r != CUDA_SUCCESS) return r;
+  if (FuncObj* known = s->FindFuncByName(m, name, kernel)) {
+    *out = known;
+    return CUDA_SUCCESS;
+  }
   auto f = std::make_unique<FuncObj>();
   f->id = s->NewId();
   f->module = m;

@@ -353,7 +353,18 @@ CtxObj* ClientState::Current() {
 RGPU_REGISTRY(StreamObj, Stream, streams_)
 RGPU_REGISTRY(EventObj, Event, events_)
 RGPU_REGISTRY(ModuleObj, Module, modules_)
-RGPU_REGISTRY(FuncObj, Func, funcs_)
+FuncObj* ClientState::AddFunc(std::unique_ptr<FuncObj> f) {
+  FuncObj* raw = f.get();
+  std::lock_guard<std::mutex> lock(mu_);
+  func_names_[{raw->module, raw->is_kernel, raw->name}] = raw;
+  funcs_[raw] = std::move(f);
+  return raw;
+}
+FuncObj* ClientState::FindFuncByName(const ModuleObj* m, const std::string& name, bool kernel) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = func_names_.find({m, kernel, name});
+  return it == func_names_.end() ? nullptr : it->second;
+}
 RGPU_REGISTRY(GraphObj, Graph, graphs_)
 RGPU_REGISTRY(ExecObj, Exec, execs_)
 #undef RGPU_REGISTRY
@@ -388,6 +399,9 @@ void ClientState::DropModule(ModuleObj* m) {
     if (it->second->module == m) it = funcs_.erase(it);
     else ++it;
   }
+  for (auto it = func_names_.lower_bound({m, false, std::string()});
+       it != func_names_.end() && std::get<0>(it->first) == m;)
+    it = func_names_.erase(it);
   modules_.erase(m);
 }
 FuncObj* ClientState::FindFunc(const void* f) {

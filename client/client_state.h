@@ -232,6 +232,9 @@ class ClientState {
   void DropModule(ModuleObj* m);
   FuncObj* AddFunc(std::unique_ptr<FuncObj> f);
   FuncObj* FindFunc(const void* f);
+  // The handle resolved before for `name` in `m`, if any: the driver hands
+  // out one handle per function, however often it is looked up or listed.
+  FuncObj* FindFuncByName(const ModuleObj* m, const std::string& name, bool kernel);
   // Records a function attribute the driver accepted: on `f` and on every
   // other handle of the same function (the same name in the same module:
   // one function to the driver, however many times it was looked up).
@@ -317,6 +320,7 @@ class ClientState {
   std::unordered_map<const void*, std::unique_ptr<EventObj>> events_;
   std::unordered_map<const void*, std::unique_ptr<ModuleObj>> modules_;
   std::unordered_map<const void*, std::unique_ptr<FuncObj>> funcs_;
+  std::map<std::tuple<const ModuleObj*, bool, std::string>, FuncObj*> func_names_;  // FindFuncByName
   std::unordered_map<const void*, std::unique_ptr<GraphObj>> graphs_;
   std::unordered_map<const void*, std::unique_ptr<ExecObj>> execs_;
   std::unordered_map<uint64_t, Capture> captures_;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <vector>
 
 #include "driver_kernels_cubin.h"   // unsigned char driver_kernels_cubin[] (bin2c)
@@ -100,6 +101,17 @@ int main() {
   CHECK(cuModuleGetFunction(&multiply, mod, "multiplyByGlobal"));
   CHECK(cuModuleGetFunction(&add_row, mod, "addRowIndex"));
   CHECK(cuModuleGetFunction(&cluster_rank, mod, "clusterRank"));
+  // One handle per function, however often it is looked up or listed (the
+  // driver's: cuFFT compares what TOOLS_MODULE lists with what it resolved).
+  CUfunction looked_up = nullptr;
+  CHECK(cuModuleGetFunction(&looked_up, mod, "multiplyByGlobal"));
+  EXPECT(looked_up == multiply, "a second lookup of multiplyByGlobal gave another handle");
+  unsigned listed_count = 0;
+  CHECK(cuModuleGetFunctionCount(&listed_count, mod));
+  std::vector<CUfunction> listed(listed_count);
+  CHECK(cuModuleEnumerateFunctions(listed.data(), listed_count, mod));
+  EXPECT(std::find(listed.begin(), listed.end(), multiply) != listed.end(),
+         "cuModuleEnumerateFunctions did not list multiplyByGlobal's handle");
   CUfunction missing;
   EXPECT(cuModuleGetFunction(&missing, mod, "noSuchKernel") == CUDA_ERROR_NOT_FOUND,
          "missing kernel not reported as CUDA_ERROR_NOT_FOUND");

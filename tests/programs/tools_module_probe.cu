@@ -101,8 +101,9 @@ void Probe(const char* label, Slot7 slot7, CUcontext pass_ctx, CUcontext ctx, CU
   std::vector<Record> calls = g_calls;  // launches below don't call back
   printf("%s: returns %d, callback called %zu time(s)\n", label, r, calls.size());
   for (const Record& c : calls) {
-    printf("    cb(%s, %s, %s, %s)\n", Name(c.arg[0], names).c_str(), Name(c.arg[1], names).c_str(),
-           Name(c.arg[2], names).c_str(), Name(c.arg[3], names).c_str());
+    // Two arguments: what cuFFT's callback takes (the others hold whatever
+    // the registers had; measured on an H100: the context's and the user's).
+    printf("    cb(%s, %s)\n", Name(c.arg[0], names).c_str(), Name(c.arg[1], names).c_str());
     if (c.arg[0] == &g_calls && c.arg[1] != nullptr && !kernels.empty()) {
       // What cuFFT does with the value: launch it as a function.
       printf("    launching the value: wrote %u\n", LaunchAndRead(static_cast<CUfunction>(c.arg[1])));
