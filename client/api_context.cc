@@ -11,6 +11,11 @@ namespace proto = rgpu::proto;
 
 namespace {
 
+// Flags every context reports: since CUDA 11 all contexts behave as though
+// CU_CTX_MAP_HOST were given (cuda.h), and the driver says so (an H100,
+// driver 580: cudaGetDeviceFlags gives cudaDeviceMapHost unasked).
+constexpr unsigned kAlwaysOnFlags = CU_CTX_MAP_HOST;
+
 CtxObj* AsCtx(ClientState* s, CUcontext c) {
   return s->IsContext(c) ? reinterpret_cast<CtxObj*>(c) : nullptr;
 }
@@ -82,7 +87,7 @@ CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int* flags, int* acti
   RGPU_STATE_OR_RETURN(s);
   if (dev < 0 || dev >= s->device_count()) return CUDA_ERROR_INVALID_DEVICE;
   CtxObj* p = s->Primary(dev);
-  *flags = p->flags;
+  *flags = p->flags | kAlwaysOnFlags;
   *active = p->retains > 0 ? 1 : 0;
   return CUDA_SUCCESS;
 }
@@ -198,7 +203,7 @@ CUresult cuCtxGetFlags(unsigned int* flags) {
   if (flags == nullptr) return CUDA_ERROR_INVALID_VALUE;
   RGPU_STATE_OR_RETURN(s);
   RGPU_CTX_OR_RETURN(s, c);
-  *flags = c->flags;
+  *flags = c->flags | kAlwaysOnFlags;
   return CUDA_SUCCESS;
 }
 

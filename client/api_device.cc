@@ -18,8 +18,12 @@ extern "C" {
 
 CUresult cuInit(unsigned int flags) { return ClientState::Init(flags); }
 
+// After the exit handler's deinitialisation even the calls that need no GPU
+// answer CUDA_ERROR_DEINITIALIZED, as the driver's do (measured on an H100,
+// driver 580: cuDriverGetVersion, cuGetErrorName; tests/programs/exit_teardown).
 CUresult cuDriverGetVersion(int* version) {
   if (version == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_RETURN_IF_DEINITIALIZED();
   ClientState* s = ClientState::Get();
   // Before cuInit the real driver answers too; cudart asks first.
   int remote = s ? s->info().driver_version : 0;
@@ -151,6 +155,7 @@ CUresult cuDeviceGetProperties(CUdevprop* prop, CUdevice dev) {
 
 CUresult cuGetErrorName(CUresult error, const char** pStr) {
   if (pStr == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_RETURN_IF_DEINITIALIZED();
   const ErrorName* e = FindErrorName(error);
   if (e == nullptr) {
     *pStr = nullptr;
@@ -162,6 +167,7 @@ CUresult cuGetErrorName(CUresult error, const char** pStr) {
 
 CUresult cuGetErrorString(CUresult error, const char** pStr) {
   if (pStr == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  RGPU_RETURN_IF_DEINITIALIZED();
   const ErrorName* e = FindErrorName(error);
   if (e == nullptr) {
     *pStr = nullptr;

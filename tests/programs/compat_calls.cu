@@ -674,6 +674,7 @@ static void Copy3DBatch(CUstream st) {
 }
 
 int main() {
+  setvbuf(stdout, nullptr, _IONBF, 0);  // a crash must not eat the output
   CK(cuInit(0));
   CUdevice dev = 0;
   CK(cuDeviceGet(&dev, 0));

@@ -28,10 +28,10 @@
 //    list"; the e2e test sets MALLOC_PERTURB_ so a use after free shows);
 //  - the destructor of a static object constructed before main, after the
 //    driver's handler: calls needing the driver return
-//    CUDA_ERROR_DEINITIALIZED, also on a thread still running then, while
-//    cuGetErrorName and cuDriverGetVersion still answer. Every code is
+//    CUDA_ERROR_DEINITIALIZED, also on a thread still running then, and so
+//    do cuGetErrorName (no name) and cuDriverGetVersion (measured on an
+//    H100, driver 580: every code here is the driver's). Every code is
 //    printed; a mismatch is reported and the program exits 1 at the end.
-//    Measured on the real driver so far: cuCtxGetCurrent only.
 // Prints "OK exit_teardown" last, from that destructor.
 #include <cuda.h>
 
@@ -168,11 +168,11 @@ struct StaticCache {
     Expect(where, "cuDeviceGetCount", cuDeviceGetCount(&count), CUDA_ERROR_DEINITIALIZED);
     Expect(where, "cuInit", cuInit(0), CUDA_ERROR_DEINITIALIZED);
     int version = 0;
-    Expect(where, "cuDriverGetVersion", cuDriverGetVersion(&version), CUDA_SUCCESS);
+    Expect(where, "cuDriverGetVersion", cuDriverGetVersion(&version), CUDA_ERROR_DEINITIALIZED);
     const char* name = nullptr;
-    Expect(where, "cuGetErrorName", cuGetErrorName(CUDA_ERROR_DEINITIALIZED, &name), CUDA_SUCCESS);
+    Expect(where, "cuGetErrorName", cuGetErrorName(CUDA_ERROR_DEINITIALIZED, &name), CUDA_ERROR_DEINITIALIZED);
     printf("%s: CUresult 4 is %s\n", where, name ? name : "(null)");
-    if (name == nullptr || strcmp(name, "CUDA_ERROR_DEINITIALIZED") != 0) g_late_mismatch = true;
+    if (name != nullptr) g_late_mismatch = true;
     fflush(stdout);
     g_exit_stage.store(2);
     g_exit_thread->join();

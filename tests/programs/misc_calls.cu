@@ -389,6 +389,7 @@ static void PointerAttributes(CUdevice dev, CUdeviceptr buf, size_t size) {
 }
 
 int main() {
+  setvbuf(stdout, nullptr, _IONBF, 0);  // a crash must not eat the output
   CK(cuInit(0));
   CUdevice dev = 0;
   CK(cuDeviceGet(&dev, 0));

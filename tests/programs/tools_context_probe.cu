@@ -46,6 +46,7 @@ const char* NameId(unsigned long long id, const Known& k) {
 }  // namespace
 
 int main() {
+  setvbuf(stdout, nullptr, _IONBF, 0);  // a crash must not eat the output
   CUdevice dev;
   CUcontext ctx = UsePrimaryContext(&dev);
   const unsigned char kId[16] = {0x21, 0x31, 0x8c, 0x60, 0x97, 0x14, 0x32, 0x48,
