@@ -262,11 +262,16 @@ CUresult ToolsContextId(CUcontext ctx, unsigned long long* id) {
 // the handle's stream and `stream == CU_STREAM_PER_THREAD`, passes what it
 // got to 39, and keys its cache by the result (by thread too for the
 // per-thread stream); any non-zero return is CUBLAS_STATUS_INTERNAL_ERROR.
-// Read from cuBLAS's code, not yet measured on the driver (the probe
-// tests/programs/tools_context_probe.cu compares the two on the GPU host):
-// 51 resolves the handle (NULL is the legacy stream, or the per-thread one
-// when the flag says so) after checking it names a stream; 39 gives the
-// stream's id, which is stable per stream and unique, as the cache needs.
+// Read from cuBLAS's code; measured on an H100 (driver 580) with the probe
+// tests/programs/tools_context_probe.cu: 51 hands out the driver's own
+// object for the stream, not the CUstream (the probe crashed using it as
+// one), and 39 gives that stream's id. Here 51 resolves the handle (NULL is
+// the legacy stream, or the per-thread one when the flag says so) after
+// checking it names a stream and hands out an opaque token for it, which 39
+// turns back into the stream's id: stable per stream and unique, as the
+// cache needs.
+constexpr uintptr_t kStreamTokenTag = uintptr_t{0x5a17} << 48;
+
 CUresult ToolsContextResolveStream(CUcontext ctx, CUstream stream, CUstream* resolved, int per_thread) {
   RGPU_LOG_DEBUG("export table TOOLS_CONTEXT[51](ctx %p, stream %p, %d)", static_cast<void*>(ctx),
                  static_cast<void*>(stream), per_thread);
@@ -274,7 +279,7 @@ CUresult ToolsContextResolveStream(CUcontext ctx, CUstream stream, CUstream* res
   if (stream == nullptr) stream = per_thread ? CU_STREAM_PER_THREAD : CU_STREAM_LEGACY;
   unsigned long long id = 0;
   if (CUresult r = cuStreamGetId(stream, &id); r != CUDA_SUCCESS) return r;
-  *resolved = stream;
+  *resolved = reinterpret_cast<CUstream>(reinterpret_cast<uintptr_t>(stream) ^ kStreamTokenTag);
   return CUDA_SUCCESS;
 }
 
@@ -282,7 +287,7 @@ CUresult ToolsContextStreamKey(CUcontext ctx, CUstream stream, unsigned long lon
   RGPU_LOG_DEBUG("export table TOOLS_CONTEXT[39](ctx %p, stream %p)", static_cast<void*>(ctx),
                  static_cast<void*>(stream));
   if (key == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  return cuStreamGetId(stream, key);
+  return cuStreamGetId(reinterpret_cast<CUstream>(reinterpret_cast<uintptr_t>(stream) ^ kStreamTokenTag), key);
 }
 
 // TOOLS_MODULE[7](ctx, module, callback, user): the functions of a module

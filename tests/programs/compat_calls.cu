@@ -45,8 +45,8 @@ static void SharedMemConfigAndTextureWidth(CUfunction fn) {
   CK(cuFuncSetSharedMemConfig(fn, CU_SHARED_MEM_CONFIG_FOUR_BYTE_BANK_SIZE));
   CK(cuFuncSetSharedMemConfig(fn, CU_SHARED_MEM_CONFIG_DEFAULT_BANK_SIZE));
   EXPECT_CU(CUDA_ERROR_INVALID_VALUE, cuFuncSetSharedMemConfig(fn, static_cast<CUsharedconfig>(7)));
-  EXPECT_CU(CUDA_ERROR_INVALID_HANDLE,
-            cuFuncSetSharedMemConfig(reinterpret_cast<CUfunction>(0x1230), CU_SHARED_MEM_CONFIG_DEFAULT_BANK_SIZE));
+  // (No made-up function handle here: NVIDIA's driver dereferences it and
+  // crashed this program on an H100.)
   CK(cuCtxSynchronize());  // the queued sets reached the worker's driver and were accepted
 
   size_t w = 0;

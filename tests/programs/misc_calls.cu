@@ -211,8 +211,7 @@ static void Linking() {
   CK(cuModuleGetFunctionCount(&n, mod));
   EXPECT(n == 2);
   CK(cuModuleUnload(mod));
-  CK(cuLinkDestroy(link));
-  EXPECT_CU(CUDA_ERROR_INVALID_HANDLE, cuLinkDestroy(link));
+  CK(cuLinkDestroy(link));  // (not twice: the driver frees it again, which corrupted this program's heap)
 
   // An input from a file.
   char path[] = "/tmp/misc_calls_XXXXXX";
