@@ -264,14 +264,12 @@ CUresult ToolsContextId(CUcontext ctx, unsigned long long* id) {
 // per-thread stream); any non-zero return is CUBLAS_STATUS_INTERNAL_ERROR.
 // Read from cuBLAS's code; measured on an H100 (driver 580) with the probe
 // tests/programs/tools_context_probe.cu: 51 hands out the driver's own
-// object for the stream, not the CUstream (the probe crashed using it as
-// one), and 39 gives that stream's id. Here 51 resolves the handle (NULL is
-// the legacy stream, or the per-thread one when the flag says so) after
-// checking it names a stream and hands out an opaque token for it, which 39
-// turns back into the stream's id: stable per stream and unique, as the
-// cache needs.
-constexpr uintptr_t kStreamTokenTag = uintptr_t{0x5a17} << 48;
-
+// object for the stream, not the CUstream, and 39 gives that stream's id.
+// Here 51 resolves the handle (NULL is the legacy stream, or the per-thread
+// one when the flag says so) after checking it names a stream and hands out
+// the client's stream object (what the handle points to: readable memory,
+// should the caller look into it, and verified with cuBLAS on the GPU host);
+// 39 gives the stream's id: stable per stream and unique, as the cache needs.
 CUresult ToolsContextResolveStream(CUcontext ctx, CUstream stream, CUstream* resolved, int per_thread) {
   RGPU_LOG_DEBUG("export table TOOLS_CONTEXT[51](ctx %p, stream %p, %d)", static_cast<void*>(ctx),
                  static_cast<void*>(stream), per_thread);
@@ -279,7 +277,7 @@ CUresult ToolsContextResolveStream(CUcontext ctx, CUstream stream, CUstream* res
   if (stream == nullptr) stream = per_thread ? CU_STREAM_PER_THREAD : CU_STREAM_LEGACY;
   unsigned long long id = 0;
   if (CUresult r = cuStreamGetId(stream, &id); r != CUDA_SUCCESS) return r;
-  *resolved = reinterpret_cast<CUstream>(reinterpret_cast<uintptr_t>(stream) ^ kStreamTokenTag);
+  *resolved = stream;
   return CUDA_SUCCESS;
 }
 
@@ -287,7 +285,7 @@ CUresult ToolsContextStreamKey(CUcontext ctx, CUstream stream, unsigned long lon
   RGPU_LOG_DEBUG("export table TOOLS_CONTEXT[39](ctx %p, stream %p)", static_cast<void*>(ctx),
                  static_cast<void*>(stream));
   if (key == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  return cuStreamGetId(reinterpret_cast<CUstream>(reinterpret_cast<uintptr_t>(stream) ^ kStreamTokenTag), key);
+  return cuStreamGetId(stream, key);
 }
 
 // TOOLS_MODULE[7](ctx, module, callback, user): the functions of a module
