@@ -177,6 +177,10 @@ void TranslateRegisteredArgsSlow(ClientState* s, uint8_t* params, size_t n) {
     if (v < lo || v > hi) continue;
     auto it = FindLocked(v);
     if (it == g_buffers.end()) continue;
+    // The worker's device addresses and this process's host addresses are
+    // separate spaces that may overlap: a word that names device memory of
+    // this session is a device pointer, left alone.
+    if (s->FindAllocation(v, nullptr, nullptr)) continue;
     // A launch cannot fail for this: without a mirror the kernel gets the
     // host pointer, as before, and faults on the GPU host.
     if (MakeMirror(s, it->first, it->second) != CUDA_SUCCESS) continue;

@@ -10,8 +10,10 @@
 // another address, kept coherent at GPU-work boundaries:
 //   - cuMemHostGetDevicePointer answers the mirror's address, and a host
 //     pointer into the buffer among a kernel's packed parameters (any 8-byte
-//     aligned word) is rewritten to the mirror's address, as unified
-//     addressing would have let the kernel use it;
+//     aligned word that is not also an address of the session's device
+//     memory: the two address spaces are separate and may overlap) is
+//     rewritten to the mirror's address, as unified addressing would have
+//     let the kernel use it;
 //   - before GPU work, the pages whose host content differs from a snapshot
 //     of what the device holds are sent (a compare, not page protection:
 //     the program's own memory may be handed to system calls at any time);
