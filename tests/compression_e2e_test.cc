@@ -64,9 +64,12 @@ TEST(Compression, CopiesOverASlowLinkAreExactAndTakeFewerBytes) {
     EXPECT_NE(r.output.find(std::string("bulk copies compressed with ") + codec), std::string::npos) << r.output;
     // 7/8 of the data is zeros: compressed blocks shrink to a fraction. Not
     // all blocks go compressed: the first ones (until the socket buffers
-    // fill, the link looks fast) and the probes go stored.
-    EXPECT_LT(r.up, kPlainBytes * 85 / 100) << "host-to-device data was not compressed";
-    EXPECT_LT(r.down, kPlainBytes * 85 / 100) << "device-to-host data was not compressed";
+    // fill, the link looks fast) and the probes go stored, and on a loaded
+    // machine (a sanitizer build beside other tests) the link looks fast
+    // for longer (measured: 85.8% of the plain bytes once in CI). Data sent
+    // plain is at least 100%.
+    EXPECT_LT(r.up, kPlainBytes * 95 / 100) << "host-to-device data was not compressed";
+    EXPECT_LT(r.down, kPlainBytes * 95 / 100) << "device-to-host data was not compressed";
   }
   LinkBytes plain = CopyThroughSlowLink(server, "off");
   ASSERT_EQ(plain.exit_code, 0) << plain.output;
