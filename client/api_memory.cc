@@ -350,8 +350,9 @@ CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* pdptr, void* p, unsigned int 
     if (r == CUDA_SUCCESS) *pdptr = reinterpret_cast<CUdeviceptr>(p);
     return r;
   }
-  // Registered: its mirror on the GPU host (client/registered_memory.h).
-  if (RegisteredDevicePointer(s, p, pdptr) == CUDA_SUCCESS) return CUDA_SUCCESS;
+  // Registered: its mirror on the GPU host (client/registered_memory.h),
+  // or why none could be made (CUDA_ERROR_OUT_OF_MEMORY...).
+  if (CUresult rr = RegisteredDevicePointer(s, p, pdptr); rr != CUDA_ERROR_INVALID_VALUE) return rr;
   // Pinned that could not be made promotable: not reachable from the GPU host.
   return ReportUnsupported("cuMemHostGetDevicePointer on pinned memory that could not be mapped for the GPU");
 }

@@ -50,7 +50,8 @@ void NoteRegistered(CtxObj* ctx, const void* p, size_t size);
 void NoteUnregistered(ClientState* s, const void* p);
 
 // The device address for host address `p` inside a registered buffer (its
-// mirror, made on first use). CUDA_ERROR_INVALID_VALUE if `p` is in none.
+// mirror, made on first use). CUDA_ERROR_INVALID_VALUE if `p` is in none;
+// the allocation's error if the mirror cannot be made.
 CUresult RegisteredDevicePointer(ClientState* s, const void* p, CUdeviceptr* out);
 
 void TranslateRegisteredArgsSlow(ClientState* s, uint8_t* params, size_t n);
