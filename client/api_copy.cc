@@ -39,6 +39,12 @@ CUresult Target(ClientState* s, CUstream h, bool per_thread, CtxObj** ctx, uint6
 
 bool IsDevice(ClientState* s, CUdeviceptr p, uint64_t n) { return s->CoveredByAllocations(p, n); }
 
+// GPU work wrote device memory at `dst`: host copies of it (managed memory,
+// registered memory's mirrors) may be stale from now on.
+void AfterDeviceWrite(CUdeviceptr dst) {
+  if (IsManaged(dst) || IsRegisteredMirror(dst)) ManagedAfterDeviceWork();
+}
+
 // Why [p, p+n) was refused, once per API name: the driver's answer is a bare
 // CUDA_ERROR_INVALID_VALUE, and the program's log rarely says which memory it
 // meant. Kept out of line: the success path only pays for IsDevice.
@@ -161,7 +167,7 @@ CUresult DtoD(ClientState* s, CtxObj* c, uint64_t stream, bool async, CUdevicept
   if (CUresult r = ManagedBeforeDeviceWork(s); r != CUDA_SUCCESS) return r;
   CUresult r = Post(s, proto::CallId::kMemcpyDtoD,
                     proto::MemcpyDtoDReq{c->id, stream, static_cast<uint8_t>(async), dst, src, n});
-  if (IsManaged(dst) || IsRegisteredMirror(dst)) ManagedAfterDeviceWork();
+  AfterDeviceWrite(dst);
   return r;
 }
 
@@ -238,7 +244,7 @@ CUresult Memset(CUdeviceptr dst, size_t pitch, uint32_t value, uint8_t elem, siz
   r = Post(s, proto::CallId::kMemset,
            proto::MemsetReq{c->id, stream, static_cast<uint8_t>(async), dst, pitch, value, elem,
                             width, height});
-  if (IsManaged(dst) || IsRegisteredMirror(dst)) ManagedAfterDeviceWork();
+  AfterDeviceWrite(dst);
   return r;
 }
 
@@ -307,7 +313,7 @@ CUresult Copy3D(const CUDA_MEMCPY3D& c, CUstream h, bool async, bool per_thread)
     return CUDA_SUCCESS;
   }
   if (CUresult mr = ManagedBeforeDeviceWork(s); mr != CUDA_SUCCESS) return mr;
-  if (dst.type == CU_MEMORYTYPE_DEVICE && (IsManaged(dst.dev) || IsRegisteredMirror(dst.dev))) ManagedAfterDeviceWork();
+  if (dst.type == CU_MEMORYTYPE_DEVICE) AfterDeviceWrite(dst.dev);
   size_t rows_per_chunk = std::max<size_t>(1, kChunk / width);
   if (width > kChunk) return ReportUnsupported("cuMemcpy2D/3D rows over 64 MiB");
   std::vector<uint8_t> packed;
